@@ -1,0 +1,189 @@
+//! Commands (what someone asks for) and events (what was decided). Both are
+//! plain data: they nest, batch, queue and travel over any transport.
+
+use std::num::NonZeroU64;
+
+use serde::{Deserialize, Serialize};
+
+use super::types::{OrderId, PartitionKey, Priority, Quantity, Region, Timestamp, WarehouseId};
+
+/// A validated purchase order for one (warehouse, SKU) partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    pub id: OrderId,
+    pub partition: PartitionKey,
+    pub quantity: Quantity,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<Region>,
+    #[serde(default)]
+    pub priority: Priority,
+    /// Warehouses to try next, in order, if this partition reroutes the
+    /// order (filled in by the routing rules at ingress).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<WarehouseId>,
+}
+
+/// What a caller asks allot to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Command {
+    /// Queue an order; it is released when stock allows.
+    PlaceOrder(Order),
+    /// Cancel an order: a queued or backordered one is removed, a reserved
+    /// one is released when its outcome comes back, a confirmed one is
+    /// compensated by returning its units (if the policy allows).
+    CancelOrder {
+        id: OrderId,
+        partition: PartitionKey,
+    },
+    /// Set the partition's on-hand stock (free plus reserved units).
+    SetStock {
+        partition: PartitionKey,
+        on_hand: u64,
+    },
+    /// Add units to the partition's stock.
+    Restock {
+        partition: PartitionKey,
+        units: NonZeroU64,
+    },
+    /// Change on-hand stock by `delta` (shrinkage, counts, corrections).
+    AdjustStock { partition: PartitionKey, delta: i64 },
+    /// Several commands, applied in order; batches may nest.
+    Batch { commands: Vec<Command> },
+}
+
+/// How a worker's enactment of a released order ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Enacted (payment captured, fulfilment requested, ...).
+    Fulfilled,
+    /// Not enacted. A retryable failure (timeout, unavailable) is tried again
+    /// with the same idempotency key; a permanent one rejects the order.
+    Failed { reason: String, retryable: bool },
+}
+
+/// Why an order was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RejectReason {
+    /// No stock left, and the policy rejects (or rerouting ran out of
+    /// warehouses).
+    OutOfStock,
+    /// The order itself is invalid; `field` names what, `why` says how.
+    Invalid { field: String, why: String },
+    /// Cancelled by request before it was enacted.
+    Cancelled,
+    /// Every attempt failed with a retryable error; the last one is given.
+    RetriesExhausted { last: String },
+    /// The worker failed it permanently.
+    FulfilmentFailed { reason: String },
+    /// Backordered, and no restock came within its TTL.
+    BackorderExpired,
+}
+
+impl std::fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::OutOfStock => f.write_str("out of stock"),
+            Self::Invalid { field, why } => write!(f, "invalid {field}: {why}"),
+            Self::Cancelled => f.write_str("cancelled"),
+            Self::RetriesExhausted { last } => write!(f, "retries exhausted: {last}"),
+            Self::FulfilmentFailed { reason } => write!(f, "fulfilment failed: {reason}"),
+            Self::BackorderExpired => f.write_str("backorder expired"),
+        }
+    }
+}
+
+impl RejectReason {
+    /// A short stable label, for tables and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::OutOfStock => "out_of_stock",
+            Self::Invalid { .. } => "invalid",
+            Self::Cancelled => "cancelled",
+            Self::RetriesExhausted { .. } => "retries_exhausted",
+            Self::FulfilmentFailed { .. } => "fulfilment_failed",
+            Self::BackorderExpired => "backorder_expired",
+        }
+    }
+}
+
+/// What the shard decided. The event log is the source of truth: folding
+/// these with `evolve` rebuilds every partition of a shard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// Accepted into its partition's queue.
+    OrderQueued { order: Order },
+    /// Units reserved; the order goes to a worker once this is durable.
+    OrderReserved { id: OrderId },
+    /// A worker enacted it: final.
+    OrderConfirmed { id: OrderId },
+    /// Enactment failed with a retryable error; attempt `attempt` follows.
+    OrderRetrying {
+        id: OrderId,
+        attempt: u32,
+        reason: String,
+    },
+    /// Its reservation went back to stock (a failure or a cancel); an
+    /// `OrderRejected` follows.
+    OrderReleased { id: OrderId, reason: String },
+    /// Final: not fulfilled, for `reason`.
+    OrderRejected { id: OrderId, reason: RejectReason },
+    /// Out of stock: held until restock or `until`.
+    OrderBackordered { id: OrderId, until: Timestamp },
+    /// Out of stock here: handed to warehouse `to` (final for this
+    /// partition; the runtime forwards it once this is durable).
+    OrderRerouted { id: OrderId, to: WarehouseId },
+    /// The runtime handed a rerouted order to its next partition.
+    OrderForwarded { id: OrderId },
+    /// A cancel arrived while the order was with a worker; it is settled
+    /// when the outcome comes back.
+    OrderCancelRequested { id: OrderId },
+    /// A confirmed order was cancelled and its units returned to stock.
+    OrderCancelled { id: OrderId },
+    /// Stock fell below what was reserved: the reservation went back to the
+    /// front of the queue.
+    ReservationRevoked { id: OrderId },
+    /// On-hand stock set to `on_hand`.
+    StockSet {
+        partition: PartitionKey,
+        on_hand: u64,
+    },
+    /// `units` added.
+    StockRestocked { partition: PartitionKey, units: u64 },
+    /// On-hand stock changed by `delta`.
+    StockAdjusted { partition: PartitionKey, delta: i64 },
+}
+
+impl Event {
+    /// The order this event is about, if any.
+    pub fn order_id(&self) -> Option<&OrderId> {
+        match self {
+            Event::OrderQueued { order } => Some(&order.id),
+            Event::OrderReserved { id }
+            | Event::OrderConfirmed { id }
+            | Event::OrderRetrying { id, .. }
+            | Event::OrderReleased { id, .. }
+            | Event::OrderRejected { id, .. }
+            | Event::OrderBackordered { id, .. }
+            | Event::OrderRerouted { id, .. }
+            | Event::OrderForwarded { id }
+            | Event::OrderCancelRequested { id }
+            | Event::OrderCancelled { id }
+            | Event::ReservationRevoked { id } => Some(id),
+            Event::StockSet { .. } | Event::StockRestocked { .. } | Event::StockAdjusted { .. } => {
+                None
+            }
+        }
+    }
+
+    /// True for the events that end an order's life in a partition.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            Event::OrderConfirmed { .. }
+                | Event::OrderRejected { .. }
+                | Event::OrderRerouted { .. }
+        )
+    }
+}

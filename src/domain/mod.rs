@@ -1,0 +1,13 @@
+//! The pure domain: validated values, commands, events, the shard state they
+//! fold into, and the rules that decide. No I/O, no clock, no async; time
+//! comes in as a value.
+
+pub mod messages;
+pub mod policy;
+pub mod types;
+
+pub use messages::{Command, Event, Order, Outcome, RejectReason};
+pub use policy::{Exhaustion, ExhaustionRules, RetryPolicy, SkuPattern};
+pub use types::{
+    OrderId, PartitionKey, Priority, Quantity, Region, Sku, Timestamp, ValueError, WarehouseId,
+};
