@@ -3,6 +3,8 @@
 //! # Layout
 //!
 //! - [`domain`]: pure types and rules (orders, commands, events, policies).
+//! - [`scheduler`]: the sans-IO core of one shard: releases orders within stock, group-commits decisions, drives acks, dispatches and timers.
 #![forbid(unsafe_code)]
 
 pub mod domain;
+pub mod scheduler;

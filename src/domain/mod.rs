@@ -4,10 +4,16 @@
 
 pub mod messages;
 pub mod policy;
+pub(crate) mod queue;
+pub mod rules;
+pub mod state;
 pub mod types;
 
 pub use messages::{Command, Event, Order, Outcome, RejectReason};
+pub use policy::CancelConfirmed;
 pub use policy::{Exhaustion, ExhaustionRules, RetryPolicy, SkuPattern};
+pub use rules::{Attempt, CommandError, Decider, Known, OutcomeEffect, Rules, Settled};
+pub use state::{Final, Live, Partition, PartitionIdx, ShardState, StateError, Status};
 pub use types::{
     OrderId, PartitionKey, Priority, Quantity, Region, Sku, Timestamp, ValueError, WarehouseId,
 };

@@ -53,6 +53,17 @@ impl RetryPolicy {
     }
 }
 
+/// What cancelling a confirmed order does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelConfirmed {
+    /// Cancel it and return its units to stock (compensation).
+    #[default]
+    Restock,
+    /// Refuse: a confirmed order stays confirmed.
+    Refuse,
+}
+
 /// A SKU glob: `*` matches any run of characters (also none), `?` exactly
 /// one; everything else matches itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,457 @@
+//! The business rules: given a shard's state and what happened, decide the
+//! events. Each decided event is applied to the state at once (through
+//! `evolve`, the only way state changes), so the next rule sees its effect.
+//! Nothing here does I/O or reads a clock.
+
+use std::time::Duration;
+
+use super::messages::{Command, Event, Order, Outcome, RejectReason};
+use super::policy::{CancelConfirmed, Exhaustion, ExhaustionRules, RetryPolicy};
+use super::state::{Final, PartitionIdx, ShardState, Status};
+use super::types::{OrderId, PartitionKey, Timestamp, WarehouseId};
+
+/// The policies the rules read, as plain values.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rules {
+    pub exhaustion: ExhaustionRules,
+    pub retry: RetryPolicy,
+    pub cancel_confirmed: CancelConfirmed,
+}
+
+/// Identifies one dispatch of a reservation, so a late outcome of an earlier
+/// one is recognised and ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Attempt {
+    pub ticket: u64,
+    pub retry: u32,
+}
+
+/// A command the rules refuse: nothing was decided.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// No live order and no remembered decision has this id.
+    #[error("order {0}: unknown (never placed here, or older than the dedupe horizon)")]
+    UnknownOrder(OrderId),
+    /// The order was already decided; its decision stands.
+    #[error("order {id}: already {outcome:?}")]
+    AlreadyDecided { id: OrderId, outcome: Final },
+    /// The order moved to another warehouse; address it there.
+    #[error("order {id}: rerouted to warehouse {to}; cancel it there")]
+    Rerouted { id: OrderId, to: WarehouseId },
+    /// Config forbids cancelling confirmed orders.
+    #[error("order {0}: confirmed, and scheduler.cancel_confirmed = \"refuse\"")]
+    CancelConfirmedRefused(OrderId),
+    /// A stock change would leave negative stock.
+    #[error("{partition}: on-hand stock {on_hand} changed by {delta} would be negative")]
+    NegativeStock {
+        partition: PartitionKey,
+        on_hand: u64,
+        delta: i64,
+    },
+    /// A batch is handled by the scheduler, one command at a time.
+    #[error("nested batch must be unpacked by the scheduler")]
+    Batch,
+}
+
+/// A placed order that was not queued because its id is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Known {
+    Live(Status),
+    Decided(Final),
+}
+
+/// What a worker outcome led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutcomeEffect {
+    /// The order was settled (confirmed or rejected) in this partition.
+    Settled(PartitionIdx),
+    /// Dispatch it again after the backoff.
+    Retry { attempt: Attempt, after: Duration },
+    /// Not the current dispatch of a reserved order: ignored.
+    Stale,
+}
+
+/// Whether a partition still has queued orders it cannot serve yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    Idle,
+    /// Nothing fits, but orders are in flight and may free units.
+    Waiting,
+}
+
+/// Applies the rules to a state, collecting the events.
+pub struct Decider<'a> {
+    pub state: &'a mut ShardState,
+    pub events: &'a mut Vec<Event>,
+    pub rules: &'a Rules,
+}
+
+impl Decider<'_> {
+    fn emit(&mut self, event: Event) {
+        if let Err(e) = self.state.evolve(&event) {
+            panic!("a decided event must apply: {e}");
+        }
+        self.events.push(event);
+    }
+
+    /// Queues a new order. A known id is not decided again.
+    pub fn place(&mut self, order: Order) -> Result<PartitionIdx, Known> {
+        let to = &order.partition.warehouse;
+        if let Some(live) = self.state.live(&order.id) {
+            // The forwarded copy of an order this shard rerouted: its arrival
+            // proves the hand-off.
+            if live.status != Status::Forwarding || live.rerouted_to.as_ref() != Some(to) {
+                return Err(Known::Live(live.status));
+            }
+            self.emit(Event::OrderForwarded {
+                id: order.id.clone(),
+            });
+        } else if let Some(d) = self.state.decided(&order.id) {
+            if d.outcome != Final::Rerouted(to.clone()) {
+                return Err(Known::Decided(d.outcome.clone()));
+            }
+        }
+        let key = order.partition.clone();
+        self.emit(Event::OrderQueued { order });
+        Ok(self
+            .state
+            .partition_idx(&key)
+            .expect("queued orders have a partition"))
+    }
+
+    /// Records an order that failed validation as rejected, unless its id
+    /// is known (then the earlier decision stands).
+    pub fn reject_invalid(&mut self, id: OrderId, field: &str, why: &str) -> Result<(), Known> {
+        if let Some(live) = self.state.live(&id) {
+            return Err(Known::Live(live.status));
+        }
+        if let Some(d) = self.state.decided(&id) {
+            return Err(Known::Decided(d.outcome.clone()));
+        }
+        self.emit(Event::OrderRejected {
+            id,
+            reason: RejectReason::Invalid {
+                field: field.to_owned(),
+                why: why.to_owned(),
+            },
+        });
+        Ok(())
+    }
+
+    /// Cancels an order. Returns the partition whose stock may have changed.
+    pub fn cancel(&mut self, id: &OrderId) -> Result<Option<PartitionIdx>, CommandError> {
+        if let Some(live) = self.state.live(id) {
+            let p = live.partition;
+            match live.status {
+                Status::Queued | Status::Backordered { .. } => self.emit(Event::OrderRejected {
+                    id: id.clone(),
+                    reason: RejectReason::Cancelled,
+                }),
+                Status::Reserved if !live.cancel_requested => {
+                    self.emit(Event::OrderCancelRequested { id: id.clone() })
+                }
+                Status::Reserved | Status::Releasing => {}
+                Status::Forwarding => {
+                    return Err(CommandError::Rerouted {
+                        id: id.clone(),
+                        to: live.rerouted_to.clone().expect("forwarding has a target"),
+                    })
+                }
+            }
+            return Ok(Some(p));
+        }
+        let d = self
+            .state
+            .decided(id)
+            .ok_or_else(|| CommandError::UnknownOrder(id.clone()))?;
+        match (&d.outcome, self.rules.cancel_confirmed) {
+            (Final::Confirmed, CancelConfirmed::Restock) => {
+                let p = d.partition;
+                self.emit(Event::OrderCancelled { id: id.clone() });
+                Ok(p)
+            }
+            (Final::Confirmed, CancelConfirmed::Refuse) => {
+                Err(CommandError::CancelConfirmedRefused(id.clone()))
+            }
+            (Final::Rerouted(to), _) => Err(CommandError::Rerouted {
+                id: id.clone(),
+                to: to.clone(),
+            }),
+            (outcome, _) => Err(CommandError::AlreadyDecided {
+                id: id.clone(),
+                outcome: outcome.clone(),
+            }),
+        }
+    }
+
+    /// Applies a stock command; returns the partition it changed.
+    pub fn stock(&mut self, command: &Command) -> Result<PartitionIdx, CommandError> {
+        let (key, event, new_on_hand) = match command {
+            Command::SetStock { partition, on_hand } => (
+                partition,
+                Event::StockSet {
+                    partition: partition.clone(),
+                    on_hand: *on_hand,
+                },
+                Some(*on_hand),
+            ),
+            Command::Restock { partition, units } => (
+                partition,
+                Event::StockRestocked {
+                    partition: partition.clone(),
+                    units: units.get(),
+                },
+                None,
+            ),
+            Command::AdjustStock { partition, delta } => {
+                let on_hand = self
+                    .state
+                    .partition_idx(partition)
+                    .map_or(0, |p| self.state.partition(p).on_hand());
+                let new = on_hand.checked_add_signed(*delta).ok_or_else(|| {
+                    CommandError::NegativeStock {
+                        partition: partition.clone(),
+                        on_hand,
+                        delta: *delta,
+                    }
+                })?;
+                (
+                    partition,
+                    Event::StockAdjusted {
+                        partition: partition.clone(),
+                        delta: *delta,
+                    },
+                    Some(new),
+                )
+            }
+            Command::PlaceOrder(_) | Command::CancelOrder { .. } | Command::Batch { .. } => {
+                return Err(CommandError::Batch)
+            }
+        };
+        if let (Some(new), Some(p)) = (new_on_hand, self.state.partition_idx(key)) {
+            self.revoke_above(p, new);
+        }
+        self.emit(event);
+        Ok(self
+            .state
+            .partition_idx(key)
+            .expect("stock events create their partition"))
+    }
+
+    /// Revokes the newest reservations until at most `limit` units are
+    /// reserved; they go back to the front of the queue.
+    fn revoke_above(&mut self, p: PartitionIdx, limit: u64) {
+        while self.state.partition(p).reserved > limit {
+            let part = self.state.partition(p);
+            let newest = part
+                .reservations
+                .iter()
+                .rev()
+                .find(|(e, _)| self.state.is_current(e))
+                .map(|(e, _)| e.id.clone())
+                .expect("reserved units have a reservation");
+            let cancelled = self.state.live(&newest).is_some_and(|l| l.cancel_requested);
+            self.emit(Event::ReservationRevoked { id: newest.clone() });
+            if cancelled {
+                self.emit(Event::OrderRejected {
+                    id: newest,
+                    reason: RejectReason::Cancelled,
+                });
+            }
+        }
+    }
+
+    /// Applies a worker's outcome for one dispatch.
+    pub fn outcome(&mut self, id: &OrderId, attempt: Attempt, outcome: Outcome) -> OutcomeEffect {
+        let Some(live) = self.state.live(id) else {
+            return OutcomeEffect::Stale;
+        };
+        if live.status != Status::Reserved
+            || live.ticket != attempt.ticket
+            || live.attempts != attempt.retry
+        {
+            return OutcomeEffect::Stale;
+        }
+        let (p, cancelled, attempts) = (live.partition, live.cancel_requested, live.attempts);
+        match outcome {
+            Outcome::Fulfilled => {
+                self.emit(Event::OrderConfirmed { id: id.clone() });
+                if cancelled && self.rules.cancel_confirmed == CancelConfirmed::Restock {
+                    self.emit(Event::OrderCancelled { id: id.clone() });
+                }
+            }
+            Outcome::Failed { reason, .. } if cancelled => {
+                self.release(id, reason, RejectReason::Cancelled)
+            }
+            Outcome::Failed {
+                reason,
+                retryable: true,
+            } if attempts < self.rules.retry.max_retries => {
+                let retry = attempts + 1;
+                self.emit(Event::OrderRetrying {
+                    id: id.clone(),
+                    attempt: retry,
+                    reason,
+                });
+                return OutcomeEffect::Retry {
+                    attempt: Attempt {
+                        ticket: attempt.ticket,
+                        retry,
+                    },
+                    after: self.rules.retry.backoff(retry),
+                };
+            }
+            Outcome::Failed {
+                reason,
+                retryable: true,
+            } => {
+                let why = RejectReason::RetriesExhausted {
+                    last: reason.clone(),
+                };
+                self.release(id, reason, why)
+            }
+            Outcome::Failed {
+                reason,
+                retryable: false,
+            } => {
+                let why = RejectReason::FulfilmentFailed {
+                    reason: reason.clone(),
+                };
+                self.release(id, reason, why)
+            }
+        }
+        OutcomeEffect::Settled(p)
+    }
+
+    fn release(&mut self, id: &OrderId, reason: String, why: RejectReason) {
+        self.emit(Event::OrderReleased {
+            id: id.clone(),
+            reason,
+        });
+        self.emit(Event::OrderRejected {
+            id: id.clone(),
+            reason: why,
+        });
+    }
+
+    /// Reserves for waiting orders while stock allows (backorders first,
+    /// then the queue, each in release order, first fit); once nothing
+    /// fits and nothing is in flight, resolves the queue by policy.
+    pub fn settle(&mut self, p: PartitionIdx, now: Timestamp) -> Settled {
+        loop {
+            let part = self.state.partition(p);
+            if part.available == 0 {
+                break;
+            }
+            let live = |e: &_| self.state.is_current(e);
+            let next = part
+                .backorders
+                .first_fit(part.available, live)
+                .or_else(|| part.queue.first_fit(part.available, live));
+            match next {
+                Some(e) => {
+                    let id = e.id.clone();
+                    self.emit(Event::OrderReserved { id });
+                }
+                None => break,
+            }
+        }
+        let part = self.state.partition(p);
+        if part.queued == 0 {
+            Settled::Idle
+        } else if part.in_flight > 0 {
+            Settled::Waiting
+        } else {
+            self.exhaust(p, now);
+            Settled::Idle
+        }
+    }
+
+    /// Resolves every queued order of the partition in one batch by its
+    /// exhaustion policy.
+    pub fn exhaust(&mut self, p: PartitionIdx, now: Timestamp) {
+        let part = self.state.partition(p);
+        let policy = self.rules.exhaustion.for_sku(&part.key.sku).clone();
+        let waiting: Vec<OrderId> = part
+            .queue
+            .iter()
+            .filter(|(e, _)| self.state.is_current(e))
+            .map(|(e, _)| e.id.clone())
+            .collect();
+        for id in waiting {
+            let event = match &policy {
+                Exhaustion::Reject => Event::OrderRejected {
+                    id,
+                    reason: RejectReason::OutOfStock,
+                },
+                Exhaustion::Backorder { ttl } => Event::OrderBackordered {
+                    id,
+                    until: now.plus(*ttl),
+                },
+                Exhaustion::Reroute => match self.next_warehouse(&id) {
+                    Some(to) => Event::OrderRerouted { id, to },
+                    None => Event::OrderRejected {
+                        id,
+                        reason: RejectReason::OutOfStock,
+                    },
+                },
+            };
+            self.emit(event);
+        }
+    }
+
+    fn next_warehouse(&self, id: &OrderId) -> Option<WarehouseId> {
+        let order = &self.state.live(id)?.order;
+        order
+            .fallbacks
+            .iter()
+            .find(|w| **w != order.partition.warehouse)
+            .cloned()
+    }
+
+    /// Rejects backorders whose TTL passed, oldest first. Returns the next
+    /// backorder deadline of the partition, if any.
+    pub fn expire_backorders(&mut self, p: PartitionIdx, now: Timestamp) -> Option<Timestamp> {
+        loop {
+            let part = self.state.partition(p);
+            let front = part
+                .backorders
+                .iter()
+                .find(|(e, _)| self.state.is_current(e));
+            let (id, until) = match front {
+                Some((e, _)) => match self.state.live(&e.id).map(|l| l.status) {
+                    Some(Status::Backordered { until }) => (e.id.clone(), until),
+                    _ => unreachable!("current backorder entries are backordered"),
+                },
+                None => return None,
+            };
+            if until > now {
+                return Some(until);
+            }
+            self.emit(Event::OrderRejected {
+                id,
+                reason: RejectReason::BackorderExpired,
+            });
+        }
+    }
+
+    /// The runtime handed a rerouted order on. Idempotent.
+    pub fn forwarded(&mut self, id: &OrderId) {
+        if self
+            .state
+            .live(id)
+            .is_some_and(|l| l.status == Status::Forwarding)
+        {
+            self.emit(Event::OrderForwarded { id: id.clone() });
+        }
+    }
+}
+
+/// The order, as the next partition should receive it after a reroute.
+pub fn forwarded_order(order: &Order, to: &WarehouseId) -> Order {
+    let mut next = order.clone();
+    next.fallbacks
+        .retain(|w| w != to && *w != order.partition.warehouse);
+    next.partition.warehouse = to.clone();
+    next
+}

@@ -1,0 +1,544 @@
+//! The state of one shard: its partitions (stock, queue, backorders,
+//! reservations), its live orders, and the horizon of recent decisions.
+//!
+//! State changes only through [`ShardState::evolve`], one event at a time.
+//! The live scheduler and a rebuild from the log call the same function, so
+//! folding a shard's events from empty state gives the live state exactly
+//! (`PartialEq` holds, lists and counters included).
+
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+use super::messages::{Event, Order};
+use super::queue::{Lane, PriorityLanes, Ticketed};
+use super::types::{OrderId, PartitionKey, Priority, Quantity, Timestamp, WarehouseId};
+
+/// Dense index of a partition within its shard.
+pub type PartitionIdx = u32;
+
+/// Where a live order is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    Queued,
+    Reserved,
+    Backordered {
+        until: Timestamp,
+    },
+    /// Released back to stock; its rejection follows in the same decision.
+    Releasing,
+    /// Rerouted; waits for the runtime to hand it to the next partition.
+    Forwarding,
+}
+
+/// An order that has not reached its final decision yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Live {
+    pub order: Order,
+    pub partition: PartitionIdx,
+    pub status: Status,
+    /// Changes whenever the order enters a lane; lane entries with another
+    /// ticket are stale and skipped.
+    pub ticket: u64,
+    /// Retries of the current reservation so far.
+    pub attempts: u32,
+    pub cancel_requested: bool,
+    /// Set while `Forwarding`.
+    pub rerouted_to: Option<WarehouseId>,
+}
+
+/// How an order's life in this shard ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Final {
+    Confirmed,
+    Rejected,
+    Rerouted(WarehouseId),
+    /// Confirmed, then cancelled with its units returned.
+    Cancelled,
+}
+
+/// A remembered decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decided {
+    pub partition: Option<PartitionIdx>,
+    pub quantity: Quantity,
+    pub outcome: Final,
+    seq: u64,
+}
+
+/// The last `capacity` decided order ids, so a repeated id is never decided
+/// twice. Memory is bounded: about 100 bytes per remembered id. An id older
+/// than the horizon is forgotten and would be decided again; the broker's
+/// duplicate window and the runtime's dedupe cover that far edge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Horizon {
+    capacity: usize,
+    next_seq: u64,
+    map: FxHashMap<OrderId, Decided>,
+    fifo: VecDeque<(u64, OrderId)>,
+}
+
+impl Horizon {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            next_seq: 0,
+            map: FxHashMap::default(),
+            fifo: VecDeque::new(),
+        }
+    }
+
+    pub fn get(&self, id: &OrderId) -> Option<&Decided> {
+        self.map.get(id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    fn insert(
+        &mut self,
+        id: OrderId,
+        partition: Option<PartitionIdx>,
+        quantity: Quantity,
+        outcome: Final,
+    ) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        while self.fifo.len() >= self.capacity {
+            let Some((old_seq, old)) = self.fifo.pop_front() else {
+                break;
+            };
+            if self.map.get(&old).is_some_and(|d| d.seq == old_seq) {
+                self.map.remove(&old);
+            }
+        }
+        self.fifo.push_back((seq, id.clone()));
+        self.map.insert(
+            id,
+            Decided {
+                partition,
+                quantity,
+                outcome,
+                seq,
+            },
+        );
+    }
+
+    fn remove(&mut self, id: &OrderId) {
+        self.map.remove(id);
+    }
+}
+
+/// Stock and orders of one (warehouse, SKU) partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partition {
+    pub key: PartitionKey,
+    /// Free units.
+    pub available: u64,
+    /// Units held by orders with a worker.
+    pub reserved: u64,
+    /// Units of confirmed orders.
+    pub sold: u64,
+    pub queued: u32,
+    pub backordered: u32,
+    pub in_flight: u32,
+    pub(crate) queue: PriorityLanes,
+    pub(crate) backorders: PriorityLanes,
+    /// Reservations in the order they were made, newest last (revoked
+    /// newest first).
+    pub(crate) reservations: Lane,
+}
+
+impl Partition {
+    fn new(key: PartitionKey) -> Self {
+        Self {
+            key,
+            available: 0,
+            reserved: 0,
+            sold: 0,
+            queued: 0,
+            backordered: 0,
+            in_flight: 0,
+            queue: PriorityLanes::default(),
+            backorders: PriorityLanes::default(),
+            reservations: Lane::default(),
+        }
+    }
+
+    /// Free plus reserved units: what a stock count would find.
+    pub fn on_hand(&self) -> u64 {
+        self.available + self.reserved
+    }
+}
+
+/// An event that does not fit the state: a corrupt or foreign log, or a bug.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("event {event} does not apply: {why}")]
+pub struct StateError {
+    pub event: String,
+    pub why: String,
+}
+
+/// Everything a shard knows, rebuilt from its events alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardState {
+    partitions: Vec<Partition>,
+    index: FxHashMap<PartitionKey, PartitionIdx>,
+    orders: FxHashMap<OrderId, Live>,
+    decided: Horizon,
+    next_ticket: u64,
+}
+
+impl ShardState {
+    /// Empty state remembering up to `dedupe_horizon` decided ids.
+    pub fn new(dedupe_horizon: usize) -> Self {
+        Self {
+            partitions: Vec::new(),
+            index: FxHashMap::default(),
+            orders: FxHashMap::default(),
+            decided: Horizon::new(dedupe_horizon),
+            next_ticket: 0,
+        }
+    }
+
+    pub fn partitions(&self) -> &[Partition] {
+        &self.partitions
+    }
+
+    pub fn partition(&self, idx: PartitionIdx) -> &Partition {
+        &self.partitions[idx as usize]
+    }
+
+    pub fn partition_idx(&self, key: &PartitionKey) -> Option<PartitionIdx> {
+        self.index.get(key).copied()
+    }
+
+    pub fn live(&self, id: &OrderId) -> Option<&Live> {
+        self.orders.get(id)
+    }
+
+    pub fn live_orders(&self) -> impl Iterator<Item = &Live> {
+        self.orders.values()
+    }
+
+    pub fn decided(&self, id: &OrderId) -> Option<&Decided> {
+        self.decided.get(id)
+    }
+
+    pub fn horizon(&self) -> &Horizon {
+        &self.decided
+    }
+
+    pub(crate) fn is_current(&self, entry: &Ticketed) -> bool {
+        self.orders
+            .get(&entry.id)
+            .is_some_and(|l| l.ticket == entry.ticket)
+    }
+
+    /// Applies one event. Events the scheduler decided always apply; an
+    /// error means the log is not this shard's or is corrupt.
+    pub fn evolve(&mut self, event: &Event) -> Result<(), StateError> {
+        self.apply(event).map_err(|why| StateError {
+            event: format!("{event:?}"),
+            why,
+        })
+    }
+
+    fn partition_for(&mut self, key: &PartitionKey) -> PartitionIdx {
+        if let Some(&idx) = self.index.get(key) {
+            return idx;
+        }
+        let idx = self.partitions.len() as PartitionIdx;
+        self.partitions.push(Partition::new(key.clone()));
+        self.index.insert(key.clone(), idx);
+        idx
+    }
+
+    fn ticket(&mut self) -> u64 {
+        self.next_ticket += 1;
+        self.next_ticket
+    }
+
+    fn apply(&mut self, event: &Event) -> Result<(), String> {
+        match event {
+            Event::OrderQueued { order } => {
+                if self.orders.contains_key(&order.id) {
+                    return Err("order is already live".into());
+                }
+                let p = self.partition_for(&order.partition);
+                let ticket = self.ticket();
+                self.decided.remove(&order.id);
+                let part = &mut self.partitions[p as usize];
+                part.queue.push_back(
+                    order.priority,
+                    order.quantity,
+                    Ticketed {
+                        ticket,
+                        id: order.id.clone(),
+                    },
+                );
+                part.queued += 1;
+                self.orders.insert(
+                    order.id.clone(),
+                    Live {
+                        order: order.clone(),
+                        partition: p,
+                        status: Status::Queued,
+                        ticket,
+                        attempts: 0,
+                        cancel_requested: false,
+                        rerouted_to: None,
+                    },
+                );
+            }
+            Event::OrderReserved { id } => {
+                let ticket = self.ticket();
+                let (p, q, was) = self.take_waiting(id)?;
+                let qty = self.orders[id].order.quantity;
+                let part = &mut self.partitions[p as usize];
+                part.available = part.available.checked_sub(q).ok_or_else(|| {
+                    format!("reserving {q} with only {} available", part.available)
+                })?;
+                part.reserved += q;
+                part.in_flight += 1;
+                part.reservations.push_back(
+                    Ticketed {
+                        ticket,
+                        id: id.clone(),
+                    },
+                    qty,
+                );
+                let live = self.orders.get_mut(id).expect("checked by take_waiting");
+                live.status = Status::Reserved;
+                live.ticket = ticket;
+                live.attempts = 0;
+                self.trim_lane(p, was);
+            }
+            Event::OrderConfirmed { id } => {
+                let (p, q) = self.unreserve(id)?;
+                let part = &mut self.partitions[p as usize];
+                part.sold += q;
+                let live = self.orders.remove(id).expect("checked by unreserve");
+                self.decided
+                    .insert(id.clone(), Some(p), live.order.quantity, Final::Confirmed);
+                self.trim_lane(p, LaneKind::Reservations);
+            }
+            Event::OrderRetrying { id, attempt, .. } => {
+                let live = self.live_mut(id, |s| matches!(s, Status::Reserved))?;
+                live.attempts = *attempt;
+            }
+            Event::OrderReleased { id, .. } => {
+                let (p, q) = self.unreserve(id)?;
+                self.partitions[p as usize].available += q;
+                self.orders
+                    .get_mut(id)
+                    .expect("checked by unreserve")
+                    .status = Status::Releasing;
+                self.trim_lane(p, LaneKind::Reservations);
+            }
+            Event::OrderRejected { id, reason: _ } => match self.orders.get(id).map(|l| l.status) {
+                None => {
+                    if self.decided.get(id).is_some() {
+                        return Err("order was decided already".into());
+                    }
+                    self.decided
+                        .insert(id.clone(), None, Quantity::ONE, Final::Rejected);
+                }
+                Some(Status::Reserved | Status::Forwarding) => {
+                    return Err("a reserved or forwarding order cannot be rejected".into())
+                }
+                Some(Status::Releasing) => {
+                    let live = self.orders.remove(id).expect("just seen");
+                    self.decided.insert(
+                        id.clone(),
+                        Some(live.partition),
+                        live.order.quantity,
+                        Final::Rejected,
+                    );
+                }
+                Some(_) => {
+                    let (p, _, was) = self.take_waiting(id)?;
+                    let live = self.orders.remove(id).expect("just seen");
+                    self.decided
+                        .insert(id.clone(), Some(p), live.order.quantity, Final::Rejected);
+                    self.trim_lane(p, was);
+                }
+            },
+            Event::OrderBackordered { id, until } => {
+                let ticket = self.ticket();
+                let (p, _, was) = self.take_waiting(id)?;
+                if was != LaneKind::Queue {
+                    return Err("only a queued order can be backordered".into());
+                }
+                let live = self.orders.get_mut(id).expect("checked by take_waiting");
+                live.status = Status::Backordered { until: *until };
+                live.ticket = ticket;
+                let qty = live.order.quantity;
+                let part = &mut self.partitions[p as usize];
+                part.backordered += 1;
+                part.backorders.push_back(
+                    Priority(0),
+                    qty,
+                    Ticketed {
+                        ticket,
+                        id: id.clone(),
+                    },
+                );
+                self.trim_lane(p, LaneKind::Queue);
+            }
+            Event::OrderRerouted { id, to } => {
+                let ticket = self.ticket();
+                let (p, _, was) = self.take_waiting(id)?;
+                let live = self.orders.get_mut(id).expect("checked by take_waiting");
+                live.status = Status::Forwarding;
+                live.ticket = ticket;
+                live.rerouted_to = Some(to.clone());
+                self.trim_lane(p, was);
+            }
+            Event::OrderForwarded { id } => {
+                let live = self.live_mut(id, |s| matches!(s, Status::Forwarding))?;
+                let to = live
+                    .rerouted_to
+                    .clone()
+                    .expect("forwarding orders have a target");
+                let live = self.orders.remove(id).expect("just seen");
+                self.decided.insert(
+                    id.clone(),
+                    Some(live.partition),
+                    live.order.quantity,
+                    Final::Rerouted(to),
+                );
+            }
+            Event::OrderCancelRequested { id } => {
+                self.live_mut(id, |s| matches!(s, Status::Reserved))?
+                    .cancel_requested = true;
+            }
+            Event::OrderCancelled { id } => {
+                let d = self
+                    .decided
+                    .map
+                    .get_mut(id)
+                    .ok_or("order is not in the horizon")?;
+                if d.outcome != Final::Confirmed {
+                    return Err(format!("order is {:?}, not confirmed", d.outcome));
+                }
+                d.outcome = Final::Cancelled;
+                let q = u64::from(d.quantity.get());
+                let p = d.partition.ok_or("confirmed order without partition")?;
+                let part = &mut self.partitions[p as usize];
+                part.sold = part
+                    .sold
+                    .checked_sub(q)
+                    .ok_or("cancelling more than was sold")?;
+                part.available += q;
+            }
+            Event::ReservationRevoked { id } => {
+                let (p, q) = self.unreserve(id)?;
+                let ticket = self.ticket();
+                let live = self.orders.get_mut(id).expect("checked by unreserve");
+                live.status = Status::Queued;
+                live.ticket = ticket;
+                let (prio, qty) = (live.order.priority, live.order.quantity);
+                let part = &mut self.partitions[p as usize];
+                part.available += q;
+                part.queued += 1;
+                part.queue.push_front(
+                    prio,
+                    qty,
+                    Ticketed {
+                        ticket,
+                        id: id.clone(),
+                    },
+                );
+                self.trim_lane(p, LaneKind::Reservations);
+            }
+            Event::StockSet { partition, on_hand } => {
+                let p = self.partition_for(partition);
+                let part = &mut self.partitions[p as usize];
+                part.available = on_hand.checked_sub(part.reserved).ok_or_else(|| {
+                    format!("on hand {on_hand} is below the {} reserved", part.reserved)
+                })?;
+            }
+            Event::StockRestocked { partition, units } => {
+                let p = self.partition_for(partition);
+                let part = &mut self.partitions[p as usize];
+                part.available = part.available.checked_add(*units).ok_or("stock overflow")?;
+            }
+            Event::StockAdjusted { partition, delta } => {
+                let p = self.partition_for(partition);
+                let part = &mut self.partitions[p as usize];
+                part.available = part
+                    .available
+                    .checked_add_signed(*delta)
+                    .ok_or_else(|| format!("adjusting {} available by {delta}", part.available))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn live_mut(&mut self, id: &OrderId, ok: fn(&Status) -> bool) -> Result<&mut Live, String> {
+        match self.orders.get_mut(id) {
+            Some(l) if ok(&l.status) => Ok(l),
+            Some(l) => Err(format!("order is {:?}", l.status)),
+            None => Err("order is not live".into()),
+        }
+    }
+
+    /// Takes a queued or backordered order off its lane's books.
+    fn take_waiting(&mut self, id: &OrderId) -> Result<(PartitionIdx, u64, LaneKind), String> {
+        let live = self.orders.get(id).ok_or("order is not live")?;
+        let (p, q) = (live.partition, u64::from(live.order.quantity.get()));
+        let part = &mut self.partitions[p as usize];
+        let kind = match live.status {
+            Status::Queued => {
+                part.queued -= 1;
+                part.queue.forget(live.order.quantity);
+                LaneKind::Queue
+            }
+            Status::Backordered { .. } => {
+                part.backordered -= 1;
+                part.backorders.forget(live.order.quantity);
+                LaneKind::Backorders
+            }
+            other => return Err(format!("order is {other:?}, not waiting")),
+        };
+        Ok((p, q, kind))
+    }
+
+    /// Takes a reserved order's units off `reserved`.
+    fn unreserve(&mut self, id: &OrderId) -> Result<(PartitionIdx, u64), String> {
+        let live = self.live_mut(id, |s| matches!(s, Status::Reserved))?;
+        let (p, q) = (live.partition, u64::from(live.order.quantity.get()));
+        live.ticket = 0;
+        let part = &mut self.partitions[p as usize];
+        part.reserved -= q;
+        part.in_flight -= 1;
+        Ok((p, q))
+    }
+
+    /// Drops stale entries at the ends of a lane, and compacts it once stale
+    /// entries outnumber live ones.
+    fn trim_lane(&mut self, p: PartitionIdx, kind: LaneKind) {
+        let orders = &self.orders;
+        let live = |e: &Ticketed| orders.get(&e.id).is_some_and(|l| l.ticket == e.ticket);
+        let part = &mut self.partitions[p as usize];
+        match kind {
+            LaneKind::Queue => part.queue.trim(part.queued as usize, live),
+            LaneKind::Backorders => part.backorders.trim(part.backordered as usize, live),
+            LaneKind::Reservations => part.reservations.trim(part.in_flight as usize, live),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LaneKind {
+    Queue,
+    Backorders,
+    Reservations,
+}

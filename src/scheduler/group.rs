@@ -1,0 +1,176 @@
+//! Group commit: decided events accumulate while one append is outstanding
+//! and go out together in the next. Whatever must wait for durability (an
+//! intake ack, a dispatch, a forward) is marked at the position of the last
+//! event decided before it, and released once the log is durable past it.
+
+use std::collections::VecDeque;
+
+use crate::domain::{Attempt, Event, Order, OrderId};
+
+/// The runtime's handle for one intake message (e.g. its stream sequence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AckId(pub u64);
+
+/// An order for a worker to enact, with the attempt its outcome must name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispatch {
+    pub order: Order,
+    pub attempt: Attempt,
+}
+
+/// Events to append as one log entry, if the log's last sequence for this
+/// shard is still `expected_last`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendBatch {
+    pub expected_last: u64,
+    pub events: Vec<Event>,
+}
+
+/// What the runtime must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Append these events; answer with `handle_appended` or `handle_conflict`.
+    Append(AppendBatch),
+    /// Give these orders to workers.
+    Dispatch(Vec<Dispatch>),
+    /// Submit these rerouted orders to their new partition.
+    Forward(Vec<Order>),
+    /// Ack these intake messages.
+    Ack(Vec<AckId>),
+}
+
+/// Something waiting for the log to be durable up to its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Mark {
+    Ack(AckId),
+    Dispatch(OrderId, u64),
+    Forward(OrderId),
+}
+
+/// A mark whose wait is over, if it still applies.
+pub(super) enum Released {
+    Ack(AckId),
+    Dispatch(Dispatch),
+    Forward(Order),
+}
+
+pub(super) struct GroupCommit {
+    pending: Vec<Event>,
+    /// Events of `pending` already looked at for marks.
+    scanned: usize,
+    /// Absolute position of `pending[0]` (events ever decided before it).
+    base: u64,
+    durable: u64,
+    inflight: Option<u64>,
+    log_seq: u64,
+    max_batch: usize,
+    marks: VecDeque<(u64, Mark)>,
+    ready: VecDeque<Output>,
+}
+
+impl GroupCommit {
+    pub fn new(log_seq: u64, max_batch: usize) -> Self {
+        Self {
+            pending: Vec::new(),
+            scanned: 0,
+            base: 0,
+            durable: 0,
+            inflight: None,
+            log_seq,
+            max_batch: max_batch.max(1),
+            marks: VecDeque::new(),
+            ready: VecDeque::new(),
+        }
+    }
+
+    pub fn log_seq(&self) -> u64 {
+        self.log_seq
+    }
+
+    pub fn pending_mut(&mut self) -> &mut Vec<Event> {
+        &mut self.pending
+    }
+
+    /// Events decided since the last call.
+    pub fn unscanned(&mut self) -> &[Event] {
+        let from = self.scanned;
+        self.scanned = self.pending.len();
+        &self.pending[from..]
+    }
+
+    /// `mark` waits for every event decided so far.
+    pub fn mark(&mut self, mark: Mark) {
+        let pos = self.base + self.pending.len() as u64;
+        self.marks.push_back((pos, mark));
+    }
+
+    pub fn push_ready(&mut self, out: Output) {
+        self.ready.push_back(out);
+    }
+
+    /// Moves every mark the log is durable for into the ready outputs;
+    /// `resolve` drops those that no longer apply.
+    pub fn release(&mut self, mut resolve: impl FnMut(Mark) -> Option<Released>) {
+        let (mut acks, mut dispatch, mut forward) = (Vec::new(), Vec::new(), Vec::new());
+        while self
+            .marks
+            .front()
+            .is_some_and(|(pos, _)| *pos <= self.durable)
+        {
+            let (_, mark) = self.marks.pop_front().expect("checked");
+            match resolve(mark) {
+                Some(Released::Ack(a)) => acks.push(a),
+                Some(Released::Dispatch(d)) => dispatch.push(d),
+                Some(Released::Forward(o)) => forward.push(o),
+                None => {}
+            }
+        }
+        if !dispatch.is_empty() {
+            self.ready.push_back(Output::Dispatch(dispatch));
+        }
+        if !forward.is_empty() {
+            self.ready.push_back(Output::Forward(forward));
+        }
+        if !acks.is_empty() {
+            self.ready.push_back(Output::Ack(acks));
+        }
+    }
+
+    pub fn poll(&mut self) -> Option<Output> {
+        if let Some(out) = self.ready.pop_front() {
+            return Some(out);
+        }
+        if self.inflight.is_some() || self.pending.is_empty() {
+            return None;
+        }
+        let n = self.pending.len().min(self.max_batch);
+        let events = if n == self.pending.len() {
+            std::mem::take(&mut self.pending)
+        } else {
+            self.pending.drain(..n).collect()
+        };
+        self.scanned -= n;
+        self.base += n as u64;
+        self.inflight = Some(self.base);
+        Some(Output::Append(AppendBatch {
+            expected_last: self.log_seq,
+            events,
+        }))
+    }
+
+    /// The outstanding append is durable at log sequence `seq`.
+    pub fn appended(&mut self, seq: u64) {
+        if let Some(end) = self.inflight.take() {
+            self.durable = end;
+            self.log_seq = seq;
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.pending.clear();
+        self.scanned = 0;
+        self.marks.clear();
+        self.ready.clear();
+        self.inflight = None;
+    }
+}

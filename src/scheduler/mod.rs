@@ -1,0 +1,458 @@
+//! The sans-IO scheduler of one shard: owns its partitions' state, groups
+//! decisions into log appends, and says when intake may be acked, which
+//! orders go to workers and when to wake up. No I/O, no clock, no async.
+//!
+//! # Drive loop (the contract)
+//!
+//! ```text
+//! loop {
+//!     feed inputs:  handle_order / handle_command / handle_invalid   (intake)
+//!                   handle_outcome                                   (workers)
+//!                   handle_appended / handle_conflict                (event log)
+//!                   handle_forwarded                                 (reroutes sent)
+//!                   handle_timeout(now) once now >= poll_timeout()
+//!     while let Some(out) = shard.poll_output() {
+//!         Append(batch)  -> append batch.events as ONE log entry, expecting
+//!                           batch.expected_last; then handle_appended(seq)
+//!                           or handle_conflict() (another writer: stop)
+//!         Dispatch(list) -> give each order to a worker; its outcome comes
+//!                           back through handle_outcome with the same Attempt
+//!         Forward(list)  -> submit each order to its new partition's intake,
+//!                           then handle_forwarded(id)
+//!         Ack(list)      -> ack those intake messages
+//!     }
+//!     sleep until poll_timeout() or the next input
+//! }
+//! ```
+//!
+//! Guarantees: at most one `Append` is outstanding; decisions made while it
+//! is (group commit) go into the next one. An intake message is acked, an
+//! order dispatched and a reroute forwarded only after the events deciding
+//! them are durable, so a crash at any point loses nothing: the log plus
+//! the unacked intake rebuild everything (see [`Shard::recover`]).
+
+mod group;
+#[cfg(test)]
+mod tests;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::Duration;
+
+use rustc_hash::FxHashMap;
+
+use crate::domain::rules::{forwarded_order, Decider};
+use crate::domain::{
+    Attempt, Command, CommandError, Event, Known, Order, OrderId, Outcome, OutcomeEffect,
+    PartitionIdx, Rules, Settled, ShardState, Status, Timestamp,
+};
+pub use group::{AckId, AppendBatch, Dispatch, Output};
+use group::{GroupCommit, Mark};
+
+/// What a shard needs to know, as plain values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardConfig {
+    pub rules: Rules,
+    /// How long queued orders wait on in-flight work when nothing fits.
+    pub max_wait: Duration,
+    /// Decided order ids remembered for dedupe.
+    pub dedupe_horizon: usize,
+    /// Most events in one log append.
+    pub max_batch_events: usize,
+}
+
+impl Default for ShardConfig {
+    fn default() -> Self {
+        Self {
+            rules: Rules::default(),
+            max_wait: Duration::from_secs(5),
+            dedupe_horizon: 200_000,
+            max_batch_events: 4096,
+        }
+    }
+}
+
+/// The answer to one command, decided at once (durability follows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Accepted: the order is queued, or the command applied.
+    Accepted,
+    /// The order id is known; the earlier decision stands.
+    Duplicate(Known),
+    /// Refused; nothing changed.
+    Refused(CommandError),
+    /// One reply per command of a batch, in order.
+    Batch(Vec<Reply>),
+    /// The shard lost its log to another writer; send it elsewhere.
+    Fenced,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Retry(OrderId, u64, u32),
+    Wait(PartitionIdx),
+    Backorder(PartitionIdx),
+}
+
+/// Counters for metrics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShardStats {
+    pub duplicates: u64,
+    pub stale_outcomes: u64,
+    pub appends: u64,
+}
+
+/// One shard's scheduler. See the module docs for the drive loop.
+pub struct Shard {
+    state: ShardState,
+    config: ShardConfig,
+    group: GroupCommit,
+    timers: BinaryHeap<Reverse<(Timestamp, Timer)>>,
+    waits: FxHashMap<PartitionIdx, Timestamp>,
+    backorder_timers: FxHashMap<PartitionIdx, Timestamp>,
+    fenced: bool,
+    stats: ShardStats,
+}
+
+impl Shard {
+    /// A shard with no history.
+    pub fn new(config: ShardConfig, now: Timestamp) -> Self {
+        let state = ShardState::new(config.dedupe_horizon);
+        Self::recover(state, 0, config, now)
+    }
+
+    /// Resumes from `state` rebuilt from the log up to sequence `log_seq`:
+    /// re-dispatches every reservation (workers dedupe by order id),
+    /// re-forwards unfinished reroutes and re-arms every timer.
+    pub fn recover(state: ShardState, log_seq: u64, config: ShardConfig, now: Timestamp) -> Self {
+        let mut shard = Self {
+            group: GroupCommit::new(log_seq, config.max_batch_events),
+            state,
+            config,
+            timers: BinaryHeap::new(),
+            waits: FxHashMap::default(),
+            backorder_timers: FxHashMap::default(),
+            fenced: false,
+            stats: ShardStats::default(),
+        };
+        let mut dispatch = Vec::new();
+        let mut forward = Vec::new();
+        for live in shard.state.live_orders() {
+            match live.status {
+                Status::Reserved => dispatch.push(Dispatch {
+                    order: live.order.clone(),
+                    attempt: Attempt {
+                        ticket: live.ticket,
+                        retry: live.attempts,
+                    },
+                }),
+                Status::Forwarding => {
+                    let to = live.rerouted_to.as_ref().expect("forwarding has a target");
+                    forward.push(forwarded_order(&live.order, to));
+                }
+                _ => {}
+            }
+        }
+        // Hash-map order is not stable; keep replays deterministic.
+        dispatch.sort_by_key(|d| d.attempt.ticket);
+        forward.sort_by(|a, b| a.id.cmp(&b.id));
+        if !dispatch.is_empty() {
+            shard.group.push_ready(Output::Dispatch(dispatch));
+        }
+        if !forward.is_empty() {
+            shard.group.push_ready(Output::Forward(forward));
+        }
+        for p in 0..shard.state.partitions().len() as PartitionIdx {
+            if shard.state.partition(p).backordered > 0 {
+                shard.expire(p, now);
+            }
+            shard.settle(p, now);
+        }
+        shard.after_input(None, now);
+        shard
+    }
+
+    pub fn state(&self) -> &ShardState {
+        &self.state
+    }
+
+    pub fn stats(&self) -> ShardStats {
+        self.stats
+    }
+
+    /// True once another writer took the shard: drop it.
+    pub fn is_fenced(&self) -> bool {
+        self.fenced
+    }
+
+    /// Sequence of the last durable append.
+    pub fn log_seq(&self) -> u64 {
+        self.group.log_seq()
+    }
+
+    fn decider(&mut self) -> Decider<'_> {
+        Decider {
+            state: &mut self.state,
+            events: self.group.pending_mut(),
+            rules: &self.config.rules,
+        }
+    }
+
+    /// Queue a validated order; it is released when stock allows. The intake
+    /// message `ack` is acked once the decision is durable.
+    pub fn handle_order(&mut self, order: Order, ack: Option<AckId>, now: Timestamp) -> Reply {
+        let reply = self.order(order, now);
+        self.after_input(ack, now);
+        reply
+    }
+
+    fn order(&mut self, order: Order, now: Timestamp) -> Reply {
+        if self.fenced {
+            return Reply::Fenced;
+        }
+        match self.decider().place(order) {
+            Ok(p) => {
+                self.settle(p, now);
+                Reply::Accepted
+            }
+            Err(known) => {
+                self.stats.duplicates += 1;
+                Reply::Duplicate(known)
+            }
+        }
+    }
+
+    /// An order that failed validation: recorded as rejected with its reason.
+    pub fn handle_invalid(
+        &mut self,
+        id: OrderId,
+        field: &str,
+        why: &str,
+        ack: Option<AckId>,
+        now: Timestamp,
+    ) -> Reply {
+        let reply = match self.decider().reject_invalid(id, field, why) {
+            Ok(()) => Reply::Accepted,
+            Err(known) => Reply::Duplicate(known),
+        };
+        self.after_input(ack, now);
+        reply
+    }
+
+    /// Any command; batches are applied in order, one reply per command.
+    pub fn handle_command(
+        &mut self,
+        command: Command,
+        ack: Option<AckId>,
+        now: Timestamp,
+    ) -> Reply {
+        let reply = self.command(command, now);
+        self.after_input(ack, now);
+        reply
+    }
+
+    fn command(&mut self, command: Command, now: Timestamp) -> Reply {
+        if self.fenced {
+            return Reply::Fenced;
+        }
+        match command {
+            Command::PlaceOrder(order) => self.order(order, now),
+            Command::Batch { commands } => {
+                Reply::Batch(commands.into_iter().map(|c| self.command(c, now)).collect())
+            }
+            Command::CancelOrder { id, .. } => match self.decider().cancel(&id) {
+                Ok(p) => {
+                    if let Some(p) = p {
+                        self.settle(p, now);
+                    }
+                    Reply::Accepted
+                }
+                Err(e) => Reply::Refused(e),
+            },
+            stock => match self.decider().stock(&stock) {
+                Ok(p) => {
+                    self.settle(p, now);
+                    Reply::Accepted
+                }
+                Err(e) => Reply::Refused(e),
+            },
+        }
+    }
+
+    /// A worker finished enacting a dispatched order.
+    pub fn handle_outcome(
+        &mut self,
+        id: &OrderId,
+        attempt: Attempt,
+        outcome: Outcome,
+        now: Timestamp,
+    ) {
+        match self.decider().outcome(id, attempt, outcome) {
+            OutcomeEffect::Settled(p) => self.settle(p, now),
+            OutcomeEffect::Retry { attempt, after } => {
+                self.timers.push(Reverse((
+                    now.plus(after),
+                    Timer::Retry(id.clone(), attempt.ticket, attempt.retry),
+                )));
+            }
+            OutcomeEffect::Stale => self.stats.stale_outcomes += 1,
+        }
+        self.after_input(None, now);
+    }
+
+    /// The runtime handed a rerouted order to its next partition.
+    pub fn handle_forwarded(&mut self, id: &OrderId, now: Timestamp) {
+        self.decider().forwarded(id);
+        self.after_input(None, now);
+    }
+
+    /// The outstanding append is durable at log sequence `seq`.
+    pub fn handle_appended(&mut self, seq: u64, now: Timestamp) {
+        self.stats.appends += 1;
+        self.group.appended(seq);
+        self.after_input(None, now);
+    }
+
+    /// The log's last sequence was not the expected one: another instance
+    /// writes this shard now. Nothing more is output; drop the shard.
+    pub fn handle_conflict(&mut self) {
+        self.fenced = true;
+        self.group.clear();
+        self.timers.clear();
+    }
+
+    /// When the shard next needs `handle_timeout`.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        while let Some(Reverse((at, _))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            let Reverse((at, timer)) = self.timers.pop().expect("peeked");
+            match timer {
+                Timer::Retry(id, ticket, retry) => self.retry(&id, Attempt { ticket, retry }),
+                Timer::Wait(p) if self.waits.get(&p) == Some(&at) => {
+                    self.waits.remove(&p);
+                    self.decider().exhaust(p, now);
+                    self.settle(p, now);
+                }
+                Timer::Backorder(p) if self.backorder_timers.get(&p) == Some(&at) => {
+                    self.backorder_timers.remove(&p);
+                    self.expire(p, now);
+                    self.settle(p, now);
+                }
+                Timer::Wait(_) | Timer::Backorder(_) => {}
+            }
+        }
+        self.after_input(None, now);
+    }
+
+    /// Next thing the runtime must do; `None` once there is nothing until
+    /// the next input or [`Shard::poll_timeout`].
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        if self.fenced {
+            return None;
+        }
+        self.group.poll()
+    }
+
+    fn retry(&mut self, id: &OrderId, attempt: Attempt) {
+        let Some(live) = self.state.live(id) else {
+            return;
+        };
+        if live.status == Status::Reserved
+            && live.ticket == attempt.ticket
+            && live.attempts == attempt.retry
+        {
+            let order = live.order.clone();
+            self.group
+                .push_ready(Output::Dispatch(vec![Dispatch { order, attempt }]));
+        }
+    }
+
+    fn expire(&mut self, p: PartitionIdx, now: Timestamp) {
+        if let Some(next) = self.decider().expire_backorders(p, now) {
+            self.arm_backorder(p, next);
+        }
+    }
+
+    fn arm_backorder(&mut self, p: PartitionIdx, at: Timestamp) {
+        if self.backorder_timers.get(&p).is_none_or(|t| *t > at) {
+            self.backorder_timers.insert(p, at);
+            self.timers.push(Reverse((at, Timer::Backorder(p))));
+        }
+    }
+
+    fn settle(&mut self, p: PartitionIdx, now: Timestamp) {
+        match self.decider().settle(p, now) {
+            Settled::Waiting => {
+                if !self.waits.contains_key(&p) {
+                    let at = now.plus(self.config.max_wait);
+                    self.waits.insert(p, at);
+                    self.timers.push(Reverse((at, Timer::Wait(p))));
+                }
+            }
+            Settled::Idle => {
+                self.waits.remove(&p);
+            }
+        }
+    }
+
+    /// Marks what the events decided since the last input must wait for
+    /// (dispatches, forwards, the intake ack) and arms backorder timers.
+    fn after_input(&mut self, ack: Option<AckId>, _now: Timestamp) {
+        let (mut marks, mut backordered) = (Vec::new(), Vec::new());
+        for event in self.group.unscanned() {
+            match event {
+                Event::OrderReserved { id } => {
+                    let ticket = self.state.live(id).map_or(0, |l| l.ticket);
+                    marks.push(Mark::Dispatch(id.clone(), ticket));
+                }
+                Event::OrderRerouted { id, .. } => marks.push(Mark::Forward(id.clone())),
+                Event::OrderBackordered { id, until } => {
+                    if let Some(l) = self.state.live(id) {
+                        backordered.push((l.partition, *until));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for mark in marks {
+            self.group.mark(mark);
+        }
+        for (p, until) in backordered {
+            self.arm_backorder(p, until);
+        }
+        if let Some(ack) = ack {
+            self.group.mark(Mark::Ack(ack));
+        }
+        let state = &self.state;
+        self.group.release(|mark| match mark {
+            Mark::Dispatch(id, ticket) => state
+                .live(&id)
+                .filter(|l| l.status == Status::Reserved && l.ticket == ticket)
+                .map(|l| {
+                    group::Released::Dispatch(Dispatch {
+                        order: l.order.clone(),
+                        attempt: Attempt {
+                            ticket,
+                            retry: l.attempts,
+                        },
+                    })
+                }),
+            Mark::Forward(id) => state
+                .live(&id)
+                .filter(|l| l.status == Status::Forwarding)
+                .map(|l| {
+                    let to = l.rerouted_to.as_ref().expect("forwarding has a target");
+                    group::Released::Forward(forwarded_order(&l.order, to))
+                }),
+            Mark::Ack(a) => Some(group::Released::Ack(a)),
+        });
+    }
+}
