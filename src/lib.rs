@@ -4,7 +4,9 @@
 //!
 //! - [`domain`]: pure types and rules (orders, commands, events, policies).
 //! - [`scheduler`]: the sans-IO core of one shard: releases orders within stock, group-commits decisions, drives acks, dispatches and timers.
+//! - [`testkit`]: a synchronous single-shard driver and log-only invariant checks, for tests.
 #![forbid(unsafe_code)]
 
 pub mod domain;
 pub mod scheduler;
+pub mod testkit;

@@ -1,1 +1,237 @@
+use std::num::NonZeroU64;
+use std::time::Duration;
 
+use super::*;
+use crate::domain::{
+    Exhaustion, ExhaustionRules, PartitionKey, Priority, Quantity, RejectReason, Sku, WarehouseId,
+};
+use crate::testkit::Harness;
+
+fn key(w: &str, s: &str) -> PartitionKey {
+    PartitionKey::new(WarehouseId::new(w).unwrap(), Sku::new(s).unwrap())
+}
+
+fn order(id: &str, w: &str, qty: u64) -> Order {
+    Order {
+        id: OrderId::new(id).unwrap(),
+        partition: key(w, "SKU"),
+        quantity: Quantity::new(qty, 1000).unwrap(),
+        region: None,
+        priority: Priority(0),
+        fallbacks: Vec::new(),
+    }
+}
+
+fn with_policy(policy: Exhaustion) -> ShardConfig {
+    ShardConfig {
+        rules: Rules {
+            exhaustion: ExhaustionRules {
+                rules: Vec::new(),
+                default: policy,
+            },
+            ..Rules::default()
+        },
+        ..ShardConfig::default()
+    }
+}
+
+fn set_stock(h: &mut Harness, w: &str, n: u64) {
+    h.command(Command::SetStock {
+        partition: key(w, "SKU"),
+        on_hand: n,
+    });
+}
+
+#[test]
+fn equal_quantity_succeeds_larger_fails() {
+    let mut h = Harness::new(ShardConfig::default());
+    set_stock(&mut h, "w1", 5);
+    h.place(order("a", "w1", 5));
+    h.fulfil_all();
+    set_stock(&mut h, "w1", 5);
+    h.place(order("b", "w1", 6));
+    h.fulfil_all();
+    assert_eq!(
+        h.final_of("a"),
+        Some(Event::OrderConfirmed {
+            id: OrderId::new("a").unwrap()
+        })
+    );
+    assert_eq!(h.rejection_of("b"), Some(RejectReason::OutOfStock));
+    h.check_invariants();
+}
+
+#[test]
+fn same_order_twice_is_one_decision() {
+    let mut h = Harness::new(ShardConfig::default());
+    set_stock(&mut h, "w1", 10);
+    h.place(order("a", "w1", 1));
+    assert!(matches!(h.place(order("a", "w1", 1)), Reply::Duplicate(_)));
+    h.fulfil_all();
+    assert!(matches!(h.place(order("a", "w1", 1)), Reply::Duplicate(_)));
+    h.fulfil_all();
+    assert_eq!(h.finals("a"), 1);
+    assert_eq!(h.shard.state().partition(0).sold, 1);
+    h.check_invariants();
+}
+
+#[test]
+fn reallocation_revokes_the_newest_reservation() {
+    let mut h = Harness::new(ShardConfig::default());
+    set_stock(&mut h, "w1", 50);
+    h.place(order("a", "w1", 20));
+    h.place(order("b", "w1", 20));
+    h.flush();
+    assert_eq!(h.shard.state().partition(0).reserved, 40);
+    set_stock(&mut h, "w1", 25);
+    let p = h.shard.state().partition(0);
+    assert_eq!((p.reserved, p.available, p.queued), (20, 5, 1));
+    assert!(h.log().contains(&Event::ReservationRevoked {
+        id: OrderId::new("b").unwrap()
+    }));
+    assert_eq!(
+        h.shard
+            .state()
+            .live(&OrderId::new("b").unwrap())
+            .unwrap()
+            .status,
+        Status::Queued
+    );
+    h.check_invariants();
+}
+
+#[test]
+fn cancel_releases_queued_and_reserved_orders() {
+    let mut h = Harness::new(ShardConfig::default());
+    set_stock(&mut h, "w1", 1);
+    h.place(order("a", "w1", 1));
+    h.place(order("b", "w1", 1));
+    h.flush();
+    let cancel = |id: &str| Command::CancelOrder {
+        id: OrderId::new(id).unwrap(),
+        partition: key("w1", "SKU"),
+    };
+    assert_eq!(h.command(cancel("b")), Reply::Accepted);
+    assert_eq!(h.rejection_of("b"), Some(RejectReason::Cancelled));
+    assert_eq!(h.command(cancel("a")), Reply::Accepted);
+    h.fail_all("card declined", false);
+    assert_eq!(h.rejection_of("a"), Some(RejectReason::Cancelled));
+    assert_eq!(h.shard.state().partition(0).available, 1);
+    h.check_invariants();
+}
+
+#[test]
+fn backorders_release_fifo_on_restock() {
+    let mut h = Harness::new(with_policy(Exhaustion::Backorder {
+        ttl: Duration::from_secs(60),
+    }));
+    set_stock(&mut h, "w1", 0);
+    for id in ["a", "b", "c"] {
+        h.place(order(id, "w1", 1));
+    }
+    h.flush();
+    assert_eq!(h.shard.state().partition(0).backordered, 3);
+    h.command(Command::Restock {
+        partition: key("w1", "SKU"),
+        units: NonZeroU64::new(2).unwrap(),
+    });
+    h.fulfil_all();
+    assert_eq!(h.confirmed_in_order(), ["a", "b"]);
+    h.advance(Duration::from_secs(61));
+    assert_eq!(h.rejection_of("c"), Some(RejectReason::BackorderExpired));
+    h.check_invariants();
+}
+
+#[test]
+fn reroute_to_the_next_warehouse_then_reject() {
+    let mut h = Harness::new(with_policy(Exhaustion::Reroute));
+    set_stock(&mut h, "w1", 0);
+    set_stock(&mut h, "w2", 0);
+    let mut o = order("a", "w1", 1);
+    o.fallbacks = vec![WarehouseId::new("w2").unwrap()];
+    h.place(o);
+    h.fulfil_all();
+    let rerouted: Vec<_> = h
+        .log()
+        .into_iter()
+        .filter(|e| matches!(e, Event::OrderRerouted { .. }))
+        .collect();
+    assert_eq!(
+        rerouted,
+        [Event::OrderRerouted {
+            id: OrderId::new("a").unwrap(),
+            to: WarehouseId::new("w2").unwrap()
+        }]
+    );
+    assert_eq!(h.rejection_of("a"), Some(RejectReason::OutOfStock));
+    h.check_invariants();
+}
+
+#[test]
+fn retryable_failures_retry_then_exhaust() {
+    let mut h = Harness::new(ShardConfig::default());
+    set_stock(&mut h, "w1", 1);
+    h.place(order("a", "w1", 1));
+    for _ in 0..=Rules::default().retry.max_retries {
+        h.fail_all("timeout", true);
+        h.advance(Duration::from_secs(10));
+    }
+    assert_eq!(
+        h.rejection_of("a"),
+        Some(RejectReason::RetriesExhausted {
+            last: "timeout".into()
+        })
+    );
+    assert_eq!(h.shard.state().partition(0).available, 1);
+    h.check_invariants();
+}
+
+#[test]
+fn queued_orders_wait_for_in_flight_work_then_resolve_in_one_batch() {
+    let mut h = Harness::new(ShardConfig::default());
+    set_stock(&mut h, "w1", 1);
+    for id in ["a", "b", "c"] {
+        h.place(order(id, "w1", 1));
+    }
+    h.flush();
+    assert_eq!(h.shard.state().partition(0).queued, 2);
+    h.fail_all("declined", false);
+    assert_eq!(
+        h.shard.state().partition(0).in_flight,
+        1,
+        "the freed unit went to b"
+    );
+    h.advance(ShardConfig::default().max_wait + Duration::from_millis(1));
+    assert_eq!(h.rejection_of("c"), Some(RejectReason::OutOfStock));
+    h.check_invariants();
+}
+
+#[test]
+fn acks_wait_for_the_append() {
+    let mut h = Harness::new(ShardConfig::default());
+    h.shard
+        .handle_order(order("a", "w1", 1), Some(AckId(7)), h.now);
+    let first = h.shard.poll_output();
+    assert!(matches!(first, Some(Output::Append(_))), "{first:?}");
+    h.shard
+        .handle_order(order("b", "w1", 1), Some(AckId(8)), h.now);
+    assert_eq!(h.shard.poll_output(), None, "one append at a time");
+    h.shard.handle_appended(1, h.now);
+    assert_eq!(h.shard.poll_output(), Some(Output::Ack(vec![AckId(7)])));
+    assert!(matches!(h.shard.poll_output(), Some(Output::Append(b)) if b.expected_last == 1));
+}
+
+#[test]
+fn a_conflict_fences_the_shard() {
+    let mut h = Harness::new(ShardConfig::default());
+    h.shard
+        .handle_order(order("a", "w1", 1), Some(AckId(1)), h.now);
+    assert!(matches!(h.shard.poll_output(), Some(Output::Append(_))));
+    h.shard.handle_conflict();
+    assert!(h.shard.is_fenced());
+    assert_eq!(h.shard.poll_output(), None);
+    assert_eq!(
+        h.shard.handle_order(order("b", "w1", 1), None, h.now),
+        Reply::Fenced
+    );
+}
