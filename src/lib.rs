@@ -3,10 +3,12 @@
 //! # Layout
 //!
 //! - [`domain`]: pure types and rules (orders, commands, events, policies).
+//! - [`ports`]: traits the runtime drives (event log, intake queue, fulfiller) and in-memory implementations.
 //! - [`scheduler`]: the sans-IO core of one shard: releases orders within stock, group-commits decisions, drives acks, dispatches and timers.
 //! - [`testkit`]: a synchronous single-shard driver and log-only invariant checks, for tests.
 #![forbid(unsafe_code)]
 
 pub mod domain;
+pub mod ports;
 pub mod scheduler;
 pub mod testkit;

@@ -1,0 +1,87 @@
+//! The traits the runtime drives a shard through, each with an in-memory
+//! implementation for tests and simulation. Real adapters (JetStream intake,
+//! the EVENTS stream, request-reply workers) implement the same traits.
+
+mod memory;
+mod simulated;
+
+use std::future::Future;
+
+use crate::domain::{Attempt, Event, Order, Outcome};
+use crate::scheduler::AckId;
+
+pub use memory::{MemIntake, MemLog};
+pub use simulated::{Latency, SimulatedFulfiller};
+
+/// Identifies a shard: its log subject and its intake consumer.
+pub type ShardId = u32;
+
+/// Why an append did not happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppendError {
+    /// The shard's log moved on: another writer owns it now.
+    #[error("shard {shard}: expected last sequence {expected}, log is at {actual}")]
+    Conflict { shard: ShardId, expected: u64, actual: u64 },
+    /// The log could not be reached; the append may or may not have landed.
+    #[error("event log unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The shard event log: one entry per decided batch, appended only at an
+/// expected last sequence (optimistic concurrency).
+pub trait EventLog: Send + Sync {
+    /// Appends `events` as one entry if the shard's last sequence is
+    /// `expected_last`; returns the new entry's sequence.
+    fn append(
+        &self,
+        shard: ShardId,
+        expected_last: u64,
+        events: &[Event],
+    ) -> impl Future<Output = Result<u64, AppendError>> + Send;
+
+    /// Every entry of the shard after sequence `after`, in order.
+    fn read(
+        &self,
+        shard: ShardId,
+        after: u64,
+    ) -> impl Future<Output = Result<Vec<(u64, Vec<Event>)>, AppendError>> + Send;
+}
+
+/// One intake message handed to a shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub ack: AckId,
+    pub order: Order,
+    /// 1 on first delivery.
+    pub delivery_count: u32,
+}
+
+/// The per-shard order queue: at-least-once delivery, explicit acks.
+pub trait IntakeQueue: Send + Sync {
+    /// Up to `max` messages not yet acked and not in flight.
+    fn fetch(&self, shard: ShardId, max: usize) -> impl Future<Output = Vec<Delivery>> + Send;
+    /// The shard decided these durably; they are done.
+    fn ack(&self, shard: ShardId, acks: &[AckId]) -> impl Future<Output = ()> + Send;
+    /// Queues an order for its partition's shard.
+    fn submit(&self, shard: ShardId, order: Order) -> impl Future<Output = ()> + Send;
+}
+
+/// Enacts released orders (payment capture, fulfilment request, ...). The
+/// order id is the idempotency key: a repeated call for the same order must
+/// not enact it twice.
+pub trait Fulfiller: Send + Sync {
+    fn fulfil(&self, order: &Order, attempt: Attempt) -> impl Future<Output = Outcome> + Send;
+}
+
+/// Polls a future that the in-memory ports resolve at once.
+///
+/// # Panics
+/// If the future is pending: only for futures known to be ready.
+pub fn now_or_never<F: Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("an in-memory port future was pending"),
+    }
+}
