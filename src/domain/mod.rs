@@ -7,7 +7,7 @@ pub mod policy;
 pub mod types;
 
 pub use messages::{Command, Event, Order, Outcome, RejectReason};
-pub use policy::{Exhaustion, ExhaustionRules, RetryPolicy, SkuPattern};
+pub use policy::{CancelConfirmed, Exhaustion, ExhaustionRules, RetryPolicy, SkuPattern};
 pub use types::{
     OrderId, PartitionKey, Priority, Quantity, Region, Sku, Timestamp, ValueError, WarehouseId,
 };

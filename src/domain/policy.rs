@@ -53,6 +53,17 @@ impl RetryPolicy {
     }
 }
 
+/// What cancelling an already confirmed order does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelConfirmed {
+    /// Compensate: the order's units go back to its partition's stock.
+    #[default]
+    Restock,
+    /// Refuse the cancel: a confirmed order stays confirmed.
+    Refuse,
+}
+
 /// A SKU glob: `*` matches any run of characters (also none), `?` exactly
 /// one; everything else matches itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
