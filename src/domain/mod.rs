@@ -10,8 +10,7 @@ pub mod state;
 pub mod types;
 
 pub use messages::{Command, Event, Order, Outcome, RejectReason};
-pub use policy::CancelConfirmed;
-pub use policy::{Exhaustion, ExhaustionRules, RetryPolicy, SkuPattern};
+pub use policy::{CancelConfirmed, Exhaustion, ExhaustionRules, RetryPolicy, SkuPattern};
 pub use rules::{Attempt, CommandError, Decider, Known, OutcomeEffect, Rules, Settled};
 pub use state::{Final, Live, Partition, PartitionIdx, ShardState, StateError, Status};
 pub use types::{

@@ -53,14 +53,14 @@ impl RetryPolicy {
     }
 }
 
-/// What cancelling a confirmed order does.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What cancelling an already confirmed order does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CancelConfirmed {
-    /// Cancel it and return its units to stock (compensation).
+    /// Compensate: the order's units go back to its partition's stock.
     #[default]
     Restock,
-    /// Refuse: a confirmed order stays confirmed.
+    /// Refuse the cancel: a confirmed order stays confirmed.
     Refuse,
 }
 

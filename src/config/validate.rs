@@ -1,0 +1,162 @@
+//! Rules that span keys or need a range the type cannot state, checked after
+//! a config parsed. Every broken rule is collected, so one run of
+//! `allot config check` shows them all.
+
+use std::time::Duration;
+
+use super::duration;
+use super::error::Problem;
+use super::sections::MAX_SHARDS;
+use super::Config;
+use crate::domain::{Exhaustion, Region};
+
+impl Config {
+    /// Every rule this config breaks, in file order; empty if it is valid.
+    /// [`Config::from_toml`] runs this; call it on a config built in code.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        self.check_shards(&mut out);
+        self.check_routing(&mut out);
+        self.check_exhaustion(&mut out);
+        self.check_retry(&mut out);
+        positive(
+            &mut out,
+            "scheduler.dedupe_horizon",
+            self.scheduler.dedupe_horizon as u64,
+        );
+        positive(
+            &mut out,
+            "workers.default_concurrency",
+            self.workers.default_concurrency as u64,
+        );
+        for (w, &n) in &self.workers.warehouses {
+            positive(&mut out, &format!("workers.warehouses.{w}"), n as u64);
+        }
+        self.check_limits(&mut out);
+        out
+    }
+
+    fn check_shards(&self, out: &mut Vec<Problem>) {
+        let count = self.shards.count;
+        if !(1..=MAX_SHARDS).contains(&count) {
+            out.push(Problem::new(
+                "shards.count",
+                format!("{count} is out of range, must be 1..={MAX_SHARDS}"),
+            ));
+            // Pins cannot be judged against a count that is itself wrong.
+            return;
+        }
+        for (i, pin) in self.shards.pins.iter().enumerate() {
+            if pin.shard >= count {
+                out.push(Problem::new(
+                    format!("shards.pins[{i}].shard"),
+                    format!(
+                        "shard {} does not exist, must be 0..={} (shards.count is {count})",
+                        pin.shard,
+                        count - 1
+                    ),
+                ));
+            }
+        }
+    }
+
+    fn check_routing(&self, out: &mut Vec<Problem>) {
+        let routing = &self.routing;
+        if let Some(region) = &routing.default_region {
+            if !routing.regions.contains_key(region) {
+                out.push(Problem::new(
+                    "routing.default_region",
+                    format!(
+                        "region {:?} is not in routing.regions; {}",
+                        region.as_str(),
+                        known_regions(routing.regions.keys())
+                    ),
+                ));
+            }
+        }
+        for (region, warehouses) in &routing.regions {
+            if warehouses.is_empty() {
+                out.push(Problem::new(
+                    format!("routing.regions.{region}"),
+                    "lists no warehouses; give at least one, in order of preference",
+                ));
+            }
+            for (i, w) in warehouses.iter().enumerate() {
+                if let Some(first) = warehouses[..i].iter().position(|x| x == w) {
+                    out.push(Problem::new(
+                        format!("routing.regions.{region}[{i}]"),
+                        format!(
+                            "warehouse {:?} is already listed at [{first}]; list each warehouse once",
+                            w.as_str()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+
+    fn check_exhaustion(&self, out: &mut Vec<Problem>) {
+        let ex = &self.exhaustion;
+        backorder_ttl(out, "exhaustion.default.ttl", &ex.default);
+        for (i, rule) in ex.rules.iter().enumerate() {
+            backorder_ttl(out, &format!("exhaustion.rules[{i}].ttl"), &rule.policy);
+        }
+    }
+
+    fn check_retry(&self, out: &mut Vec<Problem>) {
+        let r = &self.retry;
+        if r.max_backoff < r.base_backoff {
+            out.push(Problem::new(
+                "retry.max_backoff",
+                format!(
+                    "{} is below retry.base_backoff ({}); must be at least that",
+                    duration::format(r.max_backoff),
+                    duration::format(r.base_backoff)
+                ),
+            ));
+        }
+    }
+
+    fn check_limits(&self, out: &mut Vec<Problem>) {
+        let l = &self.limits;
+        if !(1..=u64::from(u32::MAX)).contains(&l.max_quantity) {
+            out.push(Problem::new(
+                "limits.max_quantity",
+                format!(
+                    "{} is out of range, must be 1..={}",
+                    l.max_quantity,
+                    u32::MAX
+                ),
+            ));
+        }
+        positive(out, "limits.max_payload_bytes", l.max_payload_bytes as u64);
+        positive(out, "limits.max_batch_size", l.max_batch_size as u64);
+    }
+}
+
+fn positive(out: &mut Vec<Problem>, path: &str, n: u64) {
+    if n == 0 {
+        out.push(Problem::new(path, "is 0, must be at least 1"));
+    }
+}
+
+fn backorder_ttl(out: &mut Vec<Problem>, path: &str, e: &Exhaustion) {
+    if let Exhaustion::Backorder { ttl } = e {
+        if *ttl == Duration::ZERO {
+            out.push(Problem::new(
+                path,
+                "backorder ttl is 0, must be positive, e.g. \"10m\"",
+            ));
+        }
+    }
+}
+
+/// `known regions: eu, us`, or a hint that none are configured.
+pub(super) fn known_regions<'a>(regions: impl Iterator<Item = &'a Region>) -> String {
+    let names: Vec<&str> = regions.map(Region::as_str).collect();
+    if names.is_empty() {
+        "no regions are configured (routing.regions is empty)".to_owned()
+    } else {
+        format!("known regions: {}", names.join(", "))
+    }
+}
