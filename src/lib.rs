@@ -4,13 +4,17 @@
 //!
 //! - [`domain`]: pure types and rules (orders, commands, events, policies).
 //! - [`config`]: the TOML config file, its validation, and the order router.
+//! - [`audit`]: checks the promises (no oversell, one decision per order, stock conserved) from event logs alone.
 //! - [`ports`]: traits the runtime drives (event log, intake queue, fulfiller) and in-memory implementations.
 //! - [`scheduler`]: the sans-IO core of one shard: releases orders within stock, group-commits decisions, drives acks, dispatches and timers.
+//! - [`sim`]: a deterministic flash sale over every shard on a virtual clock, audited at the end.
 //! - [`testkit`]: a synchronous single-shard driver and log-only invariant checks, for tests.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod config;
 pub mod domain;
 pub mod ports;
 pub mod scheduler;
+pub mod sim;
 pub mod testkit;

@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::Rules;
 use crate::domain::{ExhaustionRules, RetryPolicy, WarehouseId};
+use crate::scheduler::ShardConfig;
 
 mod duration;
 mod error;
@@ -146,6 +148,20 @@ impl Config {
     /// The routing rules of this config.
     pub fn router(&self) -> Router {
         Router::new(self)
+    }
+
+    /// What every shard's scheduler reads, as plain values.
+    pub fn shard_config(&self) -> ShardConfig {
+        ShardConfig {
+            rules: Rules {
+                exhaustion: self.exhaustion_rules(),
+                retry: self.retry_policy(),
+                cancel_confirmed: self.cancel_confirmed(),
+            },
+            max_wait: self.max_wait(),
+            dedupe_horizon: self.dedupe_horizon(),
+            max_batch_events: ShardConfig::default().max_batch_events,
+        }
     }
 }
 

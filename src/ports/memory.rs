@@ -20,7 +20,10 @@ pub struct MemLog {
 impl MemLog {
     /// Every event of a shard, in order.
     pub fn events(&self, shard: ShardId) -> Vec<Event> {
-        self.shards.lock().get(&shard).map_or_else(Vec::new, |b| b.iter().flatten().cloned().collect())
+        self.shards
+            .lock()
+            .get(&shard)
+            .map_or_else(Vec::new, |b| b.iter().flatten().cloned().collect())
     }
 
     /// How many entries (appended batches) the shard has.
@@ -30,7 +33,12 @@ impl MemLog {
 }
 
 impl EventLog for MemLog {
-    async fn append(&self, shard: ShardId, expected_last: u64, events: &[Event]) -> Result<u64, AppendError> {
+    async fn append(
+        &self,
+        shard: ShardId,
+        expected_last: u64,
+        events: &[Event],
+    ) -> Result<u64, AppendError> {
         let mut shards = self.shards.lock();
         let log = shards.entry(shard).or_default();
         let actual = log.len() as u64;
@@ -45,7 +53,11 @@ impl EventLog for MemLog {
         Ok(actual + 1)
     }
 
-    async fn read(&self, shard: ShardId, after: u64) -> Result<Vec<(u64, Vec<Event>)>, AppendError> {
+    async fn read(
+        &self,
+        shard: ShardId,
+        after: u64,
+    ) -> Result<Vec<(u64, Vec<Event>)>, AppendError> {
         let shards = self.shards.lock();
         let Some(log) = shards.get(&shard) else {
             return Ok(Vec::new());
@@ -87,7 +99,10 @@ impl MemIntake {
 
     /// Messages submitted and not yet acked.
     pub fn unacked(&self, shard: ShardId) -> usize {
-        self.queues.lock().get(&shard).map_or(0, |q| q.ready.len() + q.in_flight.len())
+        self.queues
+            .lock()
+            .get(&shard)
+            .map_or(0, |q| q.ready.len() + q.in_flight.len())
     }
 }
 

@@ -21,7 +21,11 @@ pub type ShardId = u32;
 pub enum AppendError {
     /// The shard's log moved on: another writer owns it now.
     #[error("shard {shard}: expected last sequence {expected}, log is at {actual}")]
-    Conflict { shard: ShardId, expected: u64, actual: u64 },
+    Conflict {
+        shard: ShardId,
+        expected: u64,
+        actual: u64,
+    },
     /// The log could not be reached; the append may or may not have landed.
     #[error("event log unavailable: {0}")]
     Unavailable(String),

@@ -68,7 +68,11 @@ impl SimulatedFulfiller {
         }
         if inner.rng.gen_bool(self.failure_rate) {
             let retryable = inner.rng.gen_bool(self.retryable_share);
-            let reason = if retryable { "worker timeout" } else { "payment declined" };
+            let reason = if retryable {
+                "worker timeout"
+            } else {
+                "payment declined"
+            };
             return (
                 took,
                 Outcome::Failed {
