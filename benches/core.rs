@@ -39,7 +39,7 @@ fn orders(n: usize, skus: usize) -> Vec<Order> {
 
 fn shard_with_stock(skus: usize, units: u64) -> Shard {
     let config = ShardConfig {
-        dedupe_horizon: 1_000_000,
+        dedupe_horizon: std::env::var("H").map_or(1_000_000, |v| v.parse().unwrap()),
         ..ShardConfig::default()
     };
     let now = Timestamp(0);

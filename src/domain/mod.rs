@@ -3,6 +3,7 @@
 //! comes in as a value.
 
 pub mod messages;
+pub(crate) mod orders;
 pub mod policy;
 pub(crate) mod queue;
 pub mod rules;

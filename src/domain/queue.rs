@@ -4,17 +4,19 @@
 //! compacted once they outnumber the live ones, so every operation is
 //! amortised O(1) and memory stays within a constant factor of live orders.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::types::{OrderId, Priority, Quantity};
+use super::orders::Slot;
+use super::types::{Priority, Quantity};
 
 /// One order's place in a lane.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ticketed {
     pub ticket: u64,
-    pub id: OrderId,
+    /// The order's slot in [`super::orders::Orders`].
+    pub slot: Slot,
 }
 
 /// A FIFO of order entries, some possibly stale.
@@ -37,10 +39,6 @@ impl Lane {
         self.entries.iter().map(|(e, q)| (e, *q))
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Drops stale entries at both ends; compacts when more than half of a
     /// non-trivial lane is stale. `live` is the number of current entries.
     pub fn trim(&mut self, live: usize, is_live: impl Fn(&Ticketed) -> bool) {
@@ -61,8 +59,13 @@ impl Lane {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PriorityLanes {
     /// Sorted by priority, highest first; most partitions have one lane.
+    /// Empty lanes stay (at most one per priority value) so a partition
+    /// that empties and refills its queue does not reallocate.
     lanes: Vec<(Priority, Lane)>,
-    by_quantity: BTreeMap<u32, u32>,
+    /// (quantity, orders queued with it), sorted; few distinct quantities
+    /// occur, so a small vector beats a tree and never reallocates in a
+    /// steady state.
+    by_quantity: Vec<(u32, u32)>,
 }
 
 impl PriorityLanes {
@@ -82,29 +85,37 @@ impl PriorityLanes {
     }
 
     pub fn push_back(&mut self, prio: Priority, qty: Quantity, entry: Ticketed) {
-        *self.by_quantity.entry(qty.get()).or_insert(0) += 1;
+        self.count(qty, true);
         self.lane(prio).push_back(entry, qty);
     }
 
     /// For revoked reservations: they were ahead of everything queued.
     pub fn push_front(&mut self, prio: Priority, qty: Quantity, entry: Ticketed) {
-        *self.by_quantity.entry(qty.get()).or_insert(0) += 1;
+        self.count(qty, true);
         self.lane(prio).push_front(entry, qty);
     }
 
     /// Books an order of `qty` as gone from the queue (its entry goes stale).
     pub fn forget(&mut self, qty: Quantity) {
-        if let Some(n) = self.by_quantity.get_mut(&qty.get()) {
-            *n -= 1;
-            if *n == 0 {
-                self.by_quantity.remove(&qty.get());
+        self.count(qty, false);
+    }
+
+    fn count(&mut self, qty: Quantity, add: bool) {
+        let q = qty.get();
+        match self.by_quantity.binary_search_by_key(&q, |&(k, _)| k) {
+            Ok(i) if add => self.by_quantity[i].1 += 1,
+            Ok(i) if self.by_quantity[i].1 > 1 => self.by_quantity[i].1 -= 1,
+            Ok(i) => {
+                self.by_quantity.remove(i);
             }
+            Err(i) if add => self.by_quantity.insert(i, (q, 1)),
+            Err(_) => {}
         }
     }
 
     /// The smallest quantity queued, if any.
     pub fn min_quantity(&self) -> Option<u32> {
-        self.by_quantity.keys().next().copied()
+        self.by_quantity.first().map(|&(q, _)| q)
     }
 
     /// Entries in release order: priority lanes highest first, FIFO within.
@@ -130,7 +141,6 @@ impl PriorityLanes {
         for (_, lane) in &mut self.lanes {
             lane.trim(live, &is_live);
         }
-        self.lanes.retain(|(_, l)| !l.is_empty());
     }
 }
 
@@ -138,11 +148,8 @@ impl PriorityLanes {
 mod tests {
     use super::*;
 
-    fn t(ticket: u64, id: &str) -> Ticketed {
-        Ticketed {
-            ticket,
-            id: OrderId::new(id).unwrap(),
-        }
+    fn t(ticket: u64, slot: Slot) -> Ticketed {
+        Ticketed { ticket, slot }
     }
 
     fn q(n: u64) -> Quantity {
@@ -152,25 +159,22 @@ mod tests {
     #[test]
     fn higher_priority_first_fifo_within() {
         let mut lanes = PriorityLanes::default();
-        lanes.push_back(Priority(0), q(1), t(1, "a"));
-        lanes.push_back(Priority(5), q(1), t(2, "b"));
-        lanes.push_back(Priority(0), q(1), t(3, "c"));
-        lanes.push_back(Priority(5), q(1), t(4, "d"));
-        let order: Vec<_> = lanes
-            .iter()
-            .map(|(e, _)| e.id.as_str().to_owned())
-            .collect();
-        assert_eq!(order, ["b", "d", "a", "c"]);
+        lanes.push_back(Priority(0), q(1), t(1, 10));
+        lanes.push_back(Priority(5), q(1), t(2, 11));
+        lanes.push_back(Priority(0), q(1), t(3, 12));
+        lanes.push_back(Priority(5), q(1), t(4, 13));
+        let order: Vec<_> = lanes.iter().map(|(e, _)| e.slot).collect();
+        assert_eq!(order, [11, 13, 10, 12]);
     }
 
     #[test]
     fn first_fit_skips_orders_too_large_and_stale_entries() {
         let mut lanes = PriorityLanes::default();
-        lanes.push_back(Priority(0), q(5), t(1, "big"));
-        lanes.push_back(Priority(0), q(2), t(2, "stale"));
-        lanes.push_back(Priority(0), q(2), t(3, "fits"));
+        lanes.push_back(Priority(0), q(5), t(1, 0));
+        lanes.push_back(Priority(0), q(2), t(2, 1));
+        lanes.push_back(Priority(0), q(2), t(3, 2));
         let fit = lanes.first_fit(3, |e| e.ticket != 2).unwrap();
-        assert_eq!(fit.id.as_str(), "fits");
+        assert_eq!(fit.slot, 2, "skips the big one and the stale one");
         assert!(lanes.first_fit(1, |_| true).is_none());
         lanes.forget(q(2));
         lanes.forget(q(2));
@@ -181,7 +185,7 @@ mod tests {
     fn trim_drops_stale_ends_and_compacts() {
         let mut lane = Lane::default();
         for i in 0..100 {
-            lane.push_back(t(i, "x"), q(1));
+            lane.push_back(t(i, 0), q(1));
         }
         lane.trim(3, |e| e.ticket % 40 == 1);
         let left: Vec<u64> = lane.iter().map(|(e, _)| e.ticket).collect();

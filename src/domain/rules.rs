@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::messages::{Command, Event, Order, Outcome, RejectReason};
 use super::policy::{CancelConfirmed, Exhaustion, ExhaustionRules, RetryPolicy};
-use super::state::{Final, PartitionIdx, ShardState, Status};
+use super::state::{Final, Live, PartitionIdx, ShardState, Status};
 use super::types::{OrderId, PartitionKey, Timestamp, WarehouseId};
 
 /// The policies the rules read, as plain values.
@@ -248,7 +248,8 @@ impl Decider<'_> {
                 .iter()
                 .rev()
                 .find(|(e, _)| self.state.is_current(e))
-                .map(|(e, _)| e.id.clone())
+                .and_then(|(e, _)| self.state.at_slot(e.slot))
+                .map(|l| l.order.id.clone())
                 .expect("reserved units have a reservation");
             let cancelled = self.state.live(&newest).is_some_and(|l| l.cancel_requested);
             self.emit(Event::ReservationRevoked { id: newest.clone() });
@@ -350,7 +351,13 @@ impl Decider<'_> {
                 .or_else(|| part.queue.first_fit(part.available, live));
             match next {
                 Some(e) => {
-                    let id = e.id.clone();
+                    let id = self
+                        .state
+                        .at_slot(e.slot)
+                        .expect("current entry")
+                        .order
+                        .id
+                        .clone();
                     self.emit(Event::OrderReserved { id });
                 }
                 None => break,
@@ -376,7 +383,8 @@ impl Decider<'_> {
             .queue
             .iter()
             .filter(|(e, _)| self.state.is_current(e))
-            .map(|(e, _)| e.id.clone())
+            .filter_map(|(e, _)| self.state.at_slot(e.slot))
+            .map(|l| l.order.id.clone())
             .collect();
         for id in waiting {
             let event = match &policy {
@@ -419,8 +427,13 @@ impl Decider<'_> {
                 .iter()
                 .find(|(e, _)| self.state.is_current(e));
             let (id, until) = match front {
-                Some((e, _)) => match self.state.live(&e.id).map(|l| l.status) {
-                    Some(Status::Backordered { until }) => (e.id.clone(), until),
+                Some((e, _)) => match self.state.at_slot(e.slot) {
+                    Some(
+                        l @ Live {
+                            status: Status::Backordered { until },
+                            ..
+                        },
+                    ) => (l.order.id.clone(), *until),
                     _ => unreachable!("current backorder entries are backordered"),
                 },
                 None => return None,

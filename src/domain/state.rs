@@ -12,6 +12,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use super::messages::{Event, Order};
+use super::orders::{Orders, Slot};
 use super::queue::{Lane, PriorityLanes, Ticketed};
 use super::types::{OrderId, PartitionKey, Priority, Quantity, Timestamp, WarehouseId};
 
@@ -190,7 +191,7 @@ pub struct StateError {
 pub struct ShardState {
     partitions: Vec<Partition>,
     index: FxHashMap<PartitionKey, PartitionIdx>,
-    orders: FxHashMap<OrderId, Live>,
+    orders: Orders,
     decided: Horizon,
     next_ticket: u64,
 }
@@ -201,7 +202,7 @@ impl ShardState {
         Self {
             partitions: Vec::new(),
             index: FxHashMap::default(),
-            orders: FxHashMap::default(),
+            orders: Orders::default(),
             decided: Horizon::new(dedupe_horizon),
             next_ticket: 0,
         }
@@ -237,8 +238,19 @@ impl ShardState {
 
     pub(crate) fn is_current(&self, entry: &Ticketed) -> bool {
         self.orders
-            .get(&entry.id)
+            .at(entry.slot)
             .is_some_and(|l| l.ticket == entry.ticket)
+    }
+
+    /// A live order's slot and current ticket.
+    pub(crate) fn ticket_of(&self, id: &OrderId) -> Option<(Slot, u64)> {
+        let slot = self.orders.slot_of(id)?;
+        Some((slot, self.orders.at(slot)?.ticket))
+    }
+
+    /// The live order a lane entry points at (current or not).
+    pub(crate) fn at_slot(&self, slot: Slot) -> Option<&Live> {
+        self.orders.at(slot)
     }
 
     /// Applies one event. Events the scheduler decided always apply; an
@@ -265,6 +277,16 @@ impl ShardState {
         self.next_ticket
     }
 
+    fn slot(&self, id: &OrderId) -> Result<Slot, String> {
+        self.orders
+            .slot_of(id)
+            .ok_or_else(|| "order is not live".to_owned())
+    }
+
+    fn at(&mut self, slot: Slot) -> &mut Live {
+        self.orders.at_mut(slot).expect("slot of a live order")
+    }
+
     fn apply(&mut self, event: &Event) -> Result<(), String> {
         match event {
             Event::OrderQueued { order } => {
@@ -273,57 +295,44 @@ impl ShardState {
                 }
                 let p = self.partition_for(&order.partition);
                 let ticket = self.ticket();
-                self.decided.remove(&order.id);
+                if !self.decided.is_empty() {
+                    self.decided.remove(&order.id);
+                }
+                let slot = self.orders.insert(Live {
+                    order: order.clone(),
+                    partition: p,
+                    status: Status::Queued,
+                    ticket,
+                    attempts: 0,
+                    cancel_requested: false,
+                    rerouted_to: None,
+                });
                 let part = &mut self.partitions[p as usize];
-                part.queue.push_back(
-                    order.priority,
-                    order.quantity,
-                    Ticketed {
-                        ticket,
-                        id: order.id.clone(),
-                    },
-                );
+                part.queue
+                    .push_back(order.priority, order.quantity, Ticketed { ticket, slot });
                 part.queued += 1;
-                self.orders.insert(
-                    order.id.clone(),
-                    Live {
-                        order: order.clone(),
-                        partition: p,
-                        status: Status::Queued,
-                        ticket,
-                        attempts: 0,
-                        cancel_requested: false,
-                        rerouted_to: None,
-                    },
-                );
             }
             Event::OrderReserved { id } => {
+                let slot = self.slot(id)?;
                 let ticket = self.ticket();
-                let (p, q, was) = self.take_waiting(id)?;
-                let qty = self.orders[id].order.quantity;
+                let (p, qty, was) = self.take_waiting(slot)?;
+                let q = u64::from(qty.get());
                 let part = &mut self.partitions[p as usize];
                 part.available = part.available.checked_sub(q).ok_or_else(|| {
                     format!("reserving {q} with only {} available", part.available)
                 })?;
                 part.reserved += q;
                 part.in_flight += 1;
-                part.reservations.push_back(
-                    Ticketed {
-                        ticket,
-                        id: id.clone(),
-                    },
-                    qty,
-                );
-                let live = self.orders.get_mut(id).expect("checked by take_waiting");
+                part.reservations.push_back(Ticketed { ticket, slot }, qty);
+                let live = self.at(slot);
                 live.status = Status::Reserved;
                 live.ticket = ticket;
                 live.attempts = 0;
                 self.trim_lane(p, was);
             }
             Event::OrderConfirmed { id } => {
-                let (p, q) = self.unreserve(id)?;
-                let part = &mut self.partitions[p as usize];
-                part.sold += q;
+                let (p, q) = self.unreserve(self.slot(id)?)?;
+                self.partitions[p as usize].sold += q;
                 let live = self.orders.remove(id).expect("checked by unreserve");
                 self.decided
                     .insert(id.clone(), Some(p), live.order.quantity, Final::Confirmed);
@@ -334,15 +343,13 @@ impl ShardState {
                 live.attempts = *attempt;
             }
             Event::OrderReleased { id, .. } => {
-                let (p, q) = self.unreserve(id)?;
+                let slot = self.slot(id)?;
+                let (p, q) = self.unreserve(slot)?;
                 self.partitions[p as usize].available += q;
-                self.orders
-                    .get_mut(id)
-                    .expect("checked by unreserve")
-                    .status = Status::Releasing;
+                self.at(slot).status = Status::Releasing;
                 self.trim_lane(p, LaneKind::Reservations);
             }
-            Event::OrderRejected { id, reason: _ } => match self.orders.get(id).map(|l| l.status) {
+            Event::OrderRejected { id, reason: _ } => match self.orders.slot_of(id) {
                 None => {
                     if self.decided.get(id).is_some() {
                         return Err("order was decided already".into());
@@ -350,64 +357,55 @@ impl ShardState {
                     self.decided
                         .insert(id.clone(), None, Quantity::ONE, Final::Rejected);
                 }
-                Some(Status::Reserved | Status::Forwarding) => {
-                    return Err("a reserved or forwarding order cannot be rejected".into())
-                }
-                Some(Status::Releasing) => {
-                    let live = self.orders.remove(id).expect("just seen");
-                    self.decided.insert(
-                        id.clone(),
-                        Some(live.partition),
-                        live.order.quantity,
-                        Final::Rejected,
-                    );
-                }
-                Some(_) => {
-                    let (p, _, was) = self.take_waiting(id)?;
+                Some(slot) => {
+                    let (p, was) = match self.at(slot).status {
+                        Status::Reserved | Status::Forwarding => {
+                            return Err("a reserved or forwarding order cannot be rejected".into())
+                        }
+                        Status::Releasing => (self.at(slot).partition, None),
+                        _ => {
+                            let (p, _, was) = self.take_waiting(slot)?;
+                            (p, Some(was))
+                        }
+                    };
                     let live = self.orders.remove(id).expect("just seen");
                     self.decided
                         .insert(id.clone(), Some(p), live.order.quantity, Final::Rejected);
-                    self.trim_lane(p, was);
+                    if let Some(was) = was {
+                        self.trim_lane(p, was);
+                    }
                 }
             },
             Event::OrderBackordered { id, until } => {
+                let slot = self.slot(id)?;
                 let ticket = self.ticket();
-                let (p, _, was) = self.take_waiting(id)?;
+                let (p, qty, was) = self.take_waiting(slot)?;
                 if was != LaneKind::Queue {
                     return Err("only a queued order can be backordered".into());
                 }
-                let live = self.orders.get_mut(id).expect("checked by take_waiting");
+                let live = self.at(slot);
                 live.status = Status::Backordered { until: *until };
                 live.ticket = ticket;
-                let qty = live.order.quantity;
                 let part = &mut self.partitions[p as usize];
                 part.backordered += 1;
-                part.backorders.push_back(
-                    Priority(0),
-                    qty,
-                    Ticketed {
-                        ticket,
-                        id: id.clone(),
-                    },
-                );
+                part.backorders
+                    .push_back(Priority(0), qty, Ticketed { ticket, slot });
                 self.trim_lane(p, LaneKind::Queue);
             }
             Event::OrderRerouted { id, to } => {
+                let slot = self.slot(id)?;
                 let ticket = self.ticket();
-                let (p, _, was) = self.take_waiting(id)?;
-                let live = self.orders.get_mut(id).expect("checked by take_waiting");
+                let (p, _, was) = self.take_waiting(slot)?;
+                let live = self.at(slot);
                 live.status = Status::Forwarding;
                 live.ticket = ticket;
                 live.rerouted_to = Some(to.clone());
                 self.trim_lane(p, was);
             }
             Event::OrderForwarded { id } => {
-                let live = self.live_mut(id, |s| matches!(s, Status::Forwarding))?;
-                let to = live
-                    .rerouted_to
-                    .clone()
-                    .expect("forwarding orders have a target");
+                self.live_mut(id, |s| matches!(s, Status::Forwarding))?;
                 let live = self.orders.remove(id).expect("just seen");
+                let to = live.rerouted_to.expect("forwarding orders have a target");
                 self.decided.insert(
                     id.clone(),
                     Some(live.partition),
@@ -439,23 +437,17 @@ impl ShardState {
                 part.available += q;
             }
             Event::ReservationRevoked { id } => {
-                let (p, q) = self.unreserve(id)?;
+                let slot = self.slot(id)?;
+                let (p, q) = self.unreserve(slot)?;
                 let ticket = self.ticket();
-                let live = self.orders.get_mut(id).expect("checked by unreserve");
+                let live = self.at(slot);
                 live.status = Status::Queued;
                 live.ticket = ticket;
                 let (prio, qty) = (live.order.priority, live.order.quantity);
                 let part = &mut self.partitions[p as usize];
                 part.available += q;
                 part.queued += 1;
-                part.queue.push_front(
-                    prio,
-                    qty,
-                    Ticketed {
-                        ticket,
-                        id: id.clone(),
-                    },
-                );
+                part.queue.push_front(prio, qty, Ticketed { ticket, slot });
                 self.trim_lane(p, LaneKind::Reservations);
             }
             Event::StockSet { partition, on_hand } => {
@@ -491,29 +483,32 @@ impl ShardState {
     }
 
     /// Takes a queued or backordered order off its lane's books.
-    fn take_waiting(&mut self, id: &OrderId) -> Result<(PartitionIdx, u64, LaneKind), String> {
-        let live = self.orders.get(id).ok_or("order is not live")?;
-        let (p, q) = (live.partition, u64::from(live.order.quantity.get()));
+    fn take_waiting(&mut self, slot: Slot) -> Result<(PartitionIdx, Quantity, LaneKind), String> {
+        let live = self.orders.at(slot).expect("slot of a live order");
+        let (p, qty) = (live.partition, live.order.quantity);
         let part = &mut self.partitions[p as usize];
         let kind = match live.status {
             Status::Queued => {
                 part.queued -= 1;
-                part.queue.forget(live.order.quantity);
+                part.queue.forget(qty);
                 LaneKind::Queue
             }
             Status::Backordered { .. } => {
                 part.backordered -= 1;
-                part.backorders.forget(live.order.quantity);
+                part.backorders.forget(qty);
                 LaneKind::Backorders
             }
             other => return Err(format!("order is {other:?}, not waiting")),
         };
-        Ok((p, q, kind))
+        Ok((p, qty, kind))
     }
 
     /// Takes a reserved order's units off `reserved`.
-    fn unreserve(&mut self, id: &OrderId) -> Result<(PartitionIdx, u64), String> {
-        let live = self.live_mut(id, |s| matches!(s, Status::Reserved))?;
+    fn unreserve(&mut self, slot: Slot) -> Result<(PartitionIdx, u64), String> {
+        let live = self.at(slot);
+        if live.status != Status::Reserved {
+            return Err(format!("order is {:?}, not reserved", live.status));
+        }
         let (p, q) = (live.partition, u64::from(live.order.quantity.get()));
         live.ticket = 0;
         let part = &mut self.partitions[p as usize];
@@ -526,7 +521,7 @@ impl ShardState {
     /// entries outnumber live ones.
     fn trim_lane(&mut self, p: PartitionIdx, kind: LaneKind) {
         let orders = &self.orders;
-        let live = |e: &Ticketed| orders.get(&e.id).is_some_and(|l| l.ticket == e.ticket);
+        let live = |e: &Ticketed| orders.at(e.slot).is_some_and(|l| l.ticket == e.ticket);
         let part = &mut self.partitions[p as usize];
         match kind {
             LaneKind::Queue => part.queue.trim(part.queued as usize, live),

@@ -43,7 +43,8 @@ pub enum Output {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Mark {
     Ack(AckId),
-    Dispatch(OrderId, u64),
+    /// A reservation: the order's slot and ticket (stale once either moves).
+    Dispatch(u32, u64),
     Forward(OrderId),
 }
 
@@ -91,11 +92,15 @@ impl GroupCommit {
         &mut self.pending
     }
 
-    /// Events decided since the last call.
-    pub fn unscanned(&mut self) -> &[Event] {
-        let from = self.scanned;
+    /// Marks what each event decided since the last scan must wait for.
+    pub fn scan(&mut self, mut mark_for: impl FnMut(&Event) -> Option<Mark>) {
+        let pos = self.base + self.pending.len() as u64;
+        for event in &self.pending[self.scanned..] {
+            if let Some(mark) = mark_for(event) {
+                self.marks.push_back((pos, mark));
+            }
+        }
         self.scanned = self.pending.len();
-        &self.pending[from..]
     }
 
     /// `mark` waits for every event decided so far.
@@ -145,7 +150,8 @@ impl GroupCommit {
         }
         let n = self.pending.len().min(self.max_batch);
         let events = if n == self.pending.len() {
-            std::mem::take(&mut self.pending)
+            // The next batch will likely be as large: allocate once for it.
+            std::mem::replace(&mut self.pending, Vec::with_capacity(n))
         } else {
             self.pending.drain(..n).collect()
         };

@@ -406,25 +406,21 @@ impl Shard {
     /// Marks what the events decided since the last input must wait for
     /// (dispatches, forwards, the intake ack) and arms backorder timers.
     fn after_input(&mut self, ack: Option<AckId>, _now: Timestamp) {
-        let (mut marks, mut backordered) = (Vec::new(), Vec::new());
-        for event in self.group.unscanned() {
-            match event {
-                Event::OrderReserved { id } => {
-                    let ticket = self.state.live(id).map_or(0, |l| l.ticket);
-                    marks.push(Mark::Dispatch(id.clone(), ticket));
+        let mut backordered = Vec::new();
+        let state = &self.state;
+        self.group.scan(|event| match event {
+            Event::OrderReserved { id } => state
+                .ticket_of(id)
+                .map(|(slot, ticket)| Mark::Dispatch(slot, ticket)),
+            Event::OrderRerouted { id, .. } => Some(Mark::Forward(id.clone())),
+            Event::OrderBackordered { id, until } => {
+                if let Some(l) = state.live(id) {
+                    backordered.push((l.partition, *until));
                 }
-                Event::OrderRerouted { id, .. } => marks.push(Mark::Forward(id.clone())),
-                Event::OrderBackordered { id, until } => {
-                    if let Some(l) = self.state.live(id) {
-                        backordered.push((l.partition, *until));
-                    }
-                }
-                _ => {}
+                None
             }
-        }
-        for mark in marks {
-            self.group.mark(mark);
-        }
+            _ => None,
+        });
         for (p, until) in backordered {
             self.arm_backorder(p, until);
         }
@@ -433,8 +429,8 @@ impl Shard {
         }
         let state = &self.state;
         self.group.release(|mark| match mark {
-            Mark::Dispatch(id, ticket) => state
-                .live(&id)
+            Mark::Dispatch(slot, ticket) => state
+                .at_slot(slot)
                 .filter(|l| l.status == Status::Reserved && l.ticket == ticket)
                 .map(|l| {
                     group::Released::Dispatch(Dispatch {
