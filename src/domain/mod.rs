@@ -12,7 +12,9 @@ pub mod types;
 
 pub use messages::{Command, Event, Order, Outcome, RejectReason};
 pub use policy::{CancelConfirmed, Exhaustion, ExhaustionRules, RetryPolicy, SkuPattern};
-pub use rules::{Attempt, CommandError, Decider, Known, OutcomeEffect, Rules, Settled};
+pub use rules::{
+    decide, Attempt, CommandError, Decider, Known, OutcomeEffect, Rules, Settled, Verdict,
+};
 pub use state::{Final, Live, Partition, PartitionIdx, ShardState, StateError, Status};
 pub use types::{
     OrderId, PartitionKey, Priority, Quantity, Region, Sku, Timestamp, ValueError, WarehouseId,

@@ -48,9 +48,25 @@ pub enum CommandError {
         on_hand: u64,
         delta: i64,
     },
-    /// A batch is handled by the scheduler, one command at a time.
-    #[error("nested batch must be unpacked by the scheduler")]
-    Batch,
+    /// Not a stock command (an internal misuse of `Decider::stock`).
+    #[error("not a stock command")]
+    NotStock,
+    /// This shard instance lost its log to another writer; retry elsewhere.
+    #[error("this instance no longer owns the shard")]
+    Fenced,
+}
+
+/// The answer to one command, decided at once (durability follows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Accepted: the order is queued, or the command applied.
+    Accepted,
+    /// The order id is known; the earlier decision stands.
+    Duplicate(Known),
+    /// Refused; nothing changed.
+    Refused(CommandError),
+    /// One verdict per command of a batch, in order.
+    Batch(Vec<Verdict>),
 }
 
 /// A placed order that was not queued because its id is known.
@@ -92,6 +108,43 @@ impl Decider<'_> {
             panic!("a decided event must apply: {e}");
         }
         self.events.push(event);
+    }
+
+    /// Applies a command (a batch's commands in order), settling each
+    /// partition it touches; those are added to `touched`.
+    pub fn command(
+        &mut self,
+        command: Command,
+        now: Timestamp,
+        touched: &mut Vec<PartitionIdx>,
+    ) -> Verdict {
+        let (verdict, p) = match command {
+            Command::PlaceOrder(order) => match self.place(order) {
+                Ok(p) => (Verdict::Accepted, Some(p)),
+                Err(known) => (Verdict::Duplicate(known), None),
+            },
+            Command::Batch { commands } => {
+                return Verdict::Batch(
+                    commands
+                        .into_iter()
+                        .map(|c| self.command(c, now, touched))
+                        .collect(),
+                )
+            }
+            Command::CancelOrder { id, .. } => match self.cancel(&id) {
+                Ok(p) => (Verdict::Accepted, p),
+                Err(e) => (Verdict::Refused(e), None),
+            },
+            stock => match self.stock(&stock) {
+                Ok(p) => (Verdict::Accepted, Some(p)),
+                Err(e) => (Verdict::Refused(e), None),
+            },
+        };
+        if let Some(p) = p {
+            self.settle(p, now);
+            touched.push(p);
+        }
+        verdict
     }
 
     /// Queues a new order. A known id is not decided again.
@@ -225,7 +278,7 @@ impl Decider<'_> {
                 )
             }
             Command::PlaceOrder(_) | Command::CancelOrder { .. } | Command::Batch { .. } => {
-                return Err(CommandError::Batch)
+                return Err(CommandError::NotStock)
             }
         };
         if let (Some(new), Some(p)) = (new_on_hand, self.state.partition_idx(key)) {
@@ -458,6 +511,25 @@ impl Decider<'_> {
             self.emit(Event::OrderForwarded { id: id.clone() });
         }
     }
+}
+
+/// The rules in their pure form: the verdict and the events `command`
+/// decides against `state`, which is left as it was.
+pub fn decide(
+    state: &ShardState,
+    rules: &Rules,
+    command: Command,
+    now: Timestamp,
+) -> (Verdict, Vec<Event>) {
+    let mut state = state.clone();
+    let mut events = Vec::new();
+    let mut decider = Decider {
+        state: &mut state,
+        events: &mut events,
+        rules,
+    };
+    let verdict = decider.command(command, now, &mut Vec::new());
+    (verdict, events)
 }
 
 /// The order, as the next partition should receive it after a reroute.

@@ -42,9 +42,10 @@ use std::time::Duration;
 use rustc_hash::FxHashMap;
 
 use crate::domain::rules::{forwarded_order, Decider};
+use crate::domain::Verdict;
 use crate::domain::{
-    Attempt, Command, CommandError, Event, Known, Order, OrderId, Outcome, OutcomeEffect,
-    PartitionIdx, Rules, Settled, ShardState, Status, Timestamp,
+    Attempt, Command, CommandError, Event, Order, OrderId, Outcome, OutcomeEffect, PartitionIdx,
+    Rules, Settled, ShardState, Status, Timestamp,
 };
 pub use group::{AckId, AppendBatch, Dispatch, Output};
 use group::{GroupCommit, Mark};
@@ -72,20 +73,9 @@ impl Default for ShardConfig {
     }
 }
 
-/// The answer to one command, decided at once (durability follows).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
-    /// Accepted: the order is queued, or the command applied.
-    Accepted,
-    /// The order id is known; the earlier decision stands.
-    Duplicate(Known),
-    /// Refused; nothing changed.
-    Refused(CommandError),
-    /// One reply per command of a batch, in order.
-    Batch(Vec<Reply>),
-    /// The shard lost its log to another writer; send it elsewhere.
-    Fenced,
-}
+/// The answer to one command; refused with `CommandError::Fenced` once the
+/// shard lost its log to another writer.
+pub type Reply = Verdict;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
@@ -112,6 +102,8 @@ pub struct Shard {
     backorder_timers: FxHashMap<PartitionIdx, Timestamp>,
     fenced: bool,
     stats: ShardStats,
+    /// Scratch list of partitions a command touched.
+    touched: Vec<PartitionIdx>,
 }
 
 impl Shard {
@@ -134,6 +126,7 @@ impl Shard {
             backorder_timers: FxHashMap::default(),
             fenced: false,
             stats: ShardStats::default(),
+            touched: Vec::new(),
         };
         let mut dispatch = Vec::new();
         let mut forward = Vec::new();
@@ -207,19 +200,7 @@ impl Shard {
     }
 
     fn order(&mut self, order: Order, now: Timestamp) -> Reply {
-        if self.fenced {
-            return Reply::Fenced;
-        }
-        match self.decider().place(order) {
-            Ok(p) => {
-                self.settle(p, now);
-                Reply::Accepted
-            }
-            Err(known) => {
-                self.stats.duplicates += 1;
-                Reply::Duplicate(known)
-            }
-        }
+        self.command(Command::PlaceOrder(order), now)
     }
 
     /// An order that failed validation: recorded as rejected with its reason.
@@ -253,30 +234,19 @@ impl Shard {
 
     fn command(&mut self, command: Command, now: Timestamp) -> Reply {
         if self.fenced {
-            return Reply::Fenced;
+            return Reply::Refused(CommandError::Fenced);
         }
-        match command {
-            Command::PlaceOrder(order) => self.order(order, now),
-            Command::Batch { commands } => {
-                Reply::Batch(commands.into_iter().map(|c| self.command(c, now)).collect())
-            }
-            Command::CancelOrder { id, .. } => match self.decider().cancel(&id) {
-                Ok(p) => {
-                    if let Some(p) = p {
-                        self.settle(p, now);
-                    }
-                    Reply::Accepted
-                }
-                Err(e) => Reply::Refused(e),
-            },
-            stock => match self.decider().stock(&stock) {
-                Ok(p) => {
-                    self.settle(p, now);
-                    Reply::Accepted
-                }
-                Err(e) => Reply::Refused(e),
-            },
+        let mut touched = std::mem::take(&mut self.touched);
+        let verdict = self.decider().command(command, now, &mut touched);
+        for p in touched.drain(..) {
+            // Settled already; this only arms the wait timer if needed.
+            self.settle(p, now);
         }
+        self.touched = touched;
+        if matches!(verdict, Verdict::Duplicate(_)) {
+            self.stats.duplicates += 1;
+        }
+        verdict
     }
 
     /// A worker finished enacting a dispatched order.

@@ -232,6 +232,44 @@ fn a_conflict_fences_the_shard() {
     assert_eq!(h.shard.poll_output(), None);
     assert_eq!(
         h.shard.handle_order(order("b", "w1", 1), None, h.now),
-        Reply::Fenced
+        Reply::Refused(CommandError::Fenced)
     );
+}
+
+#[test]
+fn decide_is_pure_and_agrees_with_the_shard() {
+    let mut h = Harness::new(ShardConfig::default());
+    set_stock(&mut h, "w1", 2);
+    let before = h.shard.state().clone();
+    let cmd = Command::Batch {
+        commands: vec![
+            Command::PlaceOrder(order("a", "w1", 1)),
+            Command::PlaceOrder(order("b", "w1", 5)),
+            Command::PlaceOrder(order("a", "w1", 1)),
+        ],
+    };
+    let rules = ShardConfig::default().rules;
+    let (verdict, events) = crate::domain::decide(&before, &rules, cmd.clone(), h.now);
+    assert_eq!(h.shard.state(), &before, "decide leaves the state alone");
+    let id = |s: &str| OrderId::new(s).unwrap();
+    let kinds: Vec<_> = events
+        .iter()
+        .map(|e| (e.order_id().cloned(), e.is_final()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (Some(id("a")), false),
+            (Some(id("a")), false),
+            (Some(id("b")), false)
+        ],
+        "a queued and reserved, b queued to wait for in-flight work: {events:?}"
+    );
+    assert!(matches!(&verdict, Reply::Batch(v) if matches!(v[2], Reply::Duplicate(_))));
+    let mut folded = before.clone();
+    for e in &events {
+        folded.evolve(e).unwrap();
+    }
+    assert_eq!(h.command(cmd), verdict);
+    assert_eq!(&folded, h.shard.state());
 }
