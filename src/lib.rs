@@ -6,6 +6,7 @@
 //! - [`config`]: the TOML config file, its validation, and the order router.
 //! - [`audit`]: checks the promises (no oversell, one decision per order, stock conserved) from event logs alone.
 //! - [`ports`]: traits the runtime drives (event log, intake queue, fulfiller) and in-memory implementations.
+//! - [`runtime`]: the async loop: one actor task per shard drives its scheduler through the ports.
 //! - [`scheduler`]: the sans-IO core of one shard: releases orders within stock, group-commits decisions, drives acks, dispatches and timers.
 //! - [`sim`]: a deterministic flash sale over every shard on a virtual clock, audited at the end.
 //! - [`testkit`]: a synchronous single-shard driver and log-only invariant checks, for tests.
@@ -15,6 +16,7 @@ pub mod audit;
 pub mod config;
 pub mod domain;
 pub mod ports;
+pub mod runtime;
 pub mod scheduler;
 pub mod sim;
 pub mod testkit;

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 
-use super::{AppendError, Delivery, EventLog, IntakeQueue, ShardId};
+use super::{AppendError, Delivery, EventLog, Intake, IntakeQueue, ShardId, Snapshots};
 use crate::domain::{Event, Order};
 use crate::scheduler::AckId;
 
@@ -15,6 +15,8 @@ use crate::scheduler::AckId;
 #[derive(Debug, Default)]
 pub struct MemLog {
     shards: Mutex<FxHashMap<ShardId, Vec<Vec<Event>>>>,
+    /// batch id -> sequence, as a broker's duplicate window keeps it.
+    batch_ids: Mutex<FxHashMap<String, u64>>,
 }
 
 impl MemLog {
@@ -37,8 +39,13 @@ impl EventLog for MemLog {
         &self,
         shard: ShardId,
         expected_last: u64,
+        batch_id: &str,
         events: &[Event],
     ) -> Result<u64, AppendError> {
+        let mut ids = self.batch_ids.lock();
+        if let Some(&seq) = ids.get(batch_id) {
+            return Ok(seq);
+        }
         let mut shards = self.shards.lock();
         let log = shards.entry(shard).or_default();
         let actual = log.len() as u64;
@@ -50,6 +57,7 @@ impl EventLog for MemLog {
             });
         }
         log.push(events.to_vec());
+        ids.insert(batch_id.to_owned(), actual + 1);
         Ok(actual + 1)
     }
 
@@ -74,8 +82,8 @@ impl EventLog for MemLog {
 #[derive(Debug, Default)]
 struct Queue {
     next: u64,
-    ready: VecDeque<(AckId, Order, u32)>,
-    in_flight: BTreeMap<AckId, (Order, u32)>,
+    ready: VecDeque<(AckId, Intake, u32)>,
+    in_flight: BTreeMap<AckId, (Intake, u32)>,
 }
 
 /// A per-shard intake queue, in memory. Unacked messages come back through
@@ -97,6 +105,15 @@ impl MemIntake {
         }
     }
 
+    /// Queues any intake item (an order, a stock command, an invalid one).
+    pub fn push(&self, shard: ShardId, item: Intake) {
+        let mut queues = self.queues.lock();
+        let q = queues.entry(shard).or_default();
+        q.next += 1;
+        let ack = AckId(q.next);
+        q.ready.push_back((ack, item, 0));
+    }
+
     /// Messages submitted and not yet acked.
     pub fn unacked(&self, shard: ShardId) -> usize {
         self.queues
@@ -112,11 +129,11 @@ impl IntakeQueue for MemIntake {
         let q = queues.entry(shard).or_default();
         let n = max.min(q.ready.len());
         let mut out = Vec::with_capacity(n);
-        for (ack, order, count) in q.ready.drain(..n) {
-            q.in_flight.insert(ack, (order.clone(), count + 1));
+        for (ack, item, count) in q.ready.drain(..n) {
+            q.in_flight.insert(ack, (item.clone(), count + 1));
             out.push(Delivery {
                 ack,
-                order,
+                item,
                 delivery_count: count + 1,
             });
         }
@@ -132,11 +149,24 @@ impl IntakeQueue for MemIntake {
     }
 
     async fn submit(&self, shard: ShardId, order: Order) {
-        let mut queues = self.queues.lock();
-        let q = queues.entry(shard).or_default();
-        q.next += 1;
-        let ack = AckId(q.next);
-        q.ready.push_back((ack, order, 0));
+        self.push(shard, Intake::Order(order));
+    }
+}
+
+/// Snapshots per shard, in memory.
+#[derive(Debug, Default)]
+pub struct MemSnapshots {
+    shards: Mutex<FxHashMap<ShardId, (u64, Vec<u8>)>>,
+}
+
+impl Snapshots for MemSnapshots {
+    async fn load(&self, shard: ShardId) -> Result<Option<(u64, Vec<u8>)>, AppendError> {
+        Ok(self.shards.lock().get(&shard).cloned())
+    }
+
+    async fn save(&self, shard: ShardId, seq: u64, bytes: Vec<u8>) -> Result<(), AppendError> {
+        self.shards.lock().insert(shard, (seq, bytes));
+        Ok(())
     }
 }
 
@@ -160,10 +190,15 @@ mod tests {
     #[test]
     fn append_needs_the_expected_sequence() {
         let log = MemLog::default();
-        assert_eq!(now_or_never(log.append(0, 0, &[])), Ok(1));
-        assert_eq!(now_or_never(log.append(0, 1, &[])), Ok(2));
+        assert_eq!(now_or_never(log.append(0, 0, "a", &[])), Ok(1));
+        assert_eq!(now_or_never(log.append(0, 1, "b", &[])), Ok(2));
         assert_eq!(
-            now_or_never(log.append(0, 1, &[])),
+            now_or_never(log.append(0, 0, "a", &[])),
+            Ok(1),
+            "a retried append answers again"
+        );
+        assert_eq!(
+            now_or_never(log.append(0, 1, "c", &[])),
             Err(AppendError::Conflict {
                 shard: 0,
                 expected: 1,
@@ -185,7 +220,7 @@ mod tests {
         q.redeliver(1);
         let again = now_or_never(q.fetch(1, 10));
         assert_eq!(again.len(), 1);
-        assert_eq!(again[0].order.id.as_str(), "b");
+        assert_eq!(again[0].item, Intake::Order(order("b")));
         assert_eq!(again[0].delivery_count, 2);
     }
 }

@@ -7,10 +7,10 @@ mod simulated;
 
 use std::future::Future;
 
-use crate::domain::{Attempt, Event, Order, Outcome};
+use crate::domain::{Attempt, Command, Event, Order, OrderId, Outcome};
 use crate::scheduler::AckId;
 
-pub use memory::{MemIntake, MemLog};
+pub use memory::{MemIntake, MemLog, MemSnapshots};
 pub use simulated::{Latency, SimulatedFulfiller};
 
 /// Identifies a shard: its log subject and its intake consumer.
@@ -35,11 +35,14 @@ pub enum AppendError {
 /// expected last sequence (optimistic concurrency).
 pub trait EventLog: Send + Sync {
     /// Appends `events` as one entry if the shard's last sequence is
-    /// `expected_last`; returns the new entry's sequence.
+    /// `expected_last`; returns the new entry's sequence. `batch_id` makes a
+    /// retry idempotent: an append that landed before its answer was lost
+    /// answers again with its sequence instead of landing twice.
     fn append(
         &self,
         shard: ShardId,
         expected_last: u64,
+        batch_id: &str,
         events: &[Event],
     ) -> impl Future<Output = Result<u64, AppendError>> + Send;
 
@@ -51,11 +54,27 @@ pub trait EventLog: Send + Sync {
     ) -> impl Future<Output = Result<Vec<(u64, Vec<Event>)>, AppendError>> + Send;
 }
 
+/// What an intake message holds, once decoded and validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Intake {
+    Order(Order),
+    /// A stock command (set, restock, adjust): they travel the same path as
+    /// orders, so a shard's log alone rebuilds its partitions.
+    Command(Command),
+    /// A message that failed validation: recorded as a rejection, never
+    /// dropped. `id` is the order's id, or a synthetic one if unreadable.
+    Invalid {
+        id: OrderId,
+        field: String,
+        why: String,
+    },
+}
+
 /// One intake message handed to a shard.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     pub ack: AckId,
-    pub order: Order,
+    pub item: Intake,
     /// 1 on first delivery.
     pub delivery_count: u32,
 }
@@ -68,6 +87,21 @@ pub trait IntakeQueue: Send + Sync {
     fn ack(&self, shard: ShardId, acks: &[AckId]) -> impl Future<Output = ()> + Send;
     /// Queues an order for its partition's shard.
     fn submit(&self, shard: ShardId, order: Order) -> impl Future<Output = ()> + Send;
+}
+
+/// Shard snapshots: the state at a log sequence, so recovery replays only
+/// the log's tail.
+pub trait Snapshots: Send + Sync {
+    fn load(
+        &self,
+        shard: ShardId,
+    ) -> impl Future<Output = Result<Option<(u64, Vec<u8>)>, AppendError>> + Send;
+    fn save(
+        &self,
+        shard: ShardId,
+        seq: u64,
+        bytes: Vec<u8>,
+    ) -> impl Future<Output = Result<(), AppendError>> + Send;
 }
 
 /// Enacts released orders (payment capture, fulfilment request, ...). The

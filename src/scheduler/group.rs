@@ -172,6 +172,11 @@ impl GroupCommit {
         }
     }
 
+    /// Decided events not yet durable, or outputs not yet taken.
+    pub fn has_unwritten(&self) -> bool {
+        !self.pending.is_empty() || self.inflight.is_some() || !self.ready.is_empty()
+    }
+
     pub fn clear(&mut self) {
         self.pending.clear();
         self.scanned = 0;

@@ -178,6 +178,11 @@ impl Shard {
         self.fenced
     }
 
+    /// True while decisions are not yet durable or outputs wait to be taken.
+    pub fn has_unwritten(&self) -> bool {
+        self.group.has_unwritten()
+    }
+
     /// Sequence of the last durable append.
     pub fn log_seq(&self) -> u64 {
         self.group.log_seq()

@@ -313,7 +313,7 @@ impl<'a> Sim<'a> {
         now_or_never(self.intake.submit(shard, order));
         for d in now_or_never(self.intake.fetch(shard, 64)) {
             self.core_call(shard, |s, now| {
-                s.handle_order(d.order, Some(d.ack), now);
+                crate::runtime::feed(s, d, now);
             });
         }
     }
@@ -346,8 +346,14 @@ impl<'a> Sim<'a> {
     fn output(&mut self, shard: ShardId, out: Output) {
         match out {
             Output::Append(batch) => {
-                let seq = now_or_never(self.log.append(shard, batch.expected_last, &batch.events))
-                    .expect("one writer per shard in the simulation");
+                let batch_id = format!("{shard}-{}", batch.expected_last);
+                let seq = now_or_never(self.log.append(
+                    shard,
+                    batch.expected_last,
+                    &batch_id,
+                    &batch.events,
+                ))
+                .expect("one writer per shard in the simulation");
                 self.at(self.opts.append_latency, Happening::Appended { shard, seq });
             }
             Output::Dispatch(list) => {

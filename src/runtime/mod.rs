@@ -1,0 +1,99 @@
+//! The only async loop. One task owns each shard's scheduler (an actor: no
+//! lock around domain data); it feeds the shard from the intake, the worker
+//! pool, the event log and the clock, and carries out what the shard
+//! outputs through the ports. The same code drives the in-memory ports in
+//! tests and the NATS adapters in production.
+
+mod shard_task;
+mod workers;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use shard_task::{recover, run_shard, ShardExit};
+pub use workers::Workers;
+
+use crate::domain::{PartitionKey, StateError, Timestamp};
+use crate::ports::{AppendError, Delivery, Intake, ShardId};
+use crate::scheduler::{Reply, Shard, ShardConfig};
+
+/// Wall-clock now, the one clock read: the runtime passes it into the core.
+pub fn now() -> Timestamp {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    Timestamp(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
+/// Hands one intake message to its shard.
+pub fn feed(shard: &mut Shard, delivery: Delivery, now: Timestamp) -> Reply {
+    let ack = Some(delivery.ack);
+    match delivery.item {
+        Intake::Order(order) => shard.handle_order(order, ack, now),
+        Intake::Command(command) => shard.handle_command(command, ack, now),
+        Intake::Invalid { id, field, why } => shard.handle_invalid(id, &field, &why, ack, now),
+    }
+}
+
+/// Everything a shard task talks to, shared by the instance's shards.
+pub struct Ports<L, I, S, F> {
+    pub log: L,
+    pub intake: I,
+    pub snapshots: S,
+    pub workers: Workers<F>,
+    /// The shard that owns a partition (the config's router), for forwards.
+    pub shard_of: Box<dyn Fn(&PartitionKey) -> ShardId + Send + Sync>,
+}
+
+/// How the runtime drives each shard.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    pub shard: ShardConfig,
+    /// Most intake messages handed to a shard at once.
+    pub fetch_batch: usize,
+    /// Wait before fetching again when the intake was empty.
+    pub idle_poll: Duration,
+    /// Save a snapshot after this many appended events (0: never).
+    pub snapshot_every_events: u64,
+    /// Longest wait for an append before it is retried (same batch id).
+    pub append_timeout: Duration,
+    /// Longest wait for a worker before its attempt counts as a retryable
+    /// failure (the order id stays the idempotency key).
+    pub worker_timeout: Duration,
+    /// On shutdown, how long to let in-flight work finish.
+    pub drain_deadline: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            shard: ShardConfig::default(),
+            fetch_batch: 256,
+            idle_poll: Duration::from_millis(2),
+            snapshot_every_events: 100_000,
+            append_timeout: Duration::from_secs(5),
+            worker_timeout: Duration::from_secs(10),
+            drain_deadline: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why a shard task stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The shard's log could not be read at start.
+    #[error("shard {shard}: reading its log: {source}")]
+    Log { shard: ShardId, source: AppendError },
+    /// The log or snapshot holds something this shard cannot apply.
+    #[error("shard {shard}: rebuilding from its log: {source}")]
+    Corrupt { shard: ShardId, source: StateError },
+    /// A snapshot could not be decoded.
+    #[error("shard {shard}: snapshot at sequence {seq} is unreadable: {why}")]
+    Snapshot {
+        shard: ShardId,
+        seq: u64,
+        why: String,
+    },
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,304 @@
+//! One shard's actor task: recovery from snapshot plus log tail, then the
+//! drive loop of `scheduler` (see its module docs), with the I/O each
+//! output asks for running as spawned tasks that answer on the actor's
+//! channel.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use super::{feed, now, Ports, RuntimeConfig, RuntimeError};
+use crate::domain::{Attempt, OrderId, Outcome, ShardState};
+use crate::ports::{AppendError, Delivery, EventLog, Fulfiller, IntakeQueue, ShardId, Snapshots};
+use crate::scheduler::{AppendBatch, Output, Shard, ShardConfig};
+
+/// How a shard task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardExit {
+    /// Asked to stop; in-flight work drained (or the deadline passed).
+    Stopped,
+    /// Another writer appended to the shard's log: this instance must not
+    /// decide for it any more.
+    Fenced,
+}
+
+enum Msg {
+    Intake(Vec<Delivery>),
+    Outcome(OrderId, Attempt, Outcome),
+    Appended(Result<u64, AppendError>),
+    Forwarded(OrderId),
+}
+
+/// Rebuilds a shard's state from its latest snapshot plus the log after it.
+/// Returns the state and the log sequence it reflects.
+pub async fn recover<L: EventLog, S: Snapshots>(
+    shard: ShardId,
+    log: &L,
+    snapshots: &S,
+    config: &ShardConfig,
+) -> Result<(ShardState, u64), RuntimeError> {
+    let loaded = snapshots
+        .load(shard)
+        .await
+        .map_err(|source| RuntimeError::Log { shard, source })?;
+    let (mut state, mut seq) = match loaded {
+        Some((seq, bytes)) => {
+            let state = rmp_serde::from_slice(&bytes).map_err(|e| RuntimeError::Snapshot {
+                shard,
+                seq,
+                why: e.to_string(),
+            })?;
+            (state, seq)
+        }
+        None => (ShardState::new(config.dedupe_horizon), 0),
+    };
+    let tail = log
+        .read(shard, seq)
+        .await
+        .map_err(|source| RuntimeError::Log { shard, source })?;
+    let entries = tail.len();
+    for (entry_seq, events) in tail {
+        for event in &events {
+            state
+                .evolve(event)
+                .map_err(|source| RuntimeError::Corrupt { shard, source })?;
+        }
+        seq = entry_seq;
+    }
+    info!(
+        shard,
+        seq,
+        entries,
+        live = state.live_orders().count(),
+        "shard recovered"
+    );
+    Ok((state, seq))
+}
+
+struct Task<L, I, S, F> {
+    id: ShardId,
+    ports: Arc<Ports<L, I, S, F>>,
+    config: RuntimeConfig,
+    tx: mpsc::Sender<Msg>,
+    /// Events in the outstanding append, if any.
+    appending: Option<u64>,
+    in_flight_work: usize,
+    events_since_snapshot: u64,
+    instance: u64,
+}
+
+/// Runs shard `id` until `stop` is cancelled (then drains) or another
+/// writer fences it.
+pub async fn run_shard<L, I, S, F>(
+    id: ShardId,
+    ports: Arc<Ports<L, I, S, F>>,
+    config: RuntimeConfig,
+    stop: CancellationToken,
+) -> Result<ShardExit, RuntimeError>
+where
+    L: EventLog + 'static,
+    I: IntakeQueue + 'static,
+    S: Snapshots + 'static,
+    F: Fulfiller + 'static,
+{
+    let (state, seq) = recover(id, &ports.log, &ports.snapshots, &config.shard).await?;
+    let mut shard = Shard::recover(state, seq, config.shard.clone(), now());
+    let (tx, mut rx) = mpsc::channel(1024);
+    let fetching = CancellationToken::new();
+    let fetcher = tokio::spawn(fetch_loop(
+        id,
+        ports.clone(),
+        config.clone(),
+        tx.clone(),
+        fetching.clone(),
+    ));
+    let mut task = Task {
+        id,
+        ports,
+        tx,
+        appending: None,
+        in_flight_work: 0,
+        events_since_snapshot: 0,
+        instance: rand::random(),
+        config,
+    };
+    let mut drain_until: Option<tokio::time::Instant> = None;
+    let exit = loop {
+        task.drive(&mut shard);
+        if shard.is_fenced() {
+            break ShardExit::Fenced;
+        }
+        if let Some(deadline) = drain_until {
+            let quiet =
+                task.appending.is_none() && task.in_flight_work == 0 && !shard.has_unwritten();
+            if quiet || tokio::time::Instant::now() >= deadline {
+                break ShardExit::Stopped;
+            }
+        }
+        let wake = shard
+            .poll_timeout()
+            .map(|t| Duration::from_millis(t.0.saturating_sub(now().0)));
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(msg) => task.handle(&mut shard, msg),
+                None => break ShardExit::Stopped,
+            },
+            () = tokio::time::sleep(wake.unwrap_or_default()), if wake.is_some() => shard.handle_timeout(now()),
+            () = stop.cancelled(), if drain_until.is_none() => {
+                info!(shard = id, in_flight = task.in_flight_work, "draining");
+                fetching.cancel();
+                drain_until = Some(tokio::time::Instant::now() + task.config.drain_deadline);
+            }
+            () = tokio::time::sleep_until(drain_until.unwrap_or_else(tokio::time::Instant::now)), if drain_until.is_some() => {}
+        }
+    };
+    fetching.cancel();
+    fetcher.abort();
+    info!(shard = id, ?exit, "shard stopped");
+    Ok(exit)
+}
+
+async fn fetch_loop<L, I: IntakeQueue, S, F>(
+    id: ShardId,
+    ports: Arc<Ports<L, I, S, F>>,
+    config: RuntimeConfig,
+    tx: mpsc::Sender<Msg>,
+    stop: CancellationToken,
+) {
+    loop {
+        let batch = tokio::select! {
+            batch = ports.intake.fetch(id, config.fetch_batch) => batch,
+            () = stop.cancelled() => return,
+        };
+        if batch.is_empty() {
+            tokio::select! {
+                () = tokio::time::sleep(config.idle_poll) => continue,
+                () = stop.cancelled() => return,
+            }
+        }
+        if tx.send(Msg::Intake(batch)).await.is_err() {
+            return;
+        }
+    }
+}
+
+impl<L, I, S, F> Task<L, I, S, F>
+where
+    L: EventLog + 'static,
+    I: IntakeQueue + 'static,
+    S: Snapshots + 'static,
+    F: Fulfiller + 'static,
+{
+    fn handle(&mut self, shard: &mut Shard, msg: Msg) {
+        let now = now();
+        match msg {
+            Msg::Intake(batch) => {
+                for delivery in batch {
+                    feed(shard, delivery, now);
+                }
+            }
+            Msg::Outcome(id, attempt, outcome) => {
+                self.in_flight_work -= 1;
+                shard.handle_outcome(&id, attempt, outcome, now);
+            }
+            Msg::Appended(Ok(seq)) => {
+                let events = self.appending.take().unwrap_or(0);
+                shard.handle_appended(seq, now);
+                self.maybe_snapshot(shard, seq, events);
+            }
+            Msg::Appended(Err(e)) => {
+                error!(shard = self.id, error = %e, "event log conflict: another writer owns this shard; stopping it");
+                self.appending = None;
+                shard.handle_conflict();
+            }
+            Msg::Forwarded(id) => shard.handle_forwarded(&id, now),
+        }
+    }
+
+    fn maybe_snapshot(&mut self, shard: &Shard, seq: u64, events: u64) {
+        self.events_since_snapshot += events;
+        let every = self.config.snapshot_every_events;
+        if every == 0 || self.events_since_snapshot < every {
+            return;
+        }
+        self.events_since_snapshot = 0;
+        match rmp_serde::to_vec_named(shard.state()) {
+            Ok(bytes) => {
+                let ports = self.ports.clone();
+                let id = self.id;
+                tokio::spawn(async move {
+                    match ports.snapshots.save(id, seq, bytes).await {
+                        Ok(()) => debug!(shard = id, seq, "snapshot saved"),
+                        Err(e) => {
+                            warn!(shard = id, seq, error = %e, "snapshot not saved; recovery replays more log")
+                        }
+                    }
+                });
+            }
+            Err(e) => warn!(shard = self.id, error = %e, "snapshot not encoded"),
+        }
+    }
+
+    /// Carries out every output the shard has now.
+    fn drive(&mut self, shard: &mut Shard) {
+        while let Some(out) = shard.poll_output() {
+            match out {
+                Output::Append(batch) => self.append(batch),
+                Output::Dispatch(list) => {
+                    for d in list {
+                        self.in_flight_work += 1;
+                        let (ports, tx) = (self.ports.clone(), self.tx.clone());
+                        tokio::spawn(async move {
+                            let outcome = ports.workers.run(&d.order, d.attempt).await;
+                            let _ = tx.send(Msg::Outcome(d.order.id, d.attempt, outcome)).await;
+                        });
+                    }
+                }
+                Output::Forward(orders) => {
+                    for order in orders {
+                        let (ports, tx) = (self.ports.clone(), self.tx.clone());
+                        tokio::spawn(async move {
+                            let id = order.id.clone();
+                            let target = (ports.shard_of)(&order.partition);
+                            ports.intake.submit(target, order).await;
+                            let _ = tx.send(Msg::Forwarded(id)).await;
+                        });
+                    }
+                }
+                Output::Ack(acks) => {
+                    let (ports, id) = (self.ports.clone(), self.id);
+                    tokio::spawn(async move { ports.intake.ack(id, &acks).await });
+                }
+            }
+        }
+    }
+
+    /// Appends one batch, retrying an unanswered append with the same batch
+    /// id (the log dedupes it) until it lands or conflicts.
+    fn append(&mut self, batch: AppendBatch) {
+        self.appending = Some(batch.events.len() as u64);
+        let (ports, tx, id) = (self.ports.clone(), self.tx.clone(), self.id);
+        let timeout = self.config.append_timeout;
+        let batch_id = format!("{:016x}-{id}-{}", self.instance, batch.expected_last);
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(50);
+            let result = loop {
+                let attempt = ports
+                    .log
+                    .append(id, batch.expected_last, &batch_id, &batch.events);
+                match tokio::time::timeout(timeout, attempt).await {
+                    Ok(Ok(seq)) => break Ok(seq),
+                    Ok(Err(e @ AppendError::Conflict { .. })) => break Err(e),
+                    Ok(Err(e)) => warn!(shard = id, error = %e, "append failed; retrying"),
+                    Err(_) => warn!(shard = id, ?timeout, "append unanswered; retrying"),
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            };
+            let _ = tx.send(Msg::Appended(result)).await;
+        });
+    }
+}

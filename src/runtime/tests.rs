@@ -1,0 +1,155 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::audit::Audit;
+use crate::domain::{Command, Order, OrderId, PartitionKey, Priority, Quantity, Sku, WarehouseId};
+use crate::ports::{Latency, MemIntake, MemLog, MemSnapshots, SimulatedFulfiller};
+
+type MemPorts = Ports<MemLog, MemIntake, MemSnapshots, SimulatedFulfiller>;
+
+fn key() -> PartitionKey {
+    PartitionKey::new(WarehouseId::new("ams").unwrap(), Sku::new("HOT").unwrap())
+}
+
+fn ports(failure_rate: f64) -> Arc<MemPorts> {
+    let latency = Latency {
+        median: Duration::from_millis(1),
+        p99: Duration::from_millis(4),
+    };
+    Arc::new(Ports {
+        log: MemLog::default(),
+        intake: MemIntake::default(),
+        snapshots: MemSnapshots::default(),
+        workers: Workers::new(
+            SimulatedFulfiller::new(latency, failure_rate, 0.5, 9),
+            |_| 16,
+            Duration::from_secs(5),
+        ),
+        shard_of: Box::new(|_| 0),
+    })
+}
+
+fn order(n: usize) -> Order {
+    Order {
+        id: OrderId::new(&format!("o-{n}")).unwrap(),
+        partition: key(),
+        quantity: Quantity::ONE,
+        region: None,
+        priority: Priority(0),
+        fallbacks: Vec::new(),
+    }
+}
+
+fn config() -> RuntimeConfig {
+    RuntimeConfig {
+        snapshot_every_events: 500,
+        ..RuntimeConfig::default()
+    }
+}
+
+/// Waits until every order has its final decision in the log.
+async fn settled(ports: &MemPorts, orders: usize) -> Audit {
+    let ids: Vec<OrderId> = (0..orders).map(|n| order(n).id).collect();
+    for _ in 0..2000 {
+        let mut audit = Audit::default();
+        ports.log.events(0).iter().for_each(|e| audit.apply(e));
+        if audit.finish(&ids).undecided == 0 && ports.intake.unacked(0) == 0 {
+            return audit;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the sale did not settle in 20 s");
+}
+
+fn sale(ports: &MemPorts, units: u64, orders: usize) {
+    ports.intake.push(
+        0,
+        Intake::Command(Command::SetStock {
+            partition: key(),
+            on_hand: units,
+        }),
+    );
+    for n in 0..orders {
+        ports.intake.push(0, Intake::Order(order(n)));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_runs_to_the_end_through_the_ports() {
+    let ports = ports(0.05);
+    sale(&ports, 100, 1_000);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(run_shard(0, ports.clone(), config(), stop.clone()));
+    let audit = settled(&ports, 1_000).await;
+    let ids: Vec<OrderId> = (0..1_000).map(|n| order(n).id).collect();
+    let f = audit.finish(&ids);
+    assert!(f.clean(), "{f:?}");
+    assert_eq!(f.confirmed, 100, "every unit sold, none oversold: {f:?}");
+    assert_eq!(f.confirmed + f.rejected_total(), 1_000);
+    stop.cancel();
+    assert_eq!(task.await.unwrap().unwrap(), ShardExit::Stopped);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_mid_sale_loses_nothing_and_decides_nothing_twice() {
+    let ports = ports(0.1);
+    sale(&ports, 300, 2_000);
+    let first = tokio::spawn(run_shard(
+        0,
+        ports.clone(),
+        config(),
+        CancellationToken::new(),
+    ));
+    // Let part of the sale happen, then kill the task where it stands.
+    while ports.log.len(0) < 20 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    first.abort();
+    let _ = first.await;
+    // Unacked intake comes back, as the broker redelivers after ack-wait.
+    ports.intake.redeliver(0);
+    let stop = CancellationToken::new();
+    let second = tokio::spawn(run_shard(0, ports.clone(), config(), stop.clone()));
+    let audit = settled(&ports, 2_000).await;
+    let ids: Vec<OrderId> = (0..2_000).map(|n| order(n).id).collect();
+    let f = audit.finish(&ids);
+    assert!(f.clean(), "{f:?}");
+    assert_eq!(f.confirmed + f.rejected_total(), 2_000);
+    assert!(f.confirmed <= 300);
+    assert_eq!(
+        ports.workers.fulfiller().enactments(),
+        f.confirmed,
+        "no order enacted twice across the crash"
+    );
+    stop.cancel();
+    second.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_writer_is_fenced() {
+    let ports = ports(0.0);
+    sale(&ports, 10, 50);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(run_shard(0, ports.clone(), config(), stop.clone()));
+    settled(&ports, 50).await;
+    // Someone else appends to the shard's log.
+    let seq = ports.log.len(0);
+    crate::ports::now_or_never(crate::ports::EventLog::append(
+        &ports.log,
+        0,
+        seq,
+        "intruder",
+        &[],
+    ))
+    .unwrap();
+    ports.intake.push(0, Intake::Order(order(999)));
+    let exit = tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(exit, ShardExit::Fenced);
+}
