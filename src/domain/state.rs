@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::messages::{Event, Order};
 use super::queue::{Lane, PriorityLanes, Ticketed};
+use super::rules::forwarded_order;
 use super::types::{OrderId, PartitionKey, Priority, Quantity, Timestamp, WarehouseId};
 
 /// Dense index of a partition within its shard.
@@ -64,13 +65,18 @@ pub struct Decided {
     pub partition: Option<PartitionIdx>,
     pub quantity: Quantity,
     pub outcome: Final,
+    /// For `Rerouted`: the copy handed to the next partition. Only that very
+    /// order is taken for it when it arrives; another one reusing the id is
+    /// a duplicate.
+    pub forwarded: Option<Box<Order>>,
     seq: u64,
 }
 
 /// The last `capacity` decided order ids, so a repeated id is never decided
-/// twice. Memory is bounded: about 100 bytes per remembered id. An id older
-/// than the horizon is forgotten and would be decided again; the broker's
-/// duplicate window and the runtime's dedupe cover that far edge.
+/// twice. Memory is bounded: about 100 bytes per remembered id, plus the
+/// forwarded copy for a rerouted one. An id older than the horizon is
+/// forgotten and would be decided again; the broker's duplicate window and
+/// the runtime's dedupe cover that far edge.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Horizon {
     capacity: usize,
@@ -107,7 +113,7 @@ impl Horizon {
         partition: Option<PartitionIdx>,
         quantity: Quantity,
         outcome: Final,
-    ) {
+    ) -> &mut Decided {
         let seq = self.next_seq;
         self.next_seq += 1;
         while self.fifo.len() >= self.capacity {
@@ -119,15 +125,15 @@ impl Horizon {
             }
         }
         self.fifo.push_back((seq, id.clone()));
-        self.map.insert(
-            id,
-            Decided {
-                partition,
-                quantity,
-                outcome,
-                seq,
-            },
-        );
+        let decided = Decided {
+            partition,
+            quantity,
+            outcome,
+            forwarded: None,
+            seq,
+        };
+        self.map.insert(id.clone(), decided);
+        self.map.get_mut(&id).expect("just inserted")
     }
 
     fn remove(&mut self, id: &OrderId) {
@@ -408,12 +414,15 @@ impl ShardState {
                     .clone()
                     .expect("forwarding orders have a target");
                 let live = self.orders.remove(id).expect("just seen");
-                self.decided.insert(
-                    id.clone(),
-                    Some(live.partition),
-                    live.order.quantity,
-                    Final::Rerouted(to),
-                );
+                let copy = forwarded_order(&live.order, &to);
+                self.decided
+                    .insert(
+                        id.clone(),
+                        Some(live.partition),
+                        live.order.quantity,
+                        Final::Rerouted(to),
+                    )
+                    .forwarded = Some(Box::new(copy));
             }
             Event::OrderCancelRequested { id } => {
                 self.live_mut(id, |s| matches!(s, Status::Reserved))?
