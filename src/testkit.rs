@@ -1,58 +1,127 @@
 //! A synchronous driver for one shard, for tests and examples: appends go to
 //! an in-memory log at once, dispatched orders wait until the test settles
-//! them, reroutes loop back into the same shard, and time moves only when
-//! told. It also checks the invariants from the log alone.
+//! them, reroutes loop back into the same shard (at once or when the test
+//! delivers them), time moves only when told, and a crash restarts the
+//! shard from the log. It also checks the invariants from the log alone.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use crate::domain::{
-    Event, Order, OrderId, Outcome, PartitionKey, RejectReason, ShardState, Timestamp,
+    Event, Order, OrderId, Outcome, PartitionKey, RejectReason, ShardState, StateError, Timestamp,
 };
 use crate::scheduler::{AckId, Dispatch, Output, Reply, Shard, ShardConfig};
+
+/// How the harness plays the runtime's part in a reroute. The runtime
+/// submits the copy to the next partition's intake, then reports the
+/// forward; when the copy comes back out of the intake is not up to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Forwarding {
+    /// Report the forward, then deliver the copy at once.
+    #[default]
+    ReportFirst,
+    /// Deliver the copy at once, then report the forward (the copy won the
+    /// race).
+    CopyFirst,
+    /// Report the forward; the copy waits in `in_transit` until the test
+    /// delivers it.
+    Held,
+}
 
 pub struct Harness {
     pub shard: Shard,
     pub now: Timestamp,
     pub dispatched: VecDeque<Dispatch>,
     pub acked: Vec<AckId>,
+    pub forwarding: Forwarding,
+    /// Forwarded copies not yet delivered ([`Forwarding::Held`]).
+    pub in_transit: VecDeque<Order>,
     batches: Vec<Vec<Event>>,
-    dedupe_horizon: usize,
+    config: ShardConfig,
 }
 
 impl Harness {
     pub fn new(config: ShardConfig) -> Self {
         let now = Timestamp(1_000_000);
         Self {
-            dedupe_horizon: config.dedupe_horizon,
-            shard: Shard::new(config, now),
+            shard: Shard::new(config.clone(), now),
             now,
             dispatched: VecDeque::new(),
             acked: Vec::new(),
+            forwarding: Forwarding::default(),
+            in_transit: VecDeque::new(),
             batches: Vec::new(),
+            config,
         }
     }
 
     /// Runs the shard's outputs until it has nothing left to do now.
     pub fn flush(&mut self) {
-        while let Some(out) = self.shard.poll_output() {
-            match out {
-                Output::Append(batch) => {
-                    assert_eq!(batch.expected_last, self.batches.len() as u64);
-                    self.batches.push(batch.events);
-                    self.shard
-                        .handle_appended(self.batches.len() as u64, self.now);
-                }
-                Output::Dispatch(list) => self.dispatched.extend(list),
-                Output::Forward(orders) => {
-                    for order in orders {
-                        self.shard.handle_forwarded(&order.id, self.now);
-                        self.shard.handle_order(order, None, self.now);
-                    }
-                }
-                Output::Ack(list) => self.acked.extend(list),
+        while self.step() {}
+    }
+
+    /// Runs at most `n` of the shard's outputs (a crash may follow).
+    pub fn flush_at_most(&mut self, n: usize) {
+        for _ in 0..n {
+            if !self.step() {
+                break;
             }
         }
+    }
+
+    /// Runs one output; false if there was none.
+    fn step(&mut self) -> bool {
+        let Some(out) = self.shard.poll_output() else {
+            return false;
+        };
+        match out {
+            Output::Append(batch) => {
+                assert_eq!(batch.expected_last, self.batches.len() as u64);
+                self.batches.push(batch.events);
+                self.shard
+                    .handle_appended(self.batches.len() as u64, self.now);
+            }
+            Output::Dispatch(list) => self.dispatched.extend(list),
+            Output::Forward(orders) => {
+                for order in orders {
+                    match self.forwarding {
+                        Forwarding::ReportFirst => {
+                            self.shard.handle_forwarded(&order, self.now);
+                            self.shard.handle_order(order, None, self.now);
+                        }
+                        Forwarding::CopyFirst => {
+                            self.shard.handle_order(order.clone(), None, self.now);
+                            self.shard.handle_forwarded(&order, self.now);
+                        }
+                        Forwarding::Held => {
+                            self.shard.handle_forwarded(&order, self.now);
+                            self.in_transit.push_back(order);
+                        }
+                    }
+                }
+            }
+            Output::Ack(list) => self.acked.extend(list),
+        }
+        true
+    }
+
+    /// Drops the shard with whatever was not durable yet and recovers it
+    /// from the log, as a restart would. Outstanding dispatches stay with
+    /// their workers.
+    pub fn crash_restart(&mut self) {
+        let state = self.rebuild().expect("the log rebuilds");
+        let seq = self.batches.len() as u64;
+        self.shard = Shard::recover(state, seq, self.config.clone(), self.now);
+        self.flush();
+    }
+
+    /// Folds the durable log into a fresh state.
+    pub fn rebuild(&self) -> Result<ShardState, StateError> {
+        let mut state = ShardState::new(self.config.dedupe_horizon);
+        for e in self.events() {
+            state.evolve(e)?;
+        }
+        Ok(state)
     }
 
     pub fn place(&mut self, order: Order) -> Reply {
@@ -76,6 +145,21 @@ impl Harness {
                 .handle_outcome(&d.order.id, d.attempt, Outcome::Fulfilled, self.now);
             self.flush();
         }
+    }
+
+    /// Delivers the `i`-th forwarded copy in transit.
+    pub fn deliver_forwarded(&mut self, i: usize) -> Option<Reply> {
+        let order = self.in_transit.remove(i)?;
+        Some(self.place(order))
+    }
+
+    /// Settles the `i`-th outstanding dispatch with `outcome`; returns it.
+    pub fn settle(&mut self, i: usize, outcome: Outcome) -> Option<Dispatch> {
+        let d = self.dispatched.remove(i)?;
+        self.shard
+            .handle_outcome(&d.order.id, d.attempt, outcome, self.now);
+        self.flush();
+        Some(d)
     }
 
     /// Fails the orders dispatched so far (not those dispatched meanwhile).
@@ -105,13 +189,16 @@ impl Harness {
 
     /// Every durable event, in order.
     pub fn log(&self) -> Vec<Event> {
-        self.batches.iter().flatten().cloned().collect()
+        self.events().cloned().collect()
+    }
+
+    /// Every durable event, in order, borrowed.
+    pub fn events(&self) -> impl Iterator<Item = &Event> {
+        self.batches.iter().flatten()
     }
 
     fn of<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a Event> + 'a {
-        self.batches
-            .iter()
-            .flatten()
+        self.events()
             .filter(move |e| e.order_id().is_some_and(|i| i.as_str() == id))
     }
 
@@ -154,17 +241,14 @@ impl Harness {
     /// (supplied = available + reserved + sold).
     pub fn check_invariants(&mut self) {
         self.flush();
-        let mut rebuilt = ShardState::new(self.dedupe_horizon);
-        for e in self.batches.iter().flatten() {
-            rebuilt.evolve(e).expect("the log rebuilds");
-        }
+        let rebuilt = self.rebuild().expect("the log rebuilds");
         assert_eq!(
             &rebuilt,
             self.shard.state(),
             "rebuilt state differs from live state"
         );
         let mut finals: HashMap<&OrderId, usize> = HashMap::new();
-        for e in self.batches.iter().flatten() {
+        for e in self.events() {
             if let Event::OrderConfirmed { id } | Event::OrderRejected { id, .. } = e {
                 *finals.entry(id).or_default() += 1;
             }
@@ -173,7 +257,7 @@ impl Harness {
             panic!("order {id} decided {n} times");
         }
         let mut ledger = Ledger::default();
-        for e in self.batches.iter().flatten() {
+        for e in self.events() {
             ledger.apply(e);
         }
         ledger.check(self.shard.state());

@@ -149,18 +149,19 @@ impl Decider<'_> {
 
     /// Queues a new order. A known id is not decided again.
     pub fn place(&mut self, order: Order) -> Result<PartitionIdx, Known> {
-        let to = &order.partition.warehouse;
         if let Some(live) = self.state.live(&order.id) {
             // The forwarded copy of an order this shard rerouted: its arrival
-            // proves the hand-off.
-            if live.status != Status::Forwarding || live.rerouted_to.as_ref() != Some(to) {
+            // proves the hand-off. Only the exact copy: another order reusing
+            // the id for the same warehouse is a duplicate.
+            if !is_forwarded_copy(live, &order) {
                 return Err(Known::Live(live.status));
             }
             self.emit(Event::OrderForwarded {
                 id: order.id.clone(),
             });
         } else if let Some(d) = self.state.decided(&order.id) {
-            if d.outcome != Final::Rerouted(to.clone()) {
+            // Rerouted, and the copy arrives after the forward was reported.
+            if d.forwarded.as_deref() != Some(&order) {
                 return Err(Known::Decided(d.outcome.clone()));
             }
         }
@@ -501,14 +502,18 @@ impl Decider<'_> {
         }
     }
 
-    /// The runtime handed a rerouted order on. Idempotent.
-    pub fn forwarded(&mut self, id: &OrderId) {
+    /// The runtime handed `copy`, a rerouted order, on. Idempotent; a late
+    /// call for an earlier hop (the copy arrived first and was rerouted
+    /// again) is ignored, so the next hop is still forwarded.
+    pub fn forwarded(&mut self, copy: &Order) {
         if self
             .state
-            .live(id)
-            .is_some_and(|l| l.status == Status::Forwarding)
+            .live(&copy.id)
+            .is_some_and(|l| is_forwarded_copy(l, copy))
         {
-            self.emit(Event::OrderForwarded { id: id.clone() });
+            self.emit(Event::OrderForwarded {
+                id: copy.id.clone(),
+            });
         }
     }
 }
@@ -530,6 +535,15 @@ pub fn decide(
     };
     let verdict = decider.command(command, now, &mut Vec::new());
     (verdict, events)
+}
+
+/// Whether `order` is what the runtime was told to forward for `live`.
+fn is_forwarded_copy(live: &Live, order: &Order) -> bool {
+    live.status == Status::Forwarding
+        && live
+            .rerouted_to
+            .as_ref()
+            .is_some_and(|to| forwarded_order(&live.order, to) == *order)
 }
 
 /// The order, as the next partition should receive it after a reroute.

@@ -6,6 +6,7 @@
 //! folding a shard's events from empty state gives the live state exactly
 //! (`PartialEq` holds, lists and counters included).
 
+use std::collections::hash_map::Entry;
 use std::collections::VecDeque;
 
 use rustc_hash::FxHashMap;
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::messages::{Event, Order};
 use super::orders::{Orders, Slot};
 use super::queue::{Lane, PriorityLanes, Ticketed};
+use super::rules::forwarded_order;
 use super::types::{OrderId, PartitionKey, Priority, Quantity, Timestamp, WarehouseId};
 
 /// Dense index of a partition within its shard.
@@ -65,13 +67,18 @@ pub struct Decided {
     pub partition: Option<PartitionIdx>,
     pub quantity: Quantity,
     pub outcome: Final,
+    /// For `Rerouted`: the copy handed to the next partition. Only that very
+    /// order is taken for it when it arrives; another one reusing the id is
+    /// a duplicate.
+    pub forwarded: Option<Box<Order>>,
     seq: u64,
 }
 
 /// The last `capacity` decided order ids, so a repeated id is never decided
-/// twice. Memory is bounded: about 100 bytes per remembered id. An id older
-/// than the horizon is forgotten and would be decided again; the broker's
-/// duplicate window and the runtime's dedupe cover that far edge.
+/// twice. Memory is bounded: about 100 bytes per remembered id, plus the
+/// forwarded copy for a rerouted one. An id older than the horizon is
+/// forgotten and would be decided again; the broker's duplicate window and
+/// the runtime's dedupe cover that far edge.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Horizon {
     capacity: usize,
@@ -108,27 +115,34 @@ impl Horizon {
         partition: Option<PartitionIdx>,
         quantity: Quantity,
         outcome: Final,
-    ) {
+    ) -> &mut Decided {
         let seq = self.next_seq;
         self.next_seq += 1;
         while self.fifo.len() >= self.capacity {
             let Some((old_seq, old)) = self.fifo.pop_front() else {
                 break;
             };
-            if self.map.get(&old).is_some_and(|d| d.seq == old_seq) {
-                self.map.remove(&old);
+            if let Entry::Occupied(o) = self.map.entry(old) {
+                if o.get().seq == old_seq {
+                    o.remove();
+                }
             }
         }
         self.fifo.push_back((seq, id.clone()));
-        self.map.insert(
-            id,
-            Decided {
-                partition,
-                quantity,
-                outcome,
-                seq,
-            },
-        );
+        let decided = Decided {
+            partition,
+            quantity,
+            outcome,
+            forwarded: None,
+            seq,
+        };
+        match self.map.entry(id) {
+            Entry::Occupied(mut o) => {
+                o.insert(decided);
+                o.into_mut()
+            }
+            Entry::Vacant(v) => v.insert(decided),
+        }
     }
 
     fn remove(&mut self, id: &OrderId) {
@@ -405,13 +419,19 @@ impl ShardState {
             Event::OrderForwarded { id } => {
                 self.live_mut(id, |s| matches!(s, Status::Forwarding))?;
                 let live = self.orders.remove(id).expect("just seen");
-                let to = live.rerouted_to.expect("forwarding orders have a target");
-                self.decided.insert(
-                    id.clone(),
-                    Some(live.partition),
-                    live.order.quantity,
-                    Final::Rerouted(to),
-                );
+                let to = live
+                    .rerouted_to
+                    .clone()
+                    .expect("forwarding orders have a target");
+                let copy = forwarded_order(&live.order, &to);
+                self.decided
+                    .insert(
+                        id.clone(),
+                        Some(live.partition),
+                        live.order.quantity,
+                        Final::Rerouted(to),
+                    )
+                    .forwarded = Some(Box::new(copy));
             }
             Event::OrderCancelRequested { id } => {
                 self.live_mut(id, |s| matches!(s, Status::Reserved))?

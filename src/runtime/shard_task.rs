@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::{feed, now, Ports, RuntimeConfig, RuntimeError};
-use crate::domain::{Attempt, OrderId, Outcome, ShardState};
+use crate::domain::{Attempt, Order, OrderId, Outcome, ShardState};
 use crate::ports::{AppendError, Delivery, EventLog, Fulfiller, IntakeQueue, ShardId, Snapshots};
 use crate::scheduler::{AppendBatch, Output, Shard, ShardConfig};
 
@@ -29,7 +29,7 @@ enum Msg {
     Intake(Vec<Delivery>),
     Outcome(OrderId, Attempt, Outcome),
     Appended(Result<u64, AppendError>),
-    Forwarded(OrderId),
+    Forwarded(Order),
 }
 
 /// Rebuilds a shard's state from its latest snapshot plus the log after it.
@@ -214,7 +214,7 @@ where
                 self.appending = None;
                 shard.handle_conflict();
             }
-            Msg::Forwarded(id) => shard.handle_forwarded(&id, now),
+            Msg::Forwarded(copy) => shard.handle_forwarded(&copy, now),
         }
     }
 
@@ -261,10 +261,9 @@ where
                     for order in orders {
                         let (ports, tx) = (self.ports.clone(), self.tx.clone());
                         tokio::spawn(async move {
-                            let id = order.id.clone();
                             let target = (ports.shard_of)(&order.partition);
-                            ports.intake.submit(target, order).await;
-                            let _ = tx.send(Msg::Forwarded(id)).await;
+                            ports.intake.submit(target, order.clone()).await;
+                            let _ = tx.send(Msg::Forwarded(order)).await;
                         });
                     }
                 }

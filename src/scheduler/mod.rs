@@ -18,7 +18,7 @@
 //!         Dispatch(list) -> give each order to a worker; its outcome comes
 //!                           back through handle_outcome with the same Attempt
 //!         Forward(list)  -> submit each order to its new partition's intake,
-//!                           then handle_forwarded(id)
+//!                           then handle_forwarded(order)
 //!         Ack(list)      -> ack those intake messages
 //!     }
 //!     sleep until poll_timeout() or the next input
@@ -275,9 +275,10 @@ impl Shard {
         self.after_input(None, now);
     }
 
-    /// The runtime handed a rerouted order to its next partition.
-    pub fn handle_forwarded(&mut self, id: &OrderId, now: Timestamp) {
-        self.decider().forwarded(id);
+    /// The runtime handed `order`, as output by `Forward`, to its next
+    /// partition.
+    pub fn handle_forwarded(&mut self, order: &Order, now: Timestamp) {
+        self.decider().forwarded(order);
         self.after_input(None, now);
     }
 

@@ -2,10 +2,12 @@ use std::num::NonZeroU64;
 use std::time::Duration;
 
 use super::*;
+use crate::domain::Known;
 use crate::domain::{
-    Exhaustion, ExhaustionRules, PartitionKey, Priority, Quantity, RejectReason, Sku, WarehouseId,
+    Exhaustion, ExhaustionRules, Final, PartitionKey, Priority, Quantity, RejectReason, Sku,
+    WarehouseId,
 };
-use crate::testkit::Harness;
+use crate::testkit::{Forwarding, Harness};
 
 fn key(w: &str, s: &str) -> PartitionKey {
     PartitionKey::new(WarehouseId::new(w).unwrap(), Sku::new(s).unwrap())
@@ -20,6 +22,20 @@ fn order(id: &str, w: &str, qty: u64) -> Order {
         priority: Priority(0),
         fallbacks: Vec::new(),
     }
+}
+
+fn rerouted(id: &str, w: &str, fallbacks: &[&str]) -> Order {
+    let mut o = order(id, w, 1);
+    o.fallbacks = fallbacks
+        .iter()
+        .map(|w| WarehouseId::new(w).unwrap())
+        .collect();
+    o
+}
+
+fn sold(h: &Harness, w: &str) -> u64 {
+    let p = h.shard.state().partition_idx(&key(w, "SKU")).unwrap();
+    h.shard.state().partition(p).sold
 }
 
 fn with_policy(policy: Exhaustion) -> ShardConfig {
@@ -272,4 +288,71 @@ fn decide_is_pure_and_agrees_with_the_shard() {
     }
     assert_eq!(h.command(cmd), verdict);
     assert_eq!(&folded, h.shard.state());
+}
+
+#[test]
+fn a_late_forward_report_does_not_drop_the_next_hop() {
+    // The copy reaches w2 before the runtime reports the forward, and w2
+    // reroutes it on to w3 at once: the late report is about the hop to
+    // w2 and must not count as the hop to w3.
+    let mut h = Harness::new(with_policy(Exhaustion::Reroute));
+    h.forwarding = Forwarding::CopyFirst;
+    for w in ["w1", "w2", "w3"] {
+        set_stock(&mut h, w, 0);
+    }
+    h.place(rerouted("a", "w1", &["w2", "w3"]));
+    h.fulfil_all();
+    let hops: Vec<_> = h
+        .log()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::OrderRerouted { to, .. } => Some(to.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(hops, ["w2", "w3"]);
+    assert_eq!(h.rejection_of("a"), Some(RejectReason::OutOfStock));
+    assert_eq!(h.finals("a"), 1);
+    h.check_invariants();
+}
+
+#[test]
+fn an_order_reusing_a_rerouted_id_is_not_taken_for_the_copy() {
+    // While rerouting, within one batch.
+    let mut h = Harness::new(with_policy(Exhaustion::Reroute));
+    set_stock(&mut h, "w1", 0);
+    set_stock(&mut h, "w2", 5);
+    let reply = h.command(Command::Batch {
+        commands: vec![
+            Command::PlaceOrder(rerouted("a", "w1", &["w2"])),
+            Command::PlaceOrder(order("a", "w2", 3)),
+        ],
+    });
+    assert_eq!(
+        reply,
+        Reply::Batch(vec![
+            Reply::Accepted,
+            Reply::Duplicate(Known::Live(Status::Forwarding))
+        ])
+    );
+    h.fulfil_all();
+    assert_eq!(sold(&h, "w2"), 1, "the rerouted order, not the other one");
+    h.check_invariants();
+
+    // While the copy is in transit, after the forward was reported.
+    let mut h = Harness::new(with_policy(Exhaustion::Reroute));
+    h.forwarding = Forwarding::Held;
+    set_stock(&mut h, "w1", 0);
+    set_stock(&mut h, "w2", 5);
+    h.place(rerouted("a", "w1", &["w2"]));
+    assert_eq!(h.in_transit.len(), 1);
+    assert!(matches!(
+        h.place(order("a", "w2", 3)),
+        Reply::Duplicate(Known::Decided(Final::Rerouted(_)))
+    ));
+    assert_eq!(h.deliver_forwarded(0), Some(Reply::Accepted));
+    h.fulfil_all();
+    assert_eq!(sold(&h, "w2"), 1, "the rerouted order, not the other one");
+    assert_eq!(h.finals("a"), 1);
+    h.check_invariants();
 }

@@ -287,9 +287,8 @@ impl<'a> Sim<'a> {
                 self.core_call(shard, |s, now| s.handle_timeout(now));
             }
             Happening::Forwarded { from, order } => {
-                let id = order.id.clone();
-                self.arrive(order);
-                self.core_call(from, |s, now| s.handle_forwarded(&id, now));
+                self.arrive(order.clone());
+                self.core_call(from, |s, now| s.handle_forwarded(&order, now));
             }
             Happening::Restock => {
                 for w in self.warehouses() {
