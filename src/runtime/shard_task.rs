@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
@@ -80,6 +81,9 @@ pub async fn recover<L: EventLog, S: Snapshots>(
 
 struct Task<L, I, S, F> {
     id: ShardId,
+    /// Every task spawned for this shard: dropping the shard's task (a
+    /// crash, an abort) aborts them too, so none outlives its owner.
+    spawned: JoinSet<()>,
     ports: Arc<Ports<L, I, S, F>>,
     config: RuntimeConfig,
     tx: mpsc::Sender<Msg>,
@@ -87,6 +91,8 @@ struct Task<L, I, S, F> {
     appending: Option<u64>,
     in_flight_work: usize,
     events_since_snapshot: u64,
+    /// A snapshot of the state as of the outstanding append.
+    snapshot_after_append: Option<Vec<u8>>,
     instance: u64,
 }
 
@@ -108,7 +114,8 @@ where
     let mut shard = Shard::recover(state, seq, config.shard.clone(), now());
     let (tx, mut rx) = mpsc::channel(1024);
     let fetching = CancellationToken::new();
-    let fetcher = tokio::spawn(fetch_loop(
+    let mut spawned = JoinSet::new();
+    spawned.spawn(fetch_loop(
         id,
         ports.clone(),
         config.clone(),
@@ -117,11 +124,13 @@ where
     ));
     let mut task = Task {
         id,
+        spawned,
         ports,
         tx,
         appending: None,
         in_flight_work: 0,
         events_since_snapshot: 0,
+        snapshot_after_append: None,
         instance: rand::random(),
         config,
     };
@@ -153,10 +162,11 @@ where
                 drain_until = Some(tokio::time::Instant::now() + task.config.drain_deadline);
             }
             () = tokio::time::sleep_until(drain_until.unwrap_or_else(tokio::time::Instant::now)), if drain_until.is_some() => {}
+            Some(_) = task.spawned.join_next() => {}
         }
     };
     fetching.cancel();
-    fetcher.abort();
+    task.spawned.abort_all();
     info!(shard = id, ?exit, "shard stopped");
     Ok(exit)
 }
@@ -205,9 +215,11 @@ where
                 shard.handle_outcome(&id, attempt, outcome, now);
             }
             Msg::Appended(Ok(seq)) => {
-                let events = self.appending.take().unwrap_or(0);
+                self.events_since_snapshot += self.appending.take().unwrap_or(0);
                 shard.handle_appended(seq, now);
-                self.maybe_snapshot(shard, seq, events);
+                if let Some(bytes) = self.snapshot_after_append.take() {
+                    self.save_snapshot(seq, bytes);
+                }
             }
             Msg::Appended(Err(e)) => {
                 error!(shard = self.id, error = %e, "event log conflict: another writer owns this shard; stopping it");
@@ -218,28 +230,38 @@ where
         }
     }
 
-    fn maybe_snapshot(&mut self, shard: &Shard, seq: u64, events: u64) {
-        self.events_since_snapshot += events;
+    /// Takes a snapshot once enough events were appended, at a moment when
+    /// the state holds exactly the durable events plus the outstanding
+    /// append: right after that append was sent, with nothing decided since.
+    /// It is saved under that append's sequence once it lands.
+    fn maybe_snapshot(&mut self, shard: &Shard) {
         let every = self.config.snapshot_every_events;
-        if every == 0 || self.events_since_snapshot < every {
+        if every == 0 || self.events_since_snapshot < every || shard.has_pending_events() {
             return;
         }
-        self.events_since_snapshot = 0;
-        match rmp_serde::to_vec_named(shard.state()) {
-            Ok(bytes) => {
-                let ports = self.ports.clone();
-                let id = self.id;
-                tokio::spawn(async move {
-                    match ports.snapshots.save(id, seq, bytes).await {
-                        Ok(()) => debug!(shard = id, seq, "snapshot saved"),
-                        Err(e) => {
-                            warn!(shard = id, seq, error = %e, "snapshot not saved; recovery replays more log")
-                        }
-                    }
-                });
+        let bytes = match rmp_serde::to_vec_named(shard.state()) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                warn!(shard = self.id, error = %e, "snapshot not encoded");
+                return;
             }
-            Err(e) => warn!(shard = self.id, error = %e, "snapshot not encoded"),
+        };
+        self.events_since_snapshot = 0;
+        match self.appending {
+            Some(_) => self.snapshot_after_append = Some(bytes),
+            None => self.save_snapshot(shard.log_seq(), bytes),
         }
+    }
+
+    fn save_snapshot(&mut self, seq: u64, bytes: Vec<u8>) {
+        let ports = self.ports.clone();
+        let id = self.id;
+        self.spawned.spawn(async move {
+            match ports.snapshots.save(id, seq, bytes).await {
+                Ok(()) => debug!(shard = id, seq, "snapshot saved"),
+                Err(e) => warn!(shard = id, seq, error = %e, "snapshot not saved; recovery replays more log"),
+            }
+        });
     }
 
     /// Carries out every output the shard has now.
@@ -251,7 +273,7 @@ where
                     for d in list {
                         self.in_flight_work += 1;
                         let (ports, tx) = (self.ports.clone(), self.tx.clone());
-                        tokio::spawn(async move {
+                        self.spawned.spawn(async move {
                             let outcome = ports.workers.run(&d.order, d.attempt).await;
                             let _ = tx.send(Msg::Outcome(d.order.id, d.attempt, outcome)).await;
                         });
@@ -260,7 +282,7 @@ where
                 Output::Forward(orders) => {
                     for order in orders {
                         let (ports, tx) = (self.ports.clone(), self.tx.clone());
-                        tokio::spawn(async move {
+                        self.spawned.spawn(async move {
                             let target = (ports.shard_of)(&order.partition);
                             ports.intake.submit(target, order.clone()).await;
                             let _ = tx.send(Msg::Forwarded(order)).await;
@@ -269,10 +291,12 @@ where
                 }
                 Output::Ack(acks) => {
                     let (ports, id) = (self.ports.clone(), self.id);
-                    tokio::spawn(async move { ports.intake.ack(id, &acks).await });
+                    self.spawned
+                        .spawn(async move { ports.intake.ack(id, &acks).await });
                 }
             }
         }
+        self.maybe_snapshot(shard);
     }
 
     /// Appends one batch, retrying an unanswered append with the same batch
@@ -282,7 +306,7 @@ where
         let (ports, tx, id) = (self.ports.clone(), self.tx.clone(), self.id);
         let timeout = self.config.append_timeout;
         let batch_id = format!("{:016x}-{id}-{}", self.instance, batch.expected_last);
-        tokio::spawn(async move {
+        self.spawned.spawn(async move {
             let mut backoff = Duration::from_millis(50);
             let result = loop {
                 let attempt = ports

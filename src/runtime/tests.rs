@@ -61,7 +61,15 @@ async fn settled(ports: &MemPorts, orders: usize) -> Audit {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("the sale did not settle in 20 s");
+    let mut audit = Audit::default();
+    ports.log.events(0).iter().for_each(|e| audit.apply(e));
+    let f = audit.finish(&ids);
+    panic!(
+        "the sale did not settle in 20 s: {} undecided, {} unacked, log {} entries: {f:?}",
+        f.undecided,
+        ports.intake.unacked(0),
+        ports.log.len(0)
+    );
 }
 
 fn sale(ports: &MemPorts, units: u64, orders: usize) {
@@ -113,6 +121,10 @@ async fn a_crash_mid_sale_loses_nothing_and_decides_nothing_twice() {
     ports.intake.redeliver(0);
     let stop = CancellationToken::new();
     let second = tokio::spawn(run_shard(0, ports.clone(), config(), stop.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    if second.is_finished() {
+        panic!("the restarted shard stopped: {:?}", second.await);
+    }
     let audit = settled(&ports, 2_000).await;
     let ids: Vec<OrderId> = (0..2_000).map(|n| order(n).id).collect();
     let f = audit.finish(&ids);

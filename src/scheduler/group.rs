@@ -172,6 +172,10 @@ impl GroupCommit {
         }
     }
 
+    pub fn has_pending_events(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// Decided events not yet durable, or outputs not yet taken.
     pub fn has_unwritten(&self) -> bool {
         !self.pending.is_empty() || self.inflight.is_some() || !self.ready.is_empty()

@@ -178,6 +178,11 @@ impl Shard {
         self.fenced
     }
 
+    /// True when events were decided since the last `Append` output.
+    pub fn has_pending_events(&self) -> bool {
+        self.group.has_pending_events()
+    }
+
     /// True while decisions are not yet durable or outputs wait to be taken.
     pub fn has_unwritten(&self) -> bool {
         self.group.has_unwritten()
