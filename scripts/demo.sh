@@ -4,7 +4,7 @@
 # (see `allot simulate --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup.rs), 1.85 or newer" >&2; exit 1; }
+command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup.rs), 1.89 or newer" >&2; exit 1; }
 cargo build --locked --release --bin allot
 ./target/release/allot config check config/default.toml >/dev/null
 exec ./target/release/allot simulate "$@"

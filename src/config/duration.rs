@@ -26,7 +26,7 @@ pub fn format(d: Duration) -> String {
     }
     let (unit, per) = UNITS
         .into_iter()
-        .find(|(_, per)| ns % per == 0)
+        .find(|(_, per)| ns.is_multiple_of(*per))
         .unwrap_or(("ns", 1));
     format!("{}{unit}", ns / per)
 }

@@ -1,0 +1,6 @@
+//! Helpers shared by the integration tests. Each test binary includes this
+//! module (`mod common;`) and uses only part of it, so unused items are
+//! expected rather than dead.
+#![allow(dead_code)]
+
+pub mod nats;
