@@ -9,6 +9,7 @@
 //! - [`runtime`]: the async loop: one actor task per shard drives its scheduler through the ports.
 //! - [`scheduler`]: the sans-IO core of one shard: releases orders within stock, group-commits decisions, drives acks, dispatches and timers.
 //! - [`sim`]: a deterministic flash sale over every shard on a virtual clock, audited at the end.
+//! - [`wire`]: the versioned MessagePack/JSON formats of orders and decisions; decodes untrusted bytes into validated orders or structured rejections.
 //! - [`testkit`]: a synchronous single-shard driver and log-only invariant checks, for tests.
 #![forbid(unsafe_code)]
 
@@ -20,3 +21,4 @@ pub mod runtime;
 pub mod scheduler;
 pub mod sim;
 pub mod testkit;
+pub mod wire;
