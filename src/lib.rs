@@ -3,6 +3,7 @@
 //! # Layout
 //!
 //! - [`domain`]: pure types and rules (orders, commands, events, policies).
+//! - [`adapters`]: NATS JetStream implementations of the ports, and the broker set-up.
 //! - [`config`]: the TOML config file, its validation, and the order router.
 //! - [`audit`]: checks the promises (no oversell, one decision per order, stock conserved) from event logs alone.
 //! - [`ports`]: traits the runtime drives (event log, intake queue, fulfiller) and in-memory implementations.
@@ -13,6 +14,7 @@
 //! - [`testkit`]: a synchronous single-shard driver and log-only invariant checks, for tests.
 #![forbid(unsafe_code)]
 
+pub mod adapters;
 pub mod audit;
 pub mod config;
 pub mod domain;

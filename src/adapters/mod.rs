@@ -1,0 +1,3 @@
+//! Adapters: the real implementations of the ports (NATS JetStream).
+
+pub mod nats;

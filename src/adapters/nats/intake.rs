@@ -1,0 +1,277 @@
+//! The ORDERS stream as each shard's [`IntakeQueue`]: a durable pull
+//! consumer per shard, explicit acks, messages decoded and validated here so
+//! the shard sees an order, a stock command or an invalid message (which it
+//! records as a rejection: nothing is dropped, nothing blocks the queue).
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::Stream;
+use async_nats::jetstream::{self, Context};
+use bytes::Bytes;
+use dashmap::DashMap;
+use futures::{FutureExt, StreamExt};
+use tokio::sync::Mutex;
+use tracing::{debug, warn};
+
+use super::{shard_consumer, shard_order_subject};
+use crate::config::Router;
+use crate::domain::{Command, Order, OrderId, PartitionKey, Sku, WarehouseId};
+use crate::ports::{Delivery, Intake, IntakeQueue, ShardId};
+use crate::scheduler::AckId;
+use crate::wire::{decode_order, Limits, WireError};
+
+/// Header telling internal messages apart from producers' orders.
+pub const KIND_HEADER: &str = "Allot-Kind";
+/// A stock command: MessagePack of `domain::Command`.
+pub const KIND_COMMAND: &str = "command";
+/// A rerouted order handed on by a shard: MessagePack of `domain::Order`.
+pub const KIND_FORWARD: &str = "forward";
+
+/// How long one fetch waits for a first message before answering empty.
+const FETCH_WAIT: Duration = Duration::from_millis(250);
+
+pub struct NatsIntake {
+    js: Context,
+    orders: Stream,
+    router: Router,
+    limits: Limits,
+    streams: Vec<Mutex<Option<jetstream::consumer::pull::Stream>>>,
+    unacked: DashMap<(ShardId, u64), jetstream::Message>,
+}
+
+impl NatsIntake {
+    pub fn new(js: Context, orders: Stream, router: Router, limits: Limits) -> Self {
+        let streams = (0..router.shard_count()).map(|_| Mutex::new(None)).collect();
+        Self {
+            js,
+            orders,
+            router,
+            limits,
+            streams,
+            unacked: DashMap::new(),
+        }
+    }
+
+    async fn open(&self, shard: ShardId) -> Result<jetstream::consumer::pull::Stream, String> {
+        let consumer: PullConsumer = self
+            .orders
+            .get_consumer(&shard_consumer(shard))
+            .await
+            .map_err(|e| e.to_string())?;
+        consumer.messages().await.map_err(|e| e.to_string())
+    }
+
+    /// What a message asks of its shard; `None` if it belongs to another
+    /// shard (it was forwarded there) and can be acked as it is.
+    async fn decode(&self, shard: ShardId, message: &jetstream::Message, seq: u64) -> Option<Intake> {
+        let kind = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(KIND_HEADER))
+            .map(|v| v.as_str().to_owned());
+        let invalid = |field: &str, why: String| Intake::Invalid {
+            id: OrderId::new(&format!("{}{seq}", crate::wire::RESERVED_ID_PREFIX)).expect("valid id"),
+            field: field.to_owned(),
+            why,
+        };
+        match kind.as_deref() {
+            Some(KIND_COMMAND) => Some(match rmp_serde::from_slice::<Command>(&message.payload) {
+                Ok(command) => Intake::Command(command),
+                Err(e) => invalid("payload", format!("unreadable stock command: {e}")),
+            }),
+            Some(KIND_FORWARD) => Some(match rmp_serde::from_slice::<Order>(&message.payload) {
+                Ok(order) => Intake::Order(order),
+                Err(e) => invalid("payload", format!("unreadable forwarded order: {e}")),
+            }),
+            _ => {
+                let item = self.decode_order(message.subject.as_str(), &message.payload, seq);
+                if let Intake::Order(order) = &item {
+                    let owner = self.router.shard_for(&order.partition);
+                    if owner != shard {
+                        // A pinned SKU published on the hashed subject: hand it
+                        // to the shard that owns its partition.
+                        self.forward(owner, order).await;
+                        return None;
+                    }
+                }
+                Some(item)
+            }
+        }
+    }
+
+    /// A producer's order, validated; its partition comes from the subject
+    /// `orders.<shard>.<warehouse>.<sku>` it was filed under.
+    fn decode_order(&self, subject: &str, payload: &[u8], seq: u64) -> Intake {
+        let rejected = |e: WireError| match e.reject_reason() {
+            crate::domain::RejectReason::Invalid { field, why } => Intake::Invalid {
+                id: e.rejection_id(seq),
+                field,
+                why,
+            },
+            other => Intake::Invalid {
+                id: e.rejection_id(seq),
+                field: "payload".into(),
+                why: other.to_string(),
+            },
+        };
+        let order = match decode_order(payload, &self.limits) {
+            Ok(order) => order,
+            Err(e) => return rejected(e),
+        };
+        let mut tokens = subject.split('.').skip(2);
+        let (Some(w), Some(s)) = (tokens.next(), tokens.next()) else {
+            return Intake::Invalid {
+                id: order.id,
+                field: "subject".into(),
+                why: format!("{subject} is not orders.<shard>.<warehouse>.<sku>"),
+            };
+        };
+        let (Ok(warehouse), Ok(sku)) = (WarehouseId::new(w), Sku::new(s)) else {
+            return Intake::Invalid {
+                id: order.id,
+                field: "subject".into(),
+                why: format!("{subject} does not name a valid warehouse and SKU"),
+            };
+        };
+        if order.sku != sku || order.warehouse.as_ref().is_some_and(|ow| *ow != warehouse) {
+            return Intake::Invalid {
+                id: order.id,
+                field: "sku".into(),
+                why: format!(
+                    "the order is for {}/{} but was published on {subject}",
+                    order.warehouse.as_ref().map_or("-", |w| w.as_str()),
+                    order.sku
+                ),
+            };
+        }
+        let fallbacks = order
+            .region
+            .as_ref()
+            .and_then(|_| self.router.route(&sku, Some(&warehouse), order.region.as_ref()).ok())
+            .map(|r| r.fallbacks)
+            .unwrap_or_default();
+        Intake::Order(Order {
+            id: order.id,
+            partition: PartitionKey::new(warehouse, sku),
+            quantity: order.quantity,
+            region: order.region,
+            priority: order.priority,
+            fallbacks,
+        })
+    }
+
+    async fn forward(&self, shard: ShardId, order: &Order) {
+        let payload = match rmp_serde::to_vec_named(order) {
+            Ok(p) => Bytes::from(p),
+            Err(e) => {
+                warn!(order = %order.id, error = %e, "order not encodable for forwarding");
+                return;
+            }
+        };
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let message = PublishMessage::build()
+                .message_id(format!("{}@{}", order.id, order.partition.warehouse))
+                .header(KIND_HEADER, KIND_FORWARD)
+                .payload(payload.clone());
+            let sent = self.js.send_publish(shard_order_subject(shard, &order.partition), message).await;
+            match sent {
+                Ok(ack) => match ack.await {
+                    Ok(_) => return,
+                    Err(e) => warn!(order = %order.id, error = %e, "forward not acknowledged; retrying"),
+                },
+                Err(e) => warn!(order = %order.id, error = %e, "forward not sent; retrying"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    async fn deliver(&self, shard: ShardId, message: jetstream::Message, out: &mut Vec<Delivery>) {
+        let (seq, delivered) = match message.info() {
+            Ok(info) => (info.stream_sequence, info.delivered),
+            Err(e) => {
+                warn!(shard, error = %e, "message without JetStream info; ignored");
+                return;
+            }
+        };
+        match self.decode(shard, &message, seq).await {
+            Some(item) => {
+                self.unacked.insert((shard, seq), message);
+                out.push(Delivery {
+                    ack: AckId(seq),
+                    item,
+                    delivery_count: u32::try_from(delivered).unwrap_or(u32::MAX),
+                });
+            }
+            None => {
+                if let Err(e) = message.ack().await {
+                    warn!(shard, seq, error = %e, "ack of a forwarded message failed; it will be redelivered");
+                }
+            }
+        }
+    }
+}
+
+impl IntakeQueue for NatsIntake {
+    async fn fetch(&self, shard: ShardId, max: usize) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        let Some(slot) = self.streams.get(shard as usize) else {
+            return out;
+        };
+        let mut guard = slot.lock().await;
+        if guard.is_none() {
+            match self.open(shard).await {
+                Ok(stream) => *guard = Some(stream),
+                Err(e) => {
+                    warn!(shard, error = %e, "intake consumer unavailable");
+                    tokio::time::sleep(FETCH_WAIT).await;
+                    return out;
+                }
+            }
+        }
+        let stream = guard.as_mut().expect("opened above");
+        let first = match tokio::time::timeout(FETCH_WAIT, stream.next()).await {
+            Err(_) => return out,
+            Ok(first) => first,
+        };
+        let mut next = first;
+        loop {
+            match next {
+                Some(Ok(message)) => self.deliver(shard, message, &mut out).await,
+                Some(Err(e)) => {
+                    debug!(shard, error = %e, "intake stream error; reopening");
+                    *guard = None;
+                    return out;
+                }
+                None => {
+                    *guard = None;
+                    return out;
+                }
+            }
+            if out.len() >= max {
+                return out;
+            }
+            match stream.next().now_or_never() {
+                Some(n) => next = n,
+                None => return out,
+            }
+        }
+    }
+
+    async fn ack(&self, shard: ShardId, acks: &[AckId]) {
+        for AckId(seq) in acks {
+            if let Some((_, message)) = self.unacked.remove(&(shard, *seq)) {
+                if let Err(e) = message.ack().await {
+                    warn!(shard, seq, error = %e, "ack failed; the message will be redelivered and deduped");
+                }
+            }
+        }
+    }
+
+    async fn submit(&self, shard: ShardId, order: Order) {
+        self.forward(shard, &order).await;
+    }
+}

@@ -1,0 +1,114 @@
+//! The shard event log on the EVENTS stream: one message per decided batch
+//! on `events.<shard>`, appended with `Nats-Expected-Last-Subject-Sequence`
+//! (optimistic concurrency: a second writer gets "wrong last sequence") and
+//! `Nats-Msg-Id` = the batch id (a retried append that had landed is
+//! answered again, not stored twice). Sequences are stream sequences.
+
+use async_nats::jetstream::consumer::{pull, DeliverPolicy};
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::{LastRawMessageErrorKind, Stream};
+use async_nats::jetstream::Context;
+use bytes::Bytes;
+use futures::StreamExt;
+
+use super::events_subject;
+use crate::domain::Event;
+use crate::ports::{AppendError, EventLog, ShardId};
+
+/// A batch as stored: MessagePack, named fields.
+pub fn encode_batch(events: &[Event]) -> Result<Vec<u8>, AppendError> {
+    rmp_serde::to_vec_named(events).map_err(|e| AppendError::Unavailable(format!("encoding a batch: {e}")))
+}
+
+pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Event>, AppendError> {
+    rmp_serde::from_slice(bytes).map_err(|e| AppendError::Unavailable(format!("decoding a batch: {e}")))
+}
+
+/// The EVENTS stream as an [`EventLog`].
+#[derive(Clone)]
+pub struct NatsLog {
+    js: Context,
+    events: Stream,
+}
+
+impl NatsLog {
+    pub fn new(js: Context, events: Stream) -> Self {
+        Self { js, events }
+    }
+
+    /// The stream sequence of the shard's last batch, 0 if it has none.
+    pub async fn last_seq(&self, shard: ShardId) -> Result<u64, AppendError> {
+        match self.events.get_last_raw_message_by_subject(&events_subject(shard)).await {
+            Ok(m) => Ok(m.sequence),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(0),
+            Err(e) => Err(AppendError::Unavailable(e.to_string())),
+        }
+    }
+}
+
+impl EventLog for NatsLog {
+    async fn append(
+        &self,
+        shard: ShardId,
+        expected_last: u64,
+        batch_id: &str,
+        events: &[Event],
+    ) -> Result<u64, AppendError> {
+        let payload = Bytes::from(encode_batch(events)?);
+        let message = PublishMessage::build()
+            .message_id(batch_id)
+            .expected_last_subject_sequence(expected_last)
+            .payload(payload);
+        let unavailable = |e: &dyn std::fmt::Display| AppendError::Unavailable(e.to_string());
+        let pending = self
+            .js
+            .send_publish(events_subject(shard), message)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        match pending.await {
+            Ok(ack) => Ok(ack.sequence),
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Err(AppendError::Conflict {
+                shard,
+                expected: expected_last,
+                actual: self.last_seq(shard).await.unwrap_or(0),
+            }),
+            Err(e) => Err(unavailable(&e)),
+        }
+    }
+
+    async fn read(&self, shard: ShardId, after: u64) -> Result<Vec<(u64, Vec<Event>)>, AppendError> {
+        let last = self.last_seq(shard).await?;
+        if last <= after {
+            return Ok(Vec::new());
+        }
+        let unavailable = |e: &dyn std::fmt::Display| AppendError::Unavailable(e.to_string());
+        let deliver_policy = if after == 0 {
+            DeliverPolicy::All
+        } else {
+            DeliverPolicy::ByStartSequence {
+                start_sequence: after + 1,
+            }
+        };
+        let consumer = self
+            .events
+            .create_consumer(pull::OrderedConfig {
+                filter_subject: events_subject(shard),
+                deliver_policy,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let mut messages = consumer.messages().await.map_err(|e| unavailable(&e))?;
+        let mut out = Vec::new();
+        while let Some(message) = messages.next().await {
+            let message = message.map_err(|e| unavailable(&e))?;
+            let seq = message.info().map_err(|e| unavailable(&e))?.stream_sequence;
+            out.push((seq, decode_batch(&message.payload)?));
+            if seq >= last {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,45 @@
+//! NATS JetStream adapters: the ORDERS intake stream with one durable pull
+//! consumer per shard, the EVENTS log appended with an expected last
+//! subject sequence, snapshots in an object store, and the streams' set-up.
+//!
+//! Subjects:
+//! - `orders.<warehouse>.<sku>`: trusted producers publish orders here; the
+//!   stream's subject transform files each under `orders.<shard>.<warehouse>.<sku>`
+//!   (`partition(N,1,2)`, the same hash as `Router::shard_for`).
+//! - `orders.<shard>.<warehouse>.<sku>`: ingress, reroutes and stock
+//!   commands publish straight to a shard (pinned SKUs need this).
+//! - `events.<shard>`: the shard's decisions, one message per batch.
+
+mod intake;
+mod log;
+mod setup;
+mod snapshots;
+
+use std::time::Duration;
+
+pub use intake::{NatsIntake, KIND_COMMAND, KIND_FORWARD, KIND_HEADER};
+pub use log::{decode_batch, encode_batch, NatsLog};
+pub use setup::{ensure_streams, SetupError, Streams};
+pub use snapshots::NatsSnapshots;
+
+/// Names of what allot keeps in JetStream.
+pub const ORDERS_STREAM: &str = "ORDERS";
+pub const EVENTS_STREAM: &str = "EVENTS";
+pub const SNAPSHOT_BUCKET: &str = "allot_snapshots";
+
+/// How long a delivered intake message may stay unacked before the broker
+/// redelivers it (an instance died holding it).
+pub const ACK_WAIT: Duration = Duration::from_secs(30);
+
+pub fn shard_consumer(shard: u32) -> String {
+    format!("shard-{shard}")
+}
+
+pub fn events_subject(shard: u32) -> String {
+    format!("events.{shard}")
+}
+
+/// The subject of the intake stream for a shard's partition.
+pub fn shard_order_subject(shard: u32, partition: &crate::domain::PartitionKey) -> String {
+    format!("orders.{shard}.{}.{}", partition.warehouse, partition.sku)
+}

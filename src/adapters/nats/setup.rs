@@ -1,0 +1,162 @@
+//! Creates or verifies allot's streams, consumers and buckets, idempotently.
+//! An existing stream whose config differs from what allot needs is never
+//! rewritten: start-up stops with an error naming the difference.
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::object_store;
+use async_nats::jetstream::stream::{Config as StreamConfig, DiscardPolicy, StorageType, SubjectTransform};
+use async_nats::jetstream::{self, stream};
+
+use super::{shard_consumer, ACK_WAIT, EVENTS_STREAM, ORDERS_STREAM, SNAPSHOT_BUCKET};
+use crate::config::Router;
+
+/// Why the broker could not be set up for allot.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The broker refused or failed a request.
+    #[error("{what}: {source}")]
+    Broker {
+        what: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// An existing stream is configured differently from what allot needs.
+    #[error("stream {stream} exists with {field} = {found}, allot needs {wanted}; change it by hand (allot never rewrites a stream) or point allot at another account")]
+    Mismatch {
+        stream: String,
+        field: &'static str,
+        found: String,
+        wanted: String,
+    },
+}
+
+fn broker(what: impl Into<String>) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> SetupError {
+    let what = what.into();
+    move |source| SetupError::Broker { what, source }
+}
+
+/// Handles to what `ensure_streams` verified.
+pub struct Streams {
+    pub orders: stream::Stream,
+    pub events: stream::Stream,
+    pub snapshots: object_store::ObjectStore,
+}
+
+/// What the ORDERS stream must look like for `router`'s shard count.
+pub fn orders_config(router: &Router, duplicate_window: Duration) -> StreamConfig {
+    let (source, destination) = router.intake_transform();
+    StreamConfig {
+        name: ORDERS_STREAM.into(),
+        subjects: vec![source.into(), "orders.*.*.*".into()],
+        subject_transform: Some(SubjectTransform {
+            source: source.into(),
+            destination,
+        }),
+        storage: StorageType::File,
+        duplicate_window,
+        discard: DiscardPolicy::Old,
+        ..Default::default()
+    }
+}
+
+pub fn events_config(duplicate_window: Duration) -> StreamConfig {
+    StreamConfig {
+        name: EVENTS_STREAM.into(),
+        subjects: vec!["events.*".into()],
+        storage: StorageType::File,
+        duplicate_window,
+        ..Default::default()
+    }
+}
+
+/// Creates the streams, the per-shard consumers and the snapshot bucket if
+/// missing; verifies them if present.
+pub async fn ensure_streams(js: &jetstream::Context, router: &Router, max_deliver: i64) -> Result<Streams, SetupError> {
+    let window = Duration::from_secs(120);
+    let orders = ensure_stream(js, orders_config(router, window)).await?;
+    let events = ensure_stream(js, events_config(window)).await?;
+    for shard in 0..router.shard_count() {
+        let config = pull::Config {
+            durable_name: Some(shard_consumer(shard)),
+            filter_subject: format!("orders.{shard}.>"),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: ACK_WAIT,
+            deliver_policy: DeliverPolicy::All,
+            max_deliver,
+            max_ack_pending: 20_000,
+            ..Default::default()
+        };
+        orders
+            .get_or_create_consumer(&shard_consumer(shard), config)
+            .await
+            .map_err(|e| broker(format!("consumer {} on {ORDERS_STREAM}", shard_consumer(shard)))(e.into()))?;
+    }
+    let snapshots = match js.get_object_store(SNAPSHOT_BUCKET).await {
+        Ok(store) => store,
+        Err(_) => js
+            .create_object_store(object_store::Config {
+                bucket: SNAPSHOT_BUCKET.into(),
+                storage: StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| broker(format!("object store {SNAPSHOT_BUCKET}"))(e.into()))?,
+    };
+    Ok(Streams {
+        orders,
+        events,
+        snapshots,
+    })
+}
+
+async fn ensure_stream(js: &jetstream::Context, wanted: StreamConfig) -> Result<stream::Stream, SetupError> {
+    let name = wanted.name.clone();
+    match js.get_stream(&name).await {
+        Ok(mut existing) => {
+            let info = existing
+                .info()
+                .await
+                .map_err(|e| broker(format!("stream {name} info"))(e.into()))?;
+            check_same(&name, &info.config, &wanted)?;
+            Ok(existing)
+        }
+        Err(_) => js
+            .create_stream(wanted)
+            .await
+            .map_err(|e| broker(format!("creating stream {name}"))(e.into())),
+    }
+}
+
+/// Compares the fields allot relies on.
+fn check_same(stream: &str, found: &StreamConfig, wanted: &StreamConfig) -> Result<(), SetupError> {
+    let mismatch = |field, found: String, wanted: String| SetupError::Mismatch {
+        stream: stream.to_owned(),
+        field,
+        found,
+        wanted,
+    };
+    let mut found_subjects = found.subjects.clone();
+    let mut wanted_subjects = wanted.subjects.clone();
+    found_subjects.sort();
+    wanted_subjects.sort();
+    if found_subjects != wanted_subjects {
+        return Err(mismatch("subjects", format!("{found_subjects:?}"), format!("{wanted_subjects:?}")));
+    }
+    let transform = |c: &StreamConfig| {
+        c.subject_transform
+            .as_ref()
+            .map(|t| format!("{} -> {}", t.source, t.destination))
+    };
+    if transform(found) != transform(wanted) {
+        return Err(mismatch(
+            "subject_transform",
+            format!("{:?}", transform(found)),
+            format!("{:?}", transform(wanted)),
+        ));
+    }
+    if found.storage != wanted.storage {
+        return Err(mismatch("storage", format!("{:?}", found.storage), format!("{:?}", wanted.storage)));
+    }
+    Ok(())
+}
