@@ -9,6 +9,7 @@
 //! - [`ports`]: traits the runtime drives (event log, intake queue, fulfiller) and in-memory implementations.
 //! - [`runtime`]: the async loop: one actor task per shard drives its scheduler through the ports.
 //! - [`scheduler`]: the sans-IO core of one shard: releases orders within stock, group-commits decisions, drives acks, dispatches and timers.
+//! - [`service`]: wiring for `allot serve` (NATS connection, streams, ingress, shard tasks) and the live demo.
 //! - [`sim`]: a deterministic flash sale over every shard on a virtual clock, audited at the end.
 //! - [`wire`]: the versioned MessagePack/JSON formats of orders and decisions; decodes untrusted bytes into validated orders or structured rejections.
 //! - [`testkit`]: a synchronous single-shard driver and log-only invariant checks, for tests.
@@ -21,6 +22,7 @@ pub mod domain;
 pub mod ports;
 pub mod runtime;
 pub mod scheduler;
+pub mod service;
 pub mod sim;
 pub mod testkit;
 pub mod wire;

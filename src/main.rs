@@ -7,9 +7,15 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use allot::adapters::nats;
 use allot::config::{self, Config};
+use allot::domain::{Command, PartitionKey, Sku, WarehouseId};
 use allot::ports::Latency;
+use allot::runtime::RuntimeConfig;
+use allot::service::demo::{run_demo, DemoOptions};
+use allot::service::{FulfillerChoice, NatsOptions, ServeOptions};
 use allot::sim::{self, SimOptions};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(
@@ -24,6 +30,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run the scheduler on NATS JetStream: ingress plus every shard.
+    Serve(ServeArgs),
+    /// Run a flash sale through a running `allot serve` and audit it.
+    Demo(DemoArgs),
+    /// Change a partition's stock (through its shard, like orders).
+    Stock {
+        #[command(subcommand)]
+        command: StockCmd,
+    },
     /// Run a deterministic flash sale on the in-memory ports and audit it.
     Simulate(SimArgs),
     /// Work with config files.
@@ -40,6 +55,121 @@ enum ConfigCmd {
         /// Defaults to config/default.toml.
         file: Option<PathBuf>,
     },
+}
+
+#[derive(clap::Args, Clone)]
+struct NatsArgs {
+    /// NATS server URLs, comma-separated.
+    #[arg(long, env = "ALLOT_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
+    #[arg(long, env = "ALLOT_NATS_USER")]
+    nats_user: Option<String>,
+    #[arg(long, env = "ALLOT_NATS_PASSWORD")]
+    nats_password: Option<String>,
+    #[arg(long, env = "ALLOT_NATS_TOKEN")]
+    nats_token: Option<String>,
+    /// A .creds file (JWT and nkey seed).
+    #[arg(long, env = "ALLOT_NATS_CREDS")]
+    nats_creds: Option<PathBuf>,
+    /// An nkey seed (SU...).
+    #[arg(long, env = "ALLOT_NATS_NKEY")]
+    nats_nkey: Option<String>,
+    /// CA certificate to verify the server (turns TLS on).
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// Config file; defaults to config/default.toml if present.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+impl NatsArgs {
+    fn options(&self) -> NatsOptions {
+        NatsOptions {
+            url: self.nats_url.clone(),
+            user: self.nats_user.clone(),
+            password: self.nats_password.clone(),
+            token: self.nats_token.clone(),
+            credentials_file: self.nats_creds.clone(),
+            nkey_seed: self.nats_nkey.clone(),
+            tls_ca: self.tls_ca.clone(),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            name: None,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    nats: NatsArgs,
+    /// Workers: "simulated" (in-process, seeded) or "nats" (requests to
+    /// allot.fulfil.<warehouse>).
+    #[arg(long, default_value = "simulated")]
+    fulfiller: String,
+    /// Simulated workers' median latency.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5ms")]
+    latency_p50: Duration,
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "50ms")]
+    latency_p99: Duration,
+    /// Share of simulated enactments that fail.
+    #[arg(long, default_value_t = 0.02)]
+    failure_rate: f64,
+    /// How long a NATS worker may take before the attempt is retried.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    worker_timeout: Duration,
+    /// Snapshot a shard after this many logged events (0: never).
+    #[arg(long, default_value_t = 100_000)]
+    snapshot_every: u64,
+    /// On SIGTERM/SIGINT, how long to let in-flight work finish.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    drain_deadline: Duration,
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    #[command(flatten)]
+    nats: NatsArgs,
+    #[arg(long, default_value_t = 20_000)]
+    orders: u64,
+    #[arg(long, default_value_t = 20)]
+    skus: u32,
+    /// Units of each SKU in each warehouse.
+    #[arg(long, default_value_t = 100)]
+    stock: u64,
+    /// Orders sent as requests to the ingress (the rest are published).
+    #[arg(long, default_value_t = 200)]
+    via_ingress: u64,
+    #[arg(long, default_value_t = 10)]
+    invalid: u64,
+    #[arg(long, default_value_t = 100)]
+    duplicates: u64,
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "120s")]
+    timeout: Duration,
+}
+
+#[derive(Subcommand)]
+enum StockCmd {
+    /// Set on-hand units.
+    Set(StockArgs),
+    /// Add units.
+    Restock(StockArgs),
+    /// Change on-hand units by N (may be negative).
+    Adjust(StockArgs),
+}
+
+#[derive(clap::Args)]
+struct StockArgs {
+    #[command(flatten)]
+    nats: NatsArgs,
+    warehouse: String,
+    sku: String,
+    #[arg(allow_hyphen_values = true)]
+    units: i64,
 }
 
 #[derive(clap::Args)]
@@ -113,7 +243,150 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         },
         Cmd::Simulate(args) => simulate(args),
+        Cmd::Serve(args) => tokio_main(serve(args)),
+        Cmd::Demo(args) => tokio_main(demo(args)),
+        Cmd::Stock { command } => tokio_main(stock(command)),
     }
+}
+
+fn tokio_main<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
+    f: F,
+) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(f)
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ALLOT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,async_nats=warn"));
+    let json = std::env::var("ALLOT_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
+    init_tracing();
+    let config = load_config(a.nats.config.as_deref()).context("loading the config")?;
+    let fulfiller = match a.fulfiller.as_str() {
+        "simulated" => FulfillerChoice::Simulated {
+            latency: Latency {
+                median: a.latency_p50,
+                p99: a.latency_p99,
+            },
+            failure_rate: a.failure_rate,
+            seed: rand::random(),
+        },
+        "nats" => FulfillerChoice::Nats {
+            timeout: a.worker_timeout,
+        },
+        other => anyhow::bail!("--fulfiller {other:?}: use \"simulated\" or \"nats\""),
+    };
+    let options = ServeOptions {
+        nats: a.nats.options(),
+        fulfiller,
+        runtime: RuntimeConfig {
+            snapshot_every_events: a.snapshot_every,
+            worker_timeout: a.worker_timeout,
+            drain_deadline: a.drain_deadline,
+            ..RuntimeConfig::default()
+        },
+        max_deliver: 20,
+    };
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown requested");
+            stop.cancel();
+        }
+    });
+    allot::service::serve(config, options, stop).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(a.nats.config.as_deref()).context("loading the config")?;
+    let options = DemoOptions {
+        orders: a.orders,
+        skus: a.skus.max(1),
+        stock: a.stock,
+        via_ingress: a.via_ingress.min(a.orders),
+        invalid: a.invalid,
+        duplicates: a.duplicates,
+        timeout: a.timeout,
+    };
+    let report = run_demo(&config, &a.nats.options(), &options).await?;
+    println!("{report}");
+    Ok(if report.findings.clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn stock(command: StockCmd) -> anyhow::Result<ExitCode> {
+    let (args, make): (StockArgs, fn(PartitionKey, i64) -> anyhow::Result<Command>) = match command
+    {
+        StockCmd::Set(a) => (a, |partition, n| {
+            let on_hand = u64::try_from(n)
+                .map_err(|_| anyhow::anyhow!("stock set {n}: must be 0 or more"))?;
+            Ok(Command::SetStock { partition, on_hand })
+        }),
+        StockCmd::Restock(a) => (a, |partition, n| {
+            let units = u64::try_from(n)
+                .ok()
+                .and_then(std::num::NonZeroU64::new)
+                .ok_or_else(|| anyhow::anyhow!("restock {n}: must be 1 or more"))?;
+            Ok(Command::Restock { partition, units })
+        }),
+        StockCmd::Adjust(a) => (a, |partition, delta| {
+            Ok(Command::AdjustStock { partition, delta })
+        }),
+    };
+    let config = load_config(args.nats.config.as_deref()).context("loading the config")?;
+    let partition = PartitionKey::new(WarehouseId::new(&args.warehouse)?, Sku::new(&args.sku)?);
+    let command = make(partition.clone(), args.units)?;
+    let shard = config.router().shard_for(&partition);
+    let client = allot::service::connect(&args.nats.options()).await?;
+    let js = async_nats::jetstream::new(client);
+    let message = async_nats::jetstream::message::PublishMessage::build()
+        .message_id(format!("stock-{:016x}", rand::random::<u64>()))
+        .header(nats::KIND_HEADER, nats::KIND_COMMAND)
+        .payload(rmp_serde::to_vec_named(&command)?.into());
+    let ack = js
+        .send_publish(nats::shard_order_subject(shard, &partition), message)
+        .await?
+        .await?;
+    println!(
+        "{partition}: {command:?} queued on shard {shard} (intake sequence {})",
+        ack.sequence
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {

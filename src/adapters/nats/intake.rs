@@ -43,7 +43,9 @@ pub struct NatsIntake {
 
 impl NatsIntake {
     pub fn new(js: Context, orders: Stream, router: Router, limits: Limits) -> Self {
-        let streams = (0..router.shard_count()).map(|_| Mutex::new(None)).collect();
+        let streams = (0..router.shard_count())
+            .map(|_| Mutex::new(None))
+            .collect();
         Self {
             js,
             orders,
@@ -65,14 +67,20 @@ impl NatsIntake {
 
     /// What a message asks of its shard; `None` if it belongs to another
     /// shard (it was forwarded there) and can be acked as it is.
-    async fn decode(&self, shard: ShardId, message: &jetstream::Message, seq: u64) -> Option<Intake> {
+    async fn decode(
+        &self,
+        shard: ShardId,
+        message: &jetstream::Message,
+        seq: u64,
+    ) -> Option<Intake> {
         let kind = message
             .headers
             .as_ref()
             .and_then(|h| h.get(KIND_HEADER))
             .map(|v| v.as_str().to_owned());
         let invalid = |field: &str, why: String| Intake::Invalid {
-            id: OrderId::new(&format!("{}{seq}", crate::wire::RESERVED_ID_PREFIX)).expect("valid id"),
+            id: OrderId::new(&format!("{}{seq}", crate::wire::RESERVED_ID_PREFIX))
+                .expect("valid id"),
             field: field.to_owned(),
             why,
         };
@@ -149,7 +157,11 @@ impl NatsIntake {
         let fallbacks = order
             .region
             .as_ref()
-            .and_then(|_| self.router.route(&sku, Some(&warehouse), order.region.as_ref()).ok())
+            .and_then(|_| {
+                self.router
+                    .route(&sku, Some(&warehouse), order.region.as_ref())
+                    .ok()
+            })
             .map(|r| r.fallbacks)
             .unwrap_or_default();
         Intake::Order(Order {
@@ -176,11 +188,16 @@ impl NatsIntake {
                 .message_id(format!("{}@{}", order.id, order.partition.warehouse))
                 .header(KIND_HEADER, KIND_FORWARD)
                 .payload(payload.clone());
-            let sent = self.js.send_publish(shard_order_subject(shard, &order.partition), message).await;
+            let sent = self
+                .js
+                .send_publish(shard_order_subject(shard, &order.partition), message)
+                .await;
             match sent {
                 Ok(ack) => match ack.await {
                     Ok(_) => return,
-                    Err(e) => warn!(order = %order.id, error = %e, "forward not acknowledged; retrying"),
+                    Err(e) => {
+                        warn!(order = %order.id, error = %e, "forward not acknowledged; retrying")
+                    }
                 },
                 Err(e) => warn!(order = %order.id, error = %e, "forward not sent; retrying"),
             }

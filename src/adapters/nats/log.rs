@@ -18,11 +18,13 @@ use crate::ports::{AppendError, EventLog, ShardId};
 
 /// A batch as stored: MessagePack, named fields.
 pub fn encode_batch(events: &[Event]) -> Result<Vec<u8>, AppendError> {
-    rmp_serde::to_vec_named(events).map_err(|e| AppendError::Unavailable(format!("encoding a batch: {e}")))
+    rmp_serde::to_vec_named(events)
+        .map_err(|e| AppendError::Unavailable(format!("encoding a batch: {e}")))
 }
 
 pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Event>, AppendError> {
-    rmp_serde::from_slice(bytes).map_err(|e| AppendError::Unavailable(format!("decoding a batch: {e}")))
+    rmp_serde::from_slice(bytes)
+        .map_err(|e| AppendError::Unavailable(format!("decoding a batch: {e}")))
 }
 
 /// The EVENTS stream as an [`EventLog`].
@@ -39,7 +41,11 @@ impl NatsLog {
 
     /// The stream sequence of the shard's last batch, 0 if it has none.
     pub async fn last_seq(&self, shard: ShardId) -> Result<u64, AppendError> {
-        match self.events.get_last_raw_message_by_subject(&events_subject(shard)).await {
+        match self
+            .events
+            .get_last_raw_message_by_subject(&events_subject(shard))
+            .await
+        {
             Ok(m) => Ok(m.sequence),
             Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(0),
             Err(e) => Err(AppendError::Unavailable(e.to_string())),
@@ -68,16 +74,22 @@ impl EventLog for NatsLog {
             .map_err(|e| unavailable(&e))?;
         match pending.await {
             Ok(ack) => Ok(ack.sequence),
-            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Err(AppendError::Conflict {
-                shard,
-                expected: expected_last,
-                actual: self.last_seq(shard).await.unwrap_or(0),
-            }),
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                Err(AppendError::Conflict {
+                    shard,
+                    expected: expected_last,
+                    actual: self.last_seq(shard).await.unwrap_or(0),
+                })
+            }
             Err(e) => Err(unavailable(&e)),
         }
     }
 
-    async fn read(&self, shard: ShardId, after: u64) -> Result<Vec<(u64, Vec<Event>)>, AppendError> {
+    async fn read(
+        &self,
+        shard: ShardId,
+        after: u64,
+    ) -> Result<Vec<(u64, Vec<Event>)>, AppendError> {
         let last = self.last_seq(shard).await?;
         if last <= after {
             return Ok(Vec::new());

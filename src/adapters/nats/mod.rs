@@ -10,6 +10,8 @@
 //!   commands publish straight to a shard (pinned SKUs need this).
 //! - `events.<shard>`: the shard's decisions, one message per batch.
 
+mod fulfiller;
+mod ingress;
 mod intake;
 mod log;
 mod setup;
@@ -17,6 +19,8 @@ mod snapshots;
 
 use std::time::Duration;
 
+pub use fulfiller::{fulfil_subject, AnyFulfiller, FulfilReply, FulfilRequest, NatsFulfiller};
+pub use ingress::{serve_ingress, submit, FieldError, SubmitReply};
 pub use intake::{NatsIntake, KIND_COMMAND, KIND_FORWARD, KIND_HEADER};
 pub use log::{decode_batch, encode_batch, NatsLog};
 pub use setup::{ensure_streams, SetupError, Streams};

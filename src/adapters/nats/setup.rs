@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use async_nats::jetstream::object_store;
-use async_nats::jetstream::stream::{Config as StreamConfig, DiscardPolicy, StorageType, SubjectTransform};
+use async_nats::jetstream::stream::{
+    Config as StreamConfig, DiscardPolicy, StorageType, SubjectTransform,
+};
 use async_nats::jetstream::{self, stream};
 
 use super::{shard_consumer, ACK_WAIT, EVENTS_STREAM, ORDERS_STREAM, SNAPSHOT_BUCKET};
@@ -31,7 +33,9 @@ pub enum SetupError {
     },
 }
 
-fn broker(what: impl Into<String>) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> SetupError {
+fn broker(
+    what: impl Into<String>,
+) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> SetupError {
     let what = what.into();
     move |source| SetupError::Broker { what, source }
 }
@@ -72,7 +76,11 @@ pub fn events_config(duplicate_window: Duration) -> StreamConfig {
 
 /// Creates the streams, the per-shard consumers and the snapshot bucket if
 /// missing; verifies them if present.
-pub async fn ensure_streams(js: &jetstream::Context, router: &Router, max_deliver: i64) -> Result<Streams, SetupError> {
+pub async fn ensure_streams(
+    js: &jetstream::Context,
+    router: &Router,
+    max_deliver: i64,
+) -> Result<Streams, SetupError> {
     let window = Duration::from_secs(120);
     let orders = ensure_stream(js, orders_config(router, window)).await?;
     let events = ensure_stream(js, events_config(window)).await?;
@@ -90,7 +98,12 @@ pub async fn ensure_streams(js: &jetstream::Context, router: &Router, max_delive
         orders
             .get_or_create_consumer(&shard_consumer(shard), config)
             .await
-            .map_err(|e| broker(format!("consumer {} on {ORDERS_STREAM}", shard_consumer(shard)))(e.into()))?;
+            .map_err(|e| {
+                broker(format!(
+                    "consumer {} on {ORDERS_STREAM}",
+                    shard_consumer(shard)
+                ))(e.into())
+            })?;
     }
     let snapshots = match js.get_object_store(SNAPSHOT_BUCKET).await {
         Ok(store) => store,
@@ -110,7 +123,10 @@ pub async fn ensure_streams(js: &jetstream::Context, router: &Router, max_delive
     })
 }
 
-async fn ensure_stream(js: &jetstream::Context, wanted: StreamConfig) -> Result<stream::Stream, SetupError> {
+async fn ensure_stream(
+    js: &jetstream::Context,
+    wanted: StreamConfig,
+) -> Result<stream::Stream, SetupError> {
     let name = wanted.name.clone();
     match js.get_stream(&name).await {
         Ok(mut existing) => {
@@ -141,7 +157,11 @@ fn check_same(stream: &str, found: &StreamConfig, wanted: &StreamConfig) -> Resu
     found_subjects.sort();
     wanted_subjects.sort();
     if found_subjects != wanted_subjects {
-        return Err(mismatch("subjects", format!("{found_subjects:?}"), format!("{wanted_subjects:?}")));
+        return Err(mismatch(
+            "subjects",
+            format!("{found_subjects:?}"),
+            format!("{wanted_subjects:?}"),
+        ));
     }
     let transform = |c: &StreamConfig| {
         c.subject_transform
@@ -156,7 +176,11 @@ fn check_same(stream: &str, found: &StreamConfig, wanted: &StreamConfig) -> Resu
         ));
     }
     if found.storage != wanted.storage {
-        return Err(mismatch("storage", format!("{:?}", found.storage), format!("{:?}", wanted.storage)));
+        return Err(mismatch(
+            "storage",
+            format!("{:?}", found.storage),
+            format!("{:?}", wanted.storage),
+        ));
     }
     Ok(())
 }

@@ -24,14 +24,19 @@ fn name(shard: ShardId) -> String {
 
 impl Snapshots for NatsSnapshots {
     async fn load(&self, shard: ShardId) -> Result<Option<(u64, Vec<u8>)>, AppendError> {
-        let unavailable = |e: &dyn std::fmt::Display| AppendError::Unavailable(format!("snapshot of shard {shard}: {e}"));
+        let unavailable = |e: &dyn std::fmt::Display| {
+            AppendError::Unavailable(format!("snapshot of shard {shard}: {e}"))
+        };
         let mut object = match self.store.get(name(shard)).await {
             Ok(object) => object,
             Err(e) if e.kind() == GetErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(unavailable(&e)),
         };
         let mut bytes = Vec::new();
-        object.read_to_end(&mut bytes).await.map_err(|e| unavailable(&e))?;
+        object
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| unavailable(&e))?;
         if bytes.len() < 8 {
             return Err(unavailable(&"shorter than its header"));
         }

@@ -1,0 +1,103 @@
+//! Workers over NATS request-reply: each released order is a request to
+//! `allot.fulfil.<warehouse>`, answered by the user's own service. The order
+//! id is the idempotency key; no answer in time is an unknown outcome,
+//! retried with the same key.
+
+use std::time::Duration;
+
+use async_nats::Client;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Attempt, Order, Outcome};
+use crate::ports::{Fulfiller, SimulatedFulfiller};
+
+/// What a worker service receives (MessagePack, named fields).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FulfilRequest {
+    pub v: u32,
+    /// The idempotency key: enact each id at most once.
+    pub id: String,
+    pub warehouse: String,
+    pub sku: String,
+    pub quantity: u32,
+    /// 0 on the first attempt.
+    pub attempt: u32,
+}
+
+/// What a worker service answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FulfilReply {
+    pub ok: bool,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// For a failure: may a later attempt succeed?
+    #[serde(default)]
+    pub retryable: bool,
+}
+
+pub fn fulfil_subject(order: &Order) -> String {
+    format!("allot.fulfil.{}", order.partition.warehouse)
+}
+
+/// Enacts orders by NATS request to the user's workers.
+pub struct NatsFulfiller {
+    client: Client,
+    timeout: Duration,
+}
+
+impl NatsFulfiller {
+    pub fn new(client: Client, timeout: Duration) -> Self {
+        Self { client, timeout }
+    }
+}
+
+impl Fulfiller for NatsFulfiller {
+    async fn fulfil(&self, order: &Order, attempt: Attempt) -> Outcome {
+        let request = FulfilRequest {
+            v: 1,
+            id: order.id.to_string(),
+            warehouse: order.partition.warehouse.to_string(),
+            sku: order.partition.sku.to_string(),
+            quantity: order.quantity.get(),
+            attempt: attempt.retry,
+        };
+        let payload = match rmp_serde::to_vec_named(&request) {
+            Ok(p) => p,
+            Err(e) => return failed(format!("request not encodable: {e}"), false),
+        };
+        let sent = self.client.request(fulfil_subject(order), payload.into());
+        match tokio::time::timeout(self.timeout, sent).await {
+            Err(_) => failed(
+                format!("no answer from a worker in {:?}", self.timeout),
+                true,
+            ),
+            Ok(Err(e)) => failed(format!("worker request failed: {e}"), true),
+            Ok(Ok(reply)) => match rmp_serde::from_slice::<FulfilReply>(&reply.payload) {
+                Ok(FulfilReply { ok: true, .. }) => Outcome::Fulfilled,
+                Ok(FulfilReply {
+                    reason, retryable, ..
+                }) => failed(reason.unwrap_or_else(|| "worker refused".into()), retryable),
+                Err(e) => failed(format!("unreadable worker answer: {e}"), true),
+            },
+        }
+    }
+}
+
+fn failed(reason: String, retryable: bool) -> Outcome {
+    Outcome::Failed { reason, retryable }
+}
+
+/// The fulfiller chosen by configuration.
+pub enum AnyFulfiller {
+    Simulated(Box<SimulatedFulfiller>),
+    Nats(NatsFulfiller),
+}
+
+impl Fulfiller for AnyFulfiller {
+    async fn fulfil(&self, order: &Order, attempt: Attempt) -> Outcome {
+        match self {
+            AnyFulfiller::Simulated(f) => f.fulfil(order, attempt).await,
+            AnyFulfiller::Nats(f) => f.fulfil(order, attempt).await,
+        }
+    }
+}

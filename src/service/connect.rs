@@ -1,0 +1,75 @@
+//! The NATS connection: server list, credentials, TLS, and reconnects with
+//! every state change logged.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_nats::{Client, ConnectOptions, Event};
+use tracing::{info, warn};
+
+/// How to reach NATS. Credentials are chosen in this order: credentials
+/// file, nkey seed, token, user and password.
+#[derive(Debug, Clone, Default)]
+pub struct NatsOptions {
+    /// Comma-separated server URLs.
+    pub url: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
+    pub credentials_file: Option<PathBuf>,
+    pub nkey_seed: Option<String>,
+    pub tls_ca: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub name: Option<String>,
+}
+
+/// Connects (retrying until the first connection succeeds) and logs every
+/// disconnect, reconnect and slow-consumer event.
+pub async fn connect(o: &NatsOptions) -> anyhow::Result<Client> {
+    let mut options = match (&o.credentials_file, &o.nkey_seed, &o.token, &o.user) {
+        (Some(path), ..) => ConnectOptions::with_credentials_file(path.clone())
+            .await
+            .with_context(|| format!("reading NATS credentials file {}", path.display()))?,
+        (None, Some(seed), ..) => ConnectOptions::with_nkey(seed.clone()),
+        (None, None, Some(token), _) => ConnectOptions::with_token(token.clone()),
+        (None, None, None, Some(user)) => ConnectOptions::with_user_and_password(
+            user.clone(),
+            o.password.clone().unwrap_or_default(),
+        ),
+        (None, None, None, None) => ConnectOptions::new(),
+    };
+    if let Some(ca) = &o.tls_ca {
+        options = options.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    match (&o.tls_cert, &o.tls_key) {
+        (Some(cert), Some(key)) => {
+            options = options.add_client_certificate(cert.clone(), key.clone())
+        }
+        (None, None) => {}
+        _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+    }
+    options = options
+        .name(o.name.clone().unwrap_or_else(|| "allot".into()))
+        .connection_timeout(Duration::from_secs(5))
+        .retry_on_initial_connect()
+        .event_callback(|event| async move {
+            match event {
+                Event::Connected => info!("NATS connected"),
+                Event::Disconnected => warn!("NATS disconnected; reconnecting"),
+                other => info!(event = %other, "NATS"),
+            }
+        });
+    let servers: Vec<&str> = o
+        .url
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    anyhow::ensure!(!servers.is_empty(), "no NATS server URL given");
+    options
+        .connect(servers)
+        .await
+        .with_context(|| format!("connecting to NATS at {}", o.url))
+}
