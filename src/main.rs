@@ -349,9 +349,11 @@ async fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Builds a stock command from a partition and the units given.
+type MakeCommand = fn(PartitionKey, i64) -> anyhow::Result<Command>;
+
 async fn stock(command: StockCmd) -> anyhow::Result<ExitCode> {
-    let (args, make): (StockArgs, fn(PartitionKey, i64) -> anyhow::Result<Command>) = match command
-    {
+    let (args, make): (StockArgs, MakeCommand) = match command {
         StockCmd::Set(a) => (a, |partition, n| {
             let on_hand = u64::try_from(n)
                 .map_err(|_| anyhow::anyhow!("stock set {n}: must be 0 or more"))?;
