@@ -138,8 +138,9 @@ struct DemoArgs {
     orders: u64,
     #[arg(long, default_value_t = 20)]
     skus: u32,
-    /// Units of each SKU in each warehouse.
-    #[arg(long, default_value_t = 100)]
+    /// Units of each SKU in each warehouse (the default sells out: 20 SKUs x
+    /// 4 warehouses x 200 units for 20,000 orders with a few hot SKUs).
+    #[arg(long, default_value_t = 200)]
     stock: u64,
     /// Orders sent as requests to the ingress (the rest are published).
     #[arg(long, default_value_t = 200)]

@@ -139,7 +139,9 @@ pub async fn run_demo(
     let mut duplicates_sent = 0;
     for n in 0..o.orders {
         let id = OrderId::new(&format!("demo{run}-{n}")).expect("valid");
-        let sku = skus[(n as usize * 7 + n as usize / 13) % skus.len()].clone();
+        // Skewed popularity: a few hot SKUs sell out, the tail does not.
+        let r = (n.wrapping_mul(2_654_435_761) % 10_000) as f64 / 10_000.0;
+        let sku = skus[((r * r * skus.len() as f64) as usize).min(skus.len() - 1)].clone();
         let region = regions[n as usize % regions.len()].clone();
         let order = ValidatedOrder {
             id: id.clone(),
