@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use allot::adapters::nats;
+use allot::adapters::nats::views;
 use allot::config::{self, Config};
 use allot::domain::{Command, PartitionKey, Sku, WarehouseId};
 use allot::ports::Latency;
@@ -39,6 +40,8 @@ enum Cmd {
         #[command(subcommand)]
         command: StockCmd,
     },
+    /// Show an order's status and history (from the views).
+    Status(StatusArgs),
     /// Run a deterministic flash sale on the in-memory ports and audit it.
     Simulate(SimArgs),
     /// Work with config files.
@@ -153,8 +156,25 @@ struct DemoArgs {
     timeout: Duration,
 }
 
+#[derive(clap::Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    nats: NatsArgs,
+    order_id: String,
+}
+
+#[derive(clap::Args)]
+struct ShowArgs {
+    #[command(flatten)]
+    nats: NatsArgs,
+    warehouse: String,
+    sku: String,
+}
+
 #[derive(Subcommand)]
 enum StockCmd {
+    /// Show a partition's stock (from the views).
+    Show(ShowArgs),
     /// Set on-hand units.
     Set(StockArgs),
     /// Add units.
@@ -247,6 +267,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Serve(args) => tokio_main(serve(args)),
         Cmd::Demo(args) => tokio_main(demo(args)),
         Cmd::Stock { command } => tokio_main(stock(command)),
+        Cmd::Status(args) => tokio_main(status(args)),
     }
 }
 
@@ -350,6 +371,67 @@ async fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+async fn view_buckets(
+    nats: &NatsArgs,
+) -> anyhow::Result<(
+    async_nats::jetstream::kv::Store,
+    async_nats::jetstream::kv::Store,
+)> {
+    let client = allot::service::connect(&nats.options()).await?;
+    let js = async_nats::jetstream::new(client);
+    let orders = js
+        .get_key_value(views::ORDERS_BUCKET)
+        .await
+        .context("the views are not there yet: is `allot serve` running?")?;
+    let stock = js.get_key_value(views::STOCK_BUCKET).await?;
+    Ok((orders, stock))
+}
+
+async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
+    let id = allot::domain::OrderId::new(&a.order_id)?;
+    let (orders, _) = view_buckets(&a.nats).await?;
+    match views::order_view(&orders, &id)
+        .await
+        .map_err(anyhow::Error::msg)?
+    {
+        Some(v) => {
+            println!(
+                "order {}: {} ({} x {} at {})",
+                v.id, v.status, v.quantity, v.sku, v.warehouse
+            );
+            for (seq, line) in &v.history {
+                println!("  #{seq:<10} {line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            eprintln!("order {id}: unknown (not decided yet, or never submitted)");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+async fn stock_show(a: ShowArgs) -> anyhow::Result<ExitCode> {
+    let partition = PartitionKey::new(WarehouseId::new(&a.warehouse)?, Sku::new(&a.sku)?);
+    let (_, stock) = view_buckets(&a.nats).await?;
+    match views::stock_view(&stock, &partition)
+        .await
+        .map_err(anyhow::Error::msg)?
+    {
+        Some(v) => {
+            println!(
+                "{partition}: {} available, {} reserved, {} sold (as of EVENTS #{})",
+                v.available, v.reserved, v.sold, v.as_of
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            eprintln!("{partition}: no stock recorded");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
 /// Builds a stock command from a partition and the units given.
 type MakeCommand = fn(PartitionKey, i64) -> anyhow::Result<Command>;
 
@@ -370,6 +452,7 @@ async fn stock(command: StockCmd) -> anyhow::Result<ExitCode> {
         StockCmd::Adjust(a) => (a, |partition, delta| {
             Ok(Command::AdjustStock { partition, delta })
         }),
+        StockCmd::Show(a) => return stock_show(a).await,
     };
     let config = load_config(args.nats.config.as_deref()).context("loading the config")?;
     let partition = PartitionKey::new(WarehouseId::new(&args.warehouse)?, Sku::new(&args.sku)?);

@@ -40,6 +40,8 @@ pub struct DemoOptions {
 /// What the demo saw.
 #[derive(Debug)]
 pub struct DemoReport {
+    /// Names this run's SKUs (`DEMO<run>-<i>`) and orders (`demo<run>-<n>`).
+    pub run: u32,
     pub findings: Findings,
     pub submitted: u64,
     pub invalid_sent: u64,
@@ -50,6 +52,12 @@ pub struct DemoReport {
 impl std::fmt::Display for DemoReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let x = &self.findings;
+        writeln!(
+            f,
+            "sale {}: orders demo{0}-0..demo{0}-{}, SKUs DEMO{0}-<i>",
+            self.run,
+            self.submitted.saturating_sub(1)
+        )?;
         let row =
             |f: &mut std::fmt::Formatter<'_>, k: &str, v: String| writeln!(f, "  {k:<34} {v:>12}");
         row(f, "orders submitted", self.submitted.to_string())?;
@@ -202,6 +210,7 @@ pub async fn run_demo(
 
     let findings = read_decisions(&mut events, start_seq, &ids, o.timeout).await?;
     Ok(DemoReport {
+        run,
         findings,
         submitted: o.orders,
         invalid_sent,

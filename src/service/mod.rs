@@ -13,6 +13,7 @@ use tracing::{error, info};
 
 pub use connect::{connect, NatsOptions};
 
+use crate::adapters::nats::views::{ensure_view_buckets, project};
 use crate::adapters::nats::{
     ensure_streams, serve_ingress, AnyFulfiller, NatsFulfiller, NatsIntake, NatsLog, NatsSnapshots,
 };
@@ -100,6 +101,19 @@ pub async fn serve(
     for shard in 0..router.shard_count() {
         let (ports, runtime, stop) = (ports.clone(), runtime.clone(), stop.clone());
         tasks.spawn(async move { Some((shard, run_shard(shard, ports, runtime, stop).await)) });
+    }
+    let (orders_view, stock_view) = ensure_view_buckets(&js).await.map_err(anyhow::Error::msg)?;
+    for shard in 0..router.shard_count() {
+        let (events, orders, stock) = (
+            streams.events.clone(),
+            orders_view.clone(),
+            stock_view.clone(),
+        );
+        let (checkpoints, stop) = (streams.snapshots.clone(), stop.clone());
+        tasks.spawn(async move {
+            project(shard, events, orders, stock, checkpoints, stop).await;
+            None
+        });
     }
     info!(shards = router.shard_count(), "allot serving");
     let mut failure = None;

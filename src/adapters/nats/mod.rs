@@ -16,6 +16,7 @@ mod intake;
 mod log;
 mod setup;
 mod snapshots;
+pub mod views;
 
 use std::time::Duration;
 
