@@ -109,9 +109,9 @@ pub async fn serve(
             orders_view.clone(),
             stock_view.clone(),
         );
-        let (checkpoints, stop) = (streams.snapshots.clone(), stop.clone());
+        let (checkpoints, stop, client) = (streams.snapshots.clone(), stop.clone(), client.clone());
         tasks.spawn(async move {
-            project(shard, events, orders, stock, checkpoints, stop).await;
+            project(client, shard, events, orders, stock, checkpoints, stop).await;
             None
         });
     }

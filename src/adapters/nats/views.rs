@@ -25,6 +25,7 @@ use tracing::{info, warn};
 use super::{decode_batch, events_subject};
 use crate::domain::{Event, OrderId, PartitionKey};
 use crate::ports::ShardId;
+use crate::wire::{decision_subject, DecisionMessage};
 
 pub const ORDERS_BUCKET: &str = "allot_orders";
 pub const STOCK_BUCKET: &str = "allot_stock";
@@ -83,6 +84,9 @@ struct Projection {
     /// Orders not yet finally decided.
     live: HashMap<String, OrderView>,
     stock: HashMap<String, StockView>,
+    /// Decisions of the last batch, with their partition, to publish.
+    #[serde(skip)]
+    decisions: Vec<(PartitionKey, Event)>,
 }
 
 /// Creates the view buckets if missing.
@@ -108,8 +112,11 @@ pub async fn ensure_view_buckets(js: &Context) -> Result<(kv::Store, kv::Store),
     Ok((orders, stock))
 }
 
-/// Follows `events.<shard>` and keeps the views, until `stop`.
+/// Follows `events.<shard>` and keeps the views, until `stop`. Each
+/// decision is also published (at least once) as a `DecisionMessage` on
+/// `decisions.<warehouse>.<sku>` for subscribers.
 pub async fn project(
+    client: async_nats::Client,
     shard: ShardId,
     events: Stream,
     orders: kv::Store,
@@ -153,6 +160,11 @@ pub async fn project(
             continue;
         };
         let (touched_orders, touched_stock) = state.apply(at, &batch);
+        for (partition, event) in state.decisions.drain(..) {
+            if let Some(d) = DecisionMessage::from_event(&event, &partition) {
+                let _ = client.publish(decision_subject(&partition), d.encode().into()).await;
+            }
+        }
         for view in touched_orders {
             if let Ok(bytes) = rmp_serde::to_vec_named(&view) {
                 if let Err(e) = orders.put(order_key(&view.id), bytes.into()).await {
@@ -259,6 +271,7 @@ impl Projection {
             if let Some(f) = shift {
                 touch_stock(self, &partition, f);
             }
+            self.decisions.push((partition, event.clone()));
             let view = &self.live[id.as_str()];
             orders.retain(|o| o.id != view.id);
             orders.push(view.clone());
