@@ -281,22 +281,20 @@ async fn read_decisions(
     let mut messages = consumer.messages().await?;
     let mut audit = Audit::default();
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut undecided = ids.len() as u64;
-    let mut since_check = 0;
-    while undecided > 0 {
+    let mut waiting: std::collections::HashSet<&OrderId> = ids.iter().collect();
+    while !waiting.is_empty() {
         let next = tokio::time::timeout_at(deadline, messages.next()).await;
         let message = match next {
-            Err(_) => break,
-            Ok(None) => break,
+            Err(_) | Ok(None) => break,
             Ok(Some(m)) => m?,
         };
         for event in decode_batch(&message.payload).context("an EVENTS batch")? {
+            if let crate::domain::Event::OrderConfirmed { id }
+            | crate::domain::Event::OrderRejected { id, .. } = &event
+            {
+                waiting.remove(id);
+            }
             audit.apply(&event);
-        }
-        since_check += 1;
-        if since_check >= 50 || undecided < 1_000 {
-            since_check = 0;
-            undecided = audit.finish(ids).undecided;
         }
     }
     Ok(audit.finish(ids))

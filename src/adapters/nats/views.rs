@@ -162,7 +162,9 @@ pub async fn project(
         let (touched_orders, touched_stock) = state.apply(at, &batch);
         for (partition, event) in state.decisions.drain(..) {
             if let Some(d) = DecisionMessage::from_event(&event, &partition) {
-                let _ = client.publish(decision_subject(&partition), d.encode().into()).await;
+                let _ = client
+                    .publish(decision_subject(&partition), d.encode().into())
+                    .await;
             }
         }
         for view in touched_orders {
