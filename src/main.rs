@@ -131,6 +131,11 @@ struct ServeArgs {
     /// On SIGTERM/SIGINT, how long to let in-flight work finish.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     drain_deadline: Duration,
+    /// How long an intake message may stay unacked before NATS redelivers
+    /// it (an instance died holding it). Applies when allot first creates
+    /// the intake consumers; existing ones keep theirs.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+    ack_wait: Duration,
 }
 
 #[derive(clap::Args)]
@@ -322,6 +327,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             ..RuntimeConfig::default()
         },
         max_deliver: 20,
+        ack_wait: a.ack_wait,
     };
     let stop = CancellationToken::new();
     tokio::spawn({

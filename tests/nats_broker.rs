@@ -287,3 +287,48 @@ async fn kv_keeps_its_entries_across_a_graceful_restart() -> TestResult {
     assert_eq!((entry.revision, entry.value), (revision, "snapshot".into()));
     Ok(())
 }
+
+#[tokio::test]
+async fn retried_append_that_landed_is_refused_by_the_sequence_check() -> TestResult {
+    let server = NatsServer::start();
+    let js = jetstream(&server).await;
+    let mut stream = js
+        .create_stream(StreamConfig {
+            name: "EVENTS".into(),
+            subjects: vec!["events.*".into()],
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await?;
+    let append = |batch_id: &str, expected: u64| {
+        js.send_publish(
+            "events.0",
+            PublishMessage::build()
+                .message_id(batch_id)
+                .expected_last_subject_sequence(expected)
+                .payload(Bytes::from_static(b"batch")),
+        )
+    };
+
+    let first = append("batch-a", 0).await?.await?;
+    // The runtime retries an append whose answer it lost with the same batch
+    // id and the same expected sequence, stale by then. The server checks
+    // the sequence before the msg id: the retry is refused as a conflict,
+    // not answered as a duplicate. So `NatsLog::append` must look at the
+    // subject's last message before it calls a refusal a conflict.
+    let err = append("batch-a", 0).await?.await.unwrap_err();
+    assert_eq!(err.kind(), PublishErrorKind::WrongLastSequence, "{err}");
+    let last = stream.get_last_raw_message_by_subject("events.0").await?;
+    assert_eq!(last.sequence, first.sequence);
+    let msg_id = last
+        .headers
+        .get("Nats-Msg-Id")
+        .map(|v| v.as_str().to_owned());
+    assert_eq!(msg_id.as_deref(), Some("batch-a"));
+    // With the right expected sequence the msg id still dedupes.
+    let again = append("batch-a", first.sequence).await?.await?;
+    assert!(again.duplicate);
+    assert_eq!(again.sequence, first.sequence);
+    assert_eq!(stream.info().await?.state.messages, 1);
+    Ok(())
+}

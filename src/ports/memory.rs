@@ -151,6 +151,10 @@ impl IntakeQueue for MemIntake {
     async fn submit(&self, shard: ShardId, order: Order) {
         self.push(shard, Intake::Order(order));
     }
+
+    async fn release(&self, shard: ShardId) {
+        self.redeliver(shard);
+    }
 }
 
 /// Snapshots per shard, in memory.

@@ -87,6 +87,10 @@ pub trait IntakeQueue: Send + Sync {
     fn ack(&self, shard: ShardId, acks: &[AckId]) -> impl Future<Output = ()> + Send;
     /// Queues an order for its partition's shard.
     fn submit(&self, shard: ShardId, order: Order) -> impl Future<Output = ()> + Send;
+    /// The shard stopped here (fenced, or shut down): take no more of its
+    /// messages, and hand back those fetched and not acked, so its next
+    /// owner gets them now rather than after the broker's ack wait.
+    fn release(&self, shard: ShardId) -> impl Future<Output = ()> + Send;
 }
 
 /// Shard snapshots: the state at a log sequence, so recovery replays only

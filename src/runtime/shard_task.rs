@@ -167,6 +167,9 @@ where
     };
     fetching.cancel();
     task.spawned.abort_all();
+    // A fenced shard's intake must not keep taking (and holding) messages
+    // that only the shard's new owner will decide.
+    task.ports.intake.release(id).await;
     info!(shard = id, ?exit, "shard stopped");
     Ok(exit)
 }

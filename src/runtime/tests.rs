@@ -164,4 +164,9 @@ async fn a_second_writer_is_fenced() {
         .unwrap()
         .unwrap();
     assert_eq!(exit, ShardExit::Fenced);
+    // It handed back the order it could not decide, for the shard's owner.
+    let back = crate::ports::now_or_never(crate::ports::IntakeQueue::fetch(&ports.intake, 0, 10));
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].delivery_count, 2);
+    assert!(matches!(&back[0].item, Intake::Order(o) if o.id == order(999).id));
 }

@@ -43,6 +43,9 @@ pub struct ServeOptions {
     pub runtime: RuntimeConfig,
     /// Deliveries after which an intake message is given up (dead letter).
     pub max_deliver: i64,
+    /// How long an intake message may stay unacked before it is redelivered
+    /// (an instance died holding it). Set when the consumers are created.
+    pub ack_wait: Duration,
 }
 
 /// Runs allot until `stop` is cancelled, then drains.
@@ -54,7 +57,7 @@ pub async fn serve(
     let client = connect(&options.nats).await?;
     let js = async_nats::jetstream::new(client.clone());
     let router = config.router();
-    let streams = ensure_streams(&js, &router, options.max_deliver)
+    let streams = ensure_streams(&js, &router, options.max_deliver, options.ack_wait)
         .await
         .context("setting up the JetStream streams")?;
     let limits = Limits::from_config(&config);

@@ -177,6 +177,25 @@ impl NatsServer {
         }
     }
 
+    /// Freezes the server (SIGSTOP), like a long GC pause or a disk stall:
+    /// connections stay open, nothing is answered until
+    /// [`NatsServer::resume`]. Resume it before stopping or restarting it.
+    pub fn pause(&self) {
+        self.signal(Signal::STOP);
+    }
+
+    /// Lets a paused server run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal(Signal::CONT);
+    }
+
+    fn signal(&self, signal: Signal) {
+        let run = self.run.as_ref().expect("nats-server is running");
+        let pid = Pid::from_raw(run.child.id() as i32).expect("a child's pid is positive");
+        // ESRCH cannot happen: the child is not reaped until stop or kill.
+        kill_process(pid, signal).expect("signal nats-server");
+    }
+
     /// Starts the server again on the same port with the same store and
     /// config, stopping it gracefully first if it still runs. Panics if
     /// another process took the port meanwhile (unlikely on loopback).

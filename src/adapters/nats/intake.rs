@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::Stream;
+use async_nats::jetstream::AckKind;
 use async_nats::jetstream::{self, Context};
 use bytes::Bytes;
 use dashmap::DashMap;
@@ -290,5 +291,36 @@ impl IntakeQueue for NatsIntake {
 
     async fn submit(&self, shard: ShardId, order: Order) {
         self.forward(shard, &order).await;
+    }
+
+    async fn release(&self, shard: ShardId) {
+        let Some(slot) = self.streams.get(shard as usize) else {
+            return;
+        };
+        // Dropping the pull stream ends its pull requests; kept, it would
+        // go on taking messages (its background task pulls again on every
+        // expiry and reconnect) that nobody here processes.
+        let mut handed_back = Vec::new();
+        if let Some(mut stream) = slot.lock().await.take() {
+            while let Some(Some(Ok(message))) = stream.next().now_or_never() {
+                handed_back.push(message);
+            }
+        }
+        let held: Vec<(ShardId, u64)> = self
+            .unacked
+            .iter()
+            .map(|entry| *entry.key())
+            .filter(|(s, _)| *s == shard)
+            .collect();
+        handed_back.extend(
+            held.iter()
+                .filter_map(|key| self.unacked.remove(key))
+                .map(|(_, message)| message),
+        );
+        for message in handed_back {
+            if let Err(e) = message.ack_with(AckKind::Nak(None)).await {
+                warn!(shard, error = %e, "nak failed; the message comes back after the ack wait");
+            }
+        }
     }
 }

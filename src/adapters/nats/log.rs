@@ -1,8 +1,9 @@
 //! The shard event log on the EVENTS stream: one message per decided batch
 //! on `events.<shard>`, appended with `Nats-Expected-Last-Subject-Sequence`
 //! (optimistic concurrency: a second writer gets "wrong last sequence") and
-//! `Nats-Msg-Id` = the batch id (a retried append that had landed is
-//! answered again, not stored twice). Sequences are stream sequences.
+//! `Nats-Msg-Id` = the batch id (a retried append that had landed is found
+//! and answered with its sequence, not stored twice). Sequences are stream
+//! sequences.
 
 use async_nats::jetstream::consumer::{pull, DeliverPolicy};
 use async_nats::jetstream::context::PublishErrorKind;
@@ -75,10 +76,31 @@ impl EventLog for NatsLog {
         match pending.await {
             Ok(ack) => Ok(ack.sequence),
             Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                // The server checks the expected sequence before the msg id,
+                // so a retry of an append that landed (its answer was lost)
+                // is refused too: it is ours if the subject ends with it.
+                let actual = match self
+                    .events
+                    .get_last_raw_message_by_subject(&events_subject(shard))
+                    .await
+                {
+                    Ok(last) => {
+                        let ours = last
+                            .headers
+                            .get(async_nats::header::NATS_MESSAGE_ID)
+                            .is_some_and(|id| id.as_str() == batch_id);
+                        if ours {
+                            return Ok(last.sequence);
+                        }
+                        last.sequence
+                    }
+                    Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => 0,
+                    Err(e) => return Err(unavailable(&e)),
+                };
                 Err(AppendError::Conflict {
                     shard,
                     expected: expected_last,
-                    actual: self.last_seq(shard).await.unwrap_or(0),
+                    actual,
                 })
             }
             Err(e) => Err(unavailable(&e)),

@@ -33,7 +33,8 @@ pub const EVENTS_STREAM: &str = "EVENTS";
 pub const SNAPSHOT_BUCKET: &str = "allot_snapshots";
 
 /// How long a delivered intake message may stay unacked before the broker
-/// redelivers it (an instance died holding it).
+/// redelivers it (an instance died holding it), unless `allot serve
+/// --ack-wait` says otherwise when the consumers are first created.
 pub const ACK_WAIT: Duration = Duration::from_secs(30);
 
 pub fn shard_consumer(shard: u32) -> String {

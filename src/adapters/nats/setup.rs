@@ -11,7 +11,9 @@ use async_nats::jetstream::stream::{
 };
 use async_nats::jetstream::{self, stream};
 
-use super::{shard_consumer, ACK_WAIT, EVENTS_STREAM, ORDERS_STREAM, SNAPSHOT_BUCKET};
+use tracing::warn;
+
+use super::{shard_consumer, EVENTS_STREAM, ORDERS_STREAM, SNAPSHOT_BUCKET};
 use crate::config::Router;
 
 /// Why the broker could not be set up for allot.
@@ -75,11 +77,14 @@ pub fn events_config(duplicate_window: Duration) -> StreamConfig {
 }
 
 /// Creates the streams, the per-shard consumers and the snapshot bucket if
-/// missing; verifies them if present.
+/// missing; verifies them if present. `ack_wait` and `max_deliver` apply to
+/// consumers created now: an existing consumer keeps its own (a difference
+/// is logged, never rewritten).
 pub async fn ensure_streams(
     js: &jetstream::Context,
     router: &Router,
     max_deliver: i64,
+    ack_wait: Duration,
 ) -> Result<Streams, SetupError> {
     let window = Duration::from_secs(120);
     let orders = ensure_stream(js, orders_config(router, window)).await?;
@@ -89,14 +94,14 @@ pub async fn ensure_streams(
             durable_name: Some(shard_consumer(shard)),
             filter_subject: format!("orders.{shard}.>"),
             ack_policy: AckPolicy::Explicit,
-            ack_wait: ACK_WAIT,
+            ack_wait,
             deliver_policy: DeliverPolicy::All,
             max_deliver,
             max_ack_pending: 20_000,
             ..Default::default()
         };
-        orders
-            .get_or_create_consumer(&shard_consumer(shard), config)
+        let consumer = orders
+            .get_or_create_consumer::<pull::Config>(&shard_consumer(shard), config)
             .await
             .map_err(|e| {
                 broker(format!(
@@ -104,6 +109,17 @@ pub async fn ensure_streams(
                     shard_consumer(shard)
                 ))(e.into())
             })?;
+        let found = &consumer.cached_info().config;
+        if found.ack_wait != ack_wait || found.max_deliver != max_deliver {
+            warn!(
+                consumer = shard_consumer(shard),
+                ack_wait = ?found.ack_wait,
+                max_deliver = found.max_deliver,
+                wanted_ack_wait = ?ack_wait,
+                wanted_max_deliver = max_deliver,
+                "the intake consumer exists with other settings and keeps them: allot never rewrites it (edit it with the nats CLI)"
+            );
+        }
     }
     let snapshots = match js.get_object_store(SNAPSHOT_BUCKET).await {
         Ok(store) => store,
