@@ -125,9 +125,12 @@ struct ServeArgs {
     /// How long a NATS worker may take before the attempt is retried.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     worker_timeout: Duration,
-    /// Snapshot a shard after this many logged events (0: never).
+    /// Snapshot a shard after this many logged events (0: not by count).
     #[arg(long, default_value_t = 100_000)]
     snapshot_every: u64,
+    /// ... or after this long with new events ("0s": not by time).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+    snapshot_interval: Duration,
     /// On SIGTERM/SIGINT, how long to let in-flight work finish.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     drain_deadline: Duration,
@@ -322,6 +325,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         fulfiller,
         runtime: RuntimeConfig {
             snapshot_every_events: a.snapshot_every,
+            snapshot_every: (!a.snapshot_interval.is_zero()).then_some(a.snapshot_interval),
             worker_timeout: a.worker_timeout,
             drain_deadline: a.drain_deadline,
             ..RuntimeConfig::default()

@@ -54,6 +54,9 @@ pub struct RuntimeConfig {
     pub idle_poll: Duration,
     /// Save a snapshot after this many appended events (0: never).
     pub snapshot_every_events: u64,
+    /// Also save one once this long has passed with events appended since
+    /// the last (None: only by count).
+    pub snapshot_every: Option<Duration>,
     /// Longest wait for an append before it is retried (same batch id).
     pub append_timeout: Duration,
     /// Longest wait for a worker before its attempt counts as a retryable
@@ -70,6 +73,7 @@ impl Default for RuntimeConfig {
             fetch_batch: 256,
             idle_poll: Duration::from_millis(2),
             snapshot_every_events: 100_000,
+            snapshot_every: Some(Duration::from_secs(60)),
             append_timeout: Duration::from_secs(5),
             worker_timeout: Duration::from_secs(10),
             drain_deadline: Duration::from_secs(10),

@@ -91,6 +91,7 @@ struct Task<L, I, S, F> {
     appending: Option<u64>,
     in_flight_work: usize,
     events_since_snapshot: u64,
+    last_snapshot: tokio::time::Instant,
     /// A snapshot of the state as of the outstanding append.
     snapshot_after_append: Option<Vec<u8>>,
     instance: u64,
@@ -130,6 +131,7 @@ where
         appending: None,
         in_flight_work: 0,
         events_since_snapshot: 0,
+        last_snapshot: tokio::time::Instant::now(),
         snapshot_after_append: None,
         instance: rand::random(),
         config,
@@ -238,10 +240,17 @@ where
     /// append: right after that append was sent, with nothing decided since.
     /// It is saved under that append's sequence once it lands.
     fn maybe_snapshot(&mut self, shard: &Shard) {
-        let every = self.config.snapshot_every_events;
-        if every == 0 || self.events_since_snapshot < every || shard.has_pending_events() {
+        let by_count = self.config.snapshot_every_events > 0
+            && self.events_since_snapshot >= self.config.snapshot_every_events;
+        let by_time = self.events_since_snapshot > 0
+            && self
+                .config
+                .snapshot_every
+                .is_some_and(|every| self.last_snapshot.elapsed() >= every);
+        if !(by_count || by_time) || shard.has_pending_events() {
             return;
         }
+        self.last_snapshot = tokio::time::Instant::now();
         let bytes = match rmp_serde::to_vec_named(shard.state()) {
             Ok(bytes) => bytes,
             Err(e) => {

@@ -170,3 +170,33 @@ async fn a_second_writer_is_fenced() {
     assert_eq!(back[0].delivery_count, 2);
     assert!(matches!(&back[0].item, Intake::Order(o) if o.id == order(999).id));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_by_time_and_recovery_from_them() {
+    let ports = ports(0.0);
+    sale(&ports, 20, 100);
+    let config = RuntimeConfig {
+        snapshot_every_events: 0,
+        snapshot_every: Some(Duration::from_millis(1)),
+        ..RuntimeConfig::default()
+    };
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(run_shard(0, ports.clone(), config.clone(), stop.clone()));
+    settled(&ports, 100).await;
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    let snapshot =
+        crate::ports::now_or_never(crate::ports::Snapshots::load(&ports.snapshots, 0)).unwrap();
+    let (seq, _) = snapshot.expect("a snapshot was saved by time alone");
+    assert!(seq > 0 && seq <= ports.log.len(0));
+    // Recovery starts from the snapshot and equals a full replay.
+    let (from_snapshot, at) =
+        crate::ports::now_or_never(recover(0, &ports.log, &ports.snapshots, &config.shard))
+            .unwrap();
+    let mut full = crate::domain::ShardState::new(config.shard.dedupe_horizon);
+    for e in ports.log.events(0) {
+        full.evolve(&e).unwrap();
+    }
+    assert_eq!(at, ports.log.len(0));
+    assert_eq!(from_snapshot, full);
+}
