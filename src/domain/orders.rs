@@ -63,6 +63,23 @@ impl Orders {
         slot
     }
 
+    /// The slot [`Orders::insert`] will use next.
+    pub fn next_slot(&self) -> Slot {
+        match self.free.last() {
+            Some(&s) => s,
+            None => self.slots.len() as Slot,
+        }
+    }
+
+    /// Removes the live order at `slot`; the same as [`Orders::remove`] of
+    /// its id.
+    pub fn remove_at(&mut self, slot: Slot) -> Option<Live> {
+        let live = self.slots.get_mut(slot as usize)?.take()?;
+        self.index.remove(&live.order.id);
+        self.free.push(slot);
+        Some(live)
+    }
+
     pub fn remove(&mut self, id: &OrderId) -> Option<Live> {
         let slot = self.index.remove(id)?;
         self.free.push(slot);

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use super::messages::{Command, Event, Order, Outcome, RejectReason};
+use super::orders::Slot;
 use super::policy::{CancelConfirmed, Exhaustion, ExhaustionRules, RetryPolicy};
 use super::state::{Final, Live, PartitionIdx, ShardState, Status};
 use super::types::{OrderId, PartitionKey, Timestamp, WarehouseId};
@@ -104,7 +105,12 @@ pub struct Decider<'a> {
 
 impl Decider<'_> {
     fn emit(&mut self, event: Event) {
-        if let Err(e) = self.state.evolve(&event) {
+        self.emit_at(event, None);
+    }
+
+    /// `emit`, for an event about the live order at `slot`.
+    fn emit_at(&mut self, event: Event, slot: Option<Slot>) {
+        if let Err(e) = self.state.evolve_at(&event, slot) {
             panic!("a decided event must apply: {e}");
         }
         self.events.push(event);
@@ -165,12 +171,15 @@ impl Decider<'_> {
                 return Err(Known::Decided(d.outcome.clone()));
             }
         }
-        let key = order.partition.clone();
+        // Where the order will live, so its partition is read from there
+        // rather than looked up again by key.
+        let slot = self.state.next_slot();
         self.emit(Event::OrderQueued { order });
         Ok(self
             .state
-            .partition_idx(&key)
-            .expect("queued orders have a partition"))
+            .at_slot(slot)
+            .expect("the order just queued")
+            .partition)
     }
 
     /// Records an order that failed validation as rejected, unless its id
@@ -318,9 +327,10 @@ impl Decider<'_> {
 
     /// Applies a worker's outcome for one dispatch.
     pub fn outcome(&mut self, id: &OrderId, attempt: Attempt, outcome: Outcome) -> OutcomeEffect {
-        let Some(live) = self.state.live(id) else {
+        let Some(slot) = self.state.slot_of(id) else {
             return OutcomeEffect::Stale;
         };
+        let live = self.state.at_slot(slot).expect("slot of a live order");
         if live.status != Status::Reserved
             || live.ticket != attempt.ticket
             || live.attempts != attempt.retry
@@ -330,7 +340,7 @@ impl Decider<'_> {
         let (p, cancelled, attempts) = (live.partition, live.cancel_requested, live.attempts);
         match outcome {
             Outcome::Fulfilled => {
-                self.emit(Event::OrderConfirmed { id: id.clone() });
+                self.emit_at(Event::OrderConfirmed { id: id.clone() }, Some(slot));
                 if cancelled && self.rules.cancel_confirmed == CancelConfirmed::Restock {
                     self.emit(Event::OrderCancelled { id: id.clone() });
                 }
@@ -405,14 +415,15 @@ impl Decider<'_> {
                 .or_else(|| part.queue.first_fit(part.available, live));
             match next {
                 Some(e) => {
+                    let slot = e.slot;
                     let id = self
                         .state
-                        .at_slot(e.slot)
+                        .at_slot(slot)
                         .expect("current entry")
                         .order
                         .id
                         .clone();
-                    self.emit(Event::OrderReserved { id });
+                    self.emit_at(Event::OrderReserved { id }, Some(slot));
                 }
                 None => break,
             }

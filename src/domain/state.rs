@@ -8,6 +8,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::VecDeque;
+use std::fmt;
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -208,6 +209,27 @@ pub struct ShardState {
     orders: Orders,
     decided: Horizon,
     next_ticket: u64,
+    /// The partition looked up last: a hot SKU skips the hash lookup.
+    #[serde(skip)]
+    last_partition: LastPartition,
+}
+
+/// A lookup cache, not state: equal whatever it holds, never serialized.
+#[derive(Clone, Copy, Default)]
+struct LastPartition(PartitionIdx);
+
+impl PartialEq for LastPartition {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for LastPartition {}
+
+impl fmt::Debug for LastPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("_")
+    }
 }
 
 impl ShardState {
@@ -219,6 +241,7 @@ impl ShardState {
             orders: Orders::default(),
             decided: Horizon::new(dedupe_horizon),
             next_ticket: 0,
+            last_partition: LastPartition::default(),
         }
     }
 
@@ -267,22 +290,57 @@ impl ShardState {
         self.orders.at(slot)
     }
 
+    /// A live order's slot.
+    pub(crate) fn slot_of(&self, id: &OrderId) -> Option<Slot> {
+        self.orders.slot_of(id)
+    }
+
+    /// The slot the next queued order will take (slots are reused in a
+    /// deterministic order).
+    pub(crate) fn next_slot(&self) -> Slot {
+        self.orders.next_slot()
+    }
+
     /// Applies one event. Events the scheduler decided always apply; an
     /// error means the log is not this shard's or is corrupt.
     pub fn evolve(&mut self, event: &Event) -> Result<(), StateError> {
-        self.apply(event).map_err(|why| StateError {
+        self.evolve_at(event, None)
+    }
+
+    /// [`ShardState::evolve`], for a caller that knows the slot of the
+    /// event's order: it saves the id lookup. The hint is checked against
+    /// the order's id; a wrong one falls back to the lookup, so the result
+    /// is always that of `evolve`.
+    pub(crate) fn evolve_at(
+        &mut self,
+        event: &Event,
+        hint: Option<Slot>,
+    ) -> Result<(), StateError> {
+        self.apply(event, hint).map_err(|why| StateError {
             event: format!("{event:?}"),
             why,
         })
     }
 
     fn partition_for(&mut self, key: &PartitionKey) -> PartitionIdx {
-        if let Some(&idx) = self.index.get(key) {
-            return idx;
+        let last = self.last_partition.0;
+        if self
+            .partitions
+            .get(last as usize)
+            .is_some_and(|p| p.key == *key)
+        {
+            return last;
         }
-        let idx = self.partitions.len() as PartitionIdx;
-        self.partitions.push(Partition::new(key.clone()));
-        self.index.insert(key.clone(), idx);
+        let idx = match self.index.get(key) {
+            Some(&idx) => idx,
+            None => {
+                let idx = self.partitions.len() as PartitionIdx;
+                self.partitions.push(Partition::new(key.clone()));
+                self.index.insert(key.clone(), idx);
+                idx
+            }
+        };
+        self.last_partition = LastPartition(idx);
         idx
     }
 
@@ -291,7 +349,14 @@ impl ShardState {
         self.next_ticket
     }
 
-    fn slot(&self, id: &OrderId) -> Result<Slot, String> {
+    fn slot(&self, id: &OrderId, hint: Option<Slot>) -> Result<Slot, String> {
+        if let Some(s) = hint {
+            // Ids are unique among live orders, so the slot holding this id
+            // is the one the index would give.
+            if self.orders.at(s).is_some_and(|l| l.order.id == *id) {
+                return Ok(s);
+            }
+        }
         self.orders
             .slot_of(id)
             .ok_or_else(|| "order is not live".to_owned())
@@ -301,7 +366,7 @@ impl ShardState {
         self.orders.at_mut(slot).expect("slot of a live order")
     }
 
-    fn apply(&mut self, event: &Event) -> Result<(), String> {
+    fn apply(&mut self, event: &Event, hint: Option<Slot>) -> Result<(), String> {
         match event {
             Event::OrderQueued { order } => {
                 if self.orders.contains_key(&order.id) {
@@ -327,7 +392,7 @@ impl ShardState {
                 part.queued += 1;
             }
             Event::OrderReserved { id } => {
-                let slot = self.slot(id)?;
+                let slot = self.slot(id, hint)?;
                 let ticket = self.ticket();
                 let (p, qty, was) = self.take_waiting(slot)?;
                 let q = u64::from(qty.get());
@@ -345,9 +410,10 @@ impl ShardState {
                 self.trim_lane(p, was);
             }
             Event::OrderConfirmed { id } => {
-                let (p, q) = self.unreserve(self.slot(id)?)?;
+                let slot = self.slot(id, hint)?;
+                let (p, q) = self.unreserve(slot)?;
                 self.partitions[p as usize].sold += q;
-                let live = self.orders.remove(id).expect("checked by unreserve");
+                let live = self.orders.remove_at(slot).expect("checked by unreserve");
                 self.decided
                     .insert(id.clone(), Some(p), live.order.quantity, Final::Confirmed);
                 self.trim_lane(p, LaneKind::Reservations);
@@ -357,7 +423,7 @@ impl ShardState {
                 live.attempts = *attempt;
             }
             Event::OrderReleased { id, .. } => {
-                let slot = self.slot(id)?;
+                let slot = self.slot(id, hint)?;
                 let (p, q) = self.unreserve(slot)?;
                 self.partitions[p as usize].available += q;
                 self.at(slot).status = Status::Releasing;
@@ -391,7 +457,7 @@ impl ShardState {
                 }
             },
             Event::OrderBackordered { id, until } => {
-                let slot = self.slot(id)?;
+                let slot = self.slot(id, hint)?;
                 let ticket = self.ticket();
                 let (p, qty, was) = self.take_waiting(slot)?;
                 if was != LaneKind::Queue {
@@ -407,7 +473,7 @@ impl ShardState {
                 self.trim_lane(p, LaneKind::Queue);
             }
             Event::OrderRerouted { id, to } => {
-                let slot = self.slot(id)?;
+                let slot = self.slot(id, hint)?;
                 let ticket = self.ticket();
                 let (p, _, was) = self.take_waiting(slot)?;
                 let live = self.at(slot);
@@ -457,7 +523,7 @@ impl ShardState {
                 part.available += q;
             }
             Event::ReservationRevoked { id } => {
-                let slot = self.slot(id)?;
+                let slot = self.slot(id, hint)?;
                 let (p, q) = self.unreserve(slot)?;
                 let ticket = self.ticket();
                 let live = self.at(slot);
