@@ -120,6 +120,7 @@ impl Audit {
                 s.supplied += i128::from(*units);
                 s.available += i128::from(*units);
             }
+            Event::CommandApplied { .. } => {}
             Event::StockAdjusted { partition, delta } => {
                 let s = self.stock.entry(partition.clone()).or_default();
                 s.supplied += i128::from(*delta);

@@ -466,12 +466,17 @@ async fn stock(command: StockCmd) -> anyhow::Result<ExitCode> {
     };
     let config = load_config(args.nats.config.as_deref()).context("loading the config")?;
     let partition = PartitionKey::new(WarehouseId::new(&args.warehouse)?, Sku::new(&args.sku)?);
-    let command = make(partition.clone(), args.units)?;
+    // The key makes a redelivery of this command (its ack lost) a no-op.
+    let key = format!("stock-{:016x}", rand::random::<u64>());
+    let command = Command::Keyed {
+        id: allot::domain::OrderId::new(&key)?,
+        command: Box::new(make(partition.clone(), args.units)?),
+    };
     let shard = config.router().shard_for(&partition);
     let client = allot::service::connect(&args.nats.options()).await?;
     let js = async_nats::jetstream::new(client);
     let message = async_nats::jetstream::message::PublishMessage::build()
-        .message_id(format!("stock-{:016x}", rand::random::<u64>()))
+        .message_id(key)
         .header(nats::KIND_HEADER, nats::KIND_COMMAND)
         .payload(rmp_serde::to_vec_named(&command)?.into());
     let ack = js

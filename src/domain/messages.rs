@@ -50,6 +50,10 @@ pub enum Command {
     AdjustStock { partition: PartitionKey, delta: i64 },
     /// Several commands, applied in order; batches may nest.
     Batch { commands: Vec<Command> },
+    /// A command with an idempotency key: applied at most once per shard
+    /// within the dedupe horizon, so a redelivered stock change (whose ack
+    /// was lost) is not applied twice.
+    Keyed { id: OrderId, command: Box<Command> },
 }
 
 /// How a worker's enactment of a released order ended.
@@ -153,6 +157,8 @@ pub enum Event {
     StockRestocked { partition: PartitionKey, units: u64 },
     /// On-hand stock changed by `delta`.
     StockAdjusted { partition: PartitionKey, delta: i64 },
+    /// The keyed command `id` is being applied (its events follow).
+    CommandApplied { id: OrderId },
 }
 
 impl Event {
@@ -171,9 +177,10 @@ impl Event {
             | Event::OrderCancelRequested { id }
             | Event::OrderCancelled { id }
             | Event::ReservationRevoked { id } => Some(id),
-            Event::StockSet { .. } | Event::StockRestocked { .. } | Event::StockAdjusted { .. } => {
-                None
-            }
+            Event::StockSet { .. }
+            | Event::StockRestocked { .. }
+            | Event::StockAdjusted { .. }
+            | Event::CommandApplied { .. } => None,
         }
     }
 

@@ -75,6 +75,8 @@ pub enum Verdict {
 pub enum Known {
     Live(Status),
     Decided(Final),
+    /// A keyed command already applied.
+    Applied,
 }
 
 /// What a worker outcome led to.
@@ -129,6 +131,13 @@ impl Decider<'_> {
                 Ok(p) => (Verdict::Accepted, Some(p)),
                 Err(known) => (Verdict::Duplicate(known), None),
             },
+            Command::Keyed { id, command } => {
+                if self.state.command_applied(&id) {
+                    return Verdict::Duplicate(Known::Applied);
+                }
+                self.emit(Event::CommandApplied { id });
+                return self.command(*command, now, touched);
+            }
             Command::Batch { commands } => {
                 return Verdict::Batch(
                     commands
@@ -287,9 +296,10 @@ impl Decider<'_> {
                     Some(new),
                 )
             }
-            Command::PlaceOrder(_) | Command::CancelOrder { .. } | Command::Batch { .. } => {
-                return Err(CommandError::NotStock)
-            }
+            Command::PlaceOrder(_)
+            | Command::CancelOrder { .. }
+            | Command::Batch { .. }
+            | Command::Keyed { .. } => return Err(CommandError::NotStock),
         };
         if let (Some(new), Some(p)) = (new_on_hand, self.state.partition_idx(key)) {
             self.revoke_above(p, new);

@@ -151,6 +151,29 @@ impl Horizon {
     }
 }
 
+/// Ids of keyed commands applied recently, oldest evicted first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecentIds {
+    set: rustc_hash::FxHashSet<OrderId>,
+    fifo: VecDeque<OrderId>,
+}
+
+impl RecentIds {
+    /// False if `id` is there already.
+    fn insert(&mut self, id: &OrderId, capacity: usize) -> bool {
+        if !self.set.insert(id.clone()) {
+            return false;
+        }
+        self.fifo.push_back(id.clone());
+        while self.fifo.len() > capacity.max(1) {
+            if let Some(old) = self.fifo.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        true
+    }
+}
+
 /// Stock and orders of one (warehouse, SKU) partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Partition {
@@ -208,6 +231,9 @@ pub struct ShardState {
     index: FxHashMap<PartitionKey, PartitionIdx>,
     orders: Orders,
     decided: Horizon,
+    /// Keyed commands applied, as many as the order horizon holds.
+    #[serde(default)]
+    commands: RecentIds,
     next_ticket: u64,
     /// The partition looked up last: a hot SKU skips the hash lookup.
     #[serde(skip)]
@@ -240,6 +266,7 @@ impl ShardState {
             index: FxHashMap::default(),
             orders: Orders::default(),
             decided: Horizon::new(dedupe_horizon),
+            commands: RecentIds::default(),
             next_ticket: 0,
             last_partition: LastPartition::default(),
         }
@@ -267,6 +294,11 @@ impl ShardState {
 
     pub fn decided(&self, id: &OrderId) -> Option<&Decided> {
         self.decided.get(id)
+    }
+
+    /// Whether the keyed command `id` was applied (within the horizon).
+    pub fn command_applied(&self, id: &OrderId) -> bool {
+        self.commands.set.contains(id)
     }
 
     pub fn horizon(&self) -> &Horizon {
@@ -547,6 +579,12 @@ impl ShardState {
                 let p = self.partition_for(partition);
                 let part = &mut self.partitions[p as usize];
                 part.available = part.available.checked_add(*units).ok_or("stock overflow")?;
+            }
+            Event::CommandApplied { id } => {
+                let capacity = self.decided.capacity;
+                if !self.commands.insert(id, capacity) {
+                    return Err("keyed command applied already".into());
+                }
             }
             Event::StockAdjusted { partition, delta } => {
                 let p = self.partition_for(partition);

@@ -356,3 +356,23 @@ fn an_order_reusing_a_rerouted_id_is_not_taken_for_the_copy() {
     assert_eq!(h.finals("a"), 1);
     h.check_invariants();
 }
+
+#[test]
+fn a_keyed_stock_command_applies_once() {
+    let mut h = Harness::new(ShardConfig::default());
+    let restock = Command::Keyed {
+        id: OrderId::new("restock-1").unwrap(),
+        command: Box::new(Command::Restock {
+            partition: key("w1", "SKU"),
+            units: NonZeroU64::new(5).unwrap(),
+        }),
+    };
+    assert_eq!(h.command(restock.clone()), Reply::Accepted);
+    assert_eq!(
+        h.command(restock),
+        Reply::Duplicate(Known::Applied),
+        "a redelivery is a no-op"
+    );
+    assert_eq!(h.shard.state().partition(0).available, 5);
+    h.check_invariants();
+}

@@ -128,12 +128,16 @@ pub async fn run_demo(
         for sku in &skus {
             let partition = PartitionKey::new(w.clone(), sku.clone());
             let shard = router.shard_for(&partition);
-            let command = Command::SetStock {
-                partition: partition.clone(),
-                on_hand: o.stock,
+            let key = format!("stock-{run}-{w}-{sku}");
+            let command = Command::Keyed {
+                id: OrderId::new(&key).expect("valid"),
+                command: Box::new(Command::SetStock {
+                    partition: partition.clone(),
+                    on_hand: o.stock,
+                }),
             };
             let message = PublishMessage::build()
-                .message_id(format!("stock-{run}-{w}-{sku}"))
+                .message_id(key)
                 .header(KIND_HEADER, KIND_COMMAND)
                 .payload(rmp_serde::to_vec_named(&command)?.into());
             js.send_publish(shard_order_subject(shard, &partition), message)

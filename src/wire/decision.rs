@@ -86,7 +86,8 @@ impl DecisionMessage {
             | Event::ReservationRevoked { .. }
             | Event::StockSet { .. }
             | Event::StockRestocked { .. }
-            | Event::StockAdjusted { .. } => return None,
+            | Event::StockAdjusted { .. }
+            | Event::CommandApplied { .. } => return None,
         };
         Some(Self {
             v: VERSION,

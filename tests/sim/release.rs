@@ -166,7 +166,8 @@ pub fn check_release_order(log: &[Event]) {
             }
             Event::OrderRetrying { .. }
             | Event::OrderForwarded { .. }
-            | Event::OrderCancelRequested { .. } => {}
+            | Event::OrderCancelRequested { .. }
+            | Event::CommandApplied { .. } => {}
         }
     }
 }
