@@ -137,7 +137,7 @@ pub async fn serve(
             }
         }
     }
-    client.drain().await.ok();
+    let _ = tokio::time::timeout(Duration::from_secs(5), client.drain()).await;
     info!("allot stopped");
     failure.map_or(Ok(()), Err)
 }

@@ -160,27 +160,42 @@ pub async fn project(
             continue;
         };
         let (touched_orders, touched_stock) = state.apply(at, &batch);
-        for (partition, event) in state.decisions.drain(..) {
-            if let Some(d) = DecisionMessage::from_event(&event, &partition) {
-                let _ = client
-                    .publish(decision_subject(&partition), d.encode().into())
-                    .await;
-            }
-        }
-        for view in touched_orders {
-            if let Ok(bytes) = rmp_serde::to_vec_named(&view) {
-                if let Err(e) = orders.put(order_key(&view.id), bytes.into()).await {
-                    warn!(shard, error = %e, "views: order not written");
+        let decisions: Vec<_> = state.decisions.drain(..).collect();
+        let write = async {
+            for (partition, event) in decisions {
+                if let Some(d) = DecisionMessage::from_event(&event, &partition) {
+                    let _ = client
+                        .publish(decision_subject(&partition), d.encode().into())
+                        .await;
                 }
             }
-        }
-        for key in touched_stock {
-            let view = &state.stock[&key];
-            if let Ok(bytes) = rmp_serde::to_vec_named(view) {
-                if let Err(e) = stock.put(&key, bytes.into()).await {
-                    warn!(shard, error = %e, "views: stock not written");
-                }
+            let order_puts = touched_orders.iter().filter_map(|view| {
+                let bytes = rmp_serde::to_vec_named(view).ok()?;
+                Some(orders.put(order_key(&view.id), bytes.into()))
+            });
+            let stock_puts = touched_stock.iter().filter_map(|key| {
+                let bytes = rmp_serde::to_vec_named(&state.stock[key]).ok()?;
+                Some(stock.put(key.clone(), bytes.into()))
+            });
+            let failed = futures::future::join_all(order_puts.chain(stock_puts))
+                .await
+                .into_iter()
+                .filter(Result::is_err)
+                .count();
+            if failed > 0 {
+                warn!(
+                    shard,
+                    failed,
+                    seq = at,
+                    "views: values not written; the next checkpoint replay rewrites them"
+                );
             }
+        };
+        // Stopping must not wait out write timeouts against a broker that is
+        // going away: unwritten views are rewritten after the checkpoint.
+        tokio::select! {
+            () = write => {}
+            () = stop.cancelled() => return,
         }
         seq = at;
         batches += 1;
@@ -188,7 +203,9 @@ pub async fn project(
             save_checkpoint(&checkpoints, &name, seq, &state).await;
         }
     }
-    save_checkpoint(&checkpoints, &name, seq, &state).await;
+    // Best effort: a broker going away must not hold up the stop.
+    let save = save_checkpoint(&checkpoints, &name, seq, &state);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), save).await;
 }
 
 impl Projection {
