@@ -133,24 +133,7 @@ async fn allot_sigkilled_mid_sale_then_restarted_decides_every_order_once() {
     let server = NatsServer::start();
     let config = few_workers();
     let sale = Sale::one_sku_per_shard(&config.config, "ams", "T2", 500, 50);
-    let mut allot = AllotProcess::serve(&server.url(), &config, SLOW_EXACT);
-    let js = jetstream(&server.url()).await;
-    wait_for_streams(&js, Duration::from_secs(20)).await;
-    publish_all(&js, &sale.stock_commands(&config.config)).await;
-    let half = sale.names.len() / 2;
-    publish_all(&js, &sale.orders(0..half)).await;
-
-    let mut ledger = Ledger::default();
-    let started = ledger
-        .wait_until(&js, Duration::from_secs(20), |l| {
-            l.findings(&[]).confirmed >= 10
-        })
-        .await;
-    assert!(
-        started,
-        "no confirmations in 20 s. allot's log:\n{}",
-        allot.log()
-    );
+    let (mut allot, js, mut ledger, half) = first_half_under_way(&server, &config, &sale).await;
     allot.kill();
     // What the killed instance made durable: the kill must land mid-sale.
     ledger.catch_up(&js).await.expect("read EVENTS");
@@ -193,24 +176,7 @@ async fn nats_restarted_and_stalled_mid_sale_allot_recovers_and_decides_every_or
     let mut server = NatsServer::start();
     let config = few_workers();
     let sale = Sale::one_sku_per_shard(&config.config, "ams", "T3", 500, 100);
-    let mut allot = AllotProcess::serve(&server.url(), &config, SLOW_EXACT);
-    let js = jetstream(&server.url()).await;
-    wait_for_streams(&js, Duration::from_secs(20)).await;
-    publish_all(&js, &sale.stock_commands(&config.config)).await;
-    let half = sale.names.len() / 2;
-    publish_all(&js, &sale.orders(0..half)).await;
-
-    let mut ledger = Ledger::default();
-    let started = ledger
-        .wait_until(&js, Duration::from_secs(20), |l| {
-            l.findings(&[]).confirmed >= 10
-        })
-        .await;
-    assert!(
-        started,
-        "no confirmations in 20 s. allot's log:\n{}",
-        allot.log()
-    );
+    let (mut allot, js, mut ledger, half) = first_half_under_way(&server, &config, &sale).await;
     tokio::task::block_in_place(|| server.restart());
     ledger.catch_up(&js).await.ok();
     let at_restart = ledger.findings(&sale.ids[..half]);
@@ -713,4 +679,33 @@ async fn released_intake_hands_its_messages_to_the_next_owner_at_once() {
         }
     }
     assert_eq!(seen.len(), 50, "the next owner got only these: {seen:?}");
+}
+
+/// Starts an `allot` process on `server`, stocks `sale`, publishes the first
+/// half of its orders and waits for the first confirmations: a sale under
+/// way, for the fault tests to break. Returns the process, a JetStream
+/// context, the ledger following EVENTS, and where the second half starts.
+async fn first_half_under_way(
+    server: &NatsServer,
+    config: &ConfigFile,
+    sale: &Sale,
+) -> (AllotProcess, async_nats::jetstream::Context, Ledger, usize) {
+    let allot = AllotProcess::serve(&server.url(), config, SLOW_EXACT);
+    let js = jetstream(&server.url()).await;
+    wait_for_streams(&js, Duration::from_secs(20)).await;
+    publish_all(&js, &sale.stock_commands(&config.config)).await;
+    let half = sale.names.len() / 2;
+    publish_all(&js, &sale.orders(0..half)).await;
+    let mut ledger = Ledger::default();
+    let started = ledger
+        .wait_until(&js, Duration::from_secs(20), |l| {
+            l.findings(&[]).confirmed >= 10
+        })
+        .await;
+    assert!(
+        started,
+        "no confirmations in 20 s. allot's log:\n{}",
+        allot.log()
+    );
+    (allot, js, ledger, half)
 }
