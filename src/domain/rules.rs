@@ -119,12 +119,13 @@ impl Decider<'_> {
     }
 
     /// Applies a command (a batch's commands in order), settling each
-    /// partition it touches; those are added to `touched`.
+    /// partition it touches; each one and how it settled is added to
+    /// `touched`, in order (the last entry of a partition is current).
     pub fn command(
         &mut self,
         command: Command,
         now: Timestamp,
-        touched: &mut Vec<PartitionIdx>,
+        touched: &mut Vec<(PartitionIdx, Settled)>,
     ) -> Verdict {
         let (verdict, p) = match command {
             Command::PlaceOrder(order) => match self.place(order) {
@@ -156,8 +157,8 @@ impl Decider<'_> {
             },
         };
         if let Some(p) = p {
-            self.settle(p, now);
-            touched.push(p);
+            let settled = self.settle(p, now);
+            touched.push((p, settled));
         }
         verdict
     }

@@ -103,7 +103,7 @@ pub struct Shard {
     fenced: bool,
     stats: ShardStats,
     /// Scratch list of partitions a command touched.
-    touched: Vec<PartitionIdx>,
+    touched: Vec<(PartitionIdx, Settled)>,
 }
 
 impl Shard {
@@ -248,9 +248,8 @@ impl Shard {
         }
         let mut touched = std::mem::take(&mut self.touched);
         let verdict = self.decider().command(command, now, &mut touched);
-        for p in touched.drain(..) {
-            // Settled already; this only arms the wait timer if needed.
-            self.settle(p, now);
+        for (p, settled) in touched.drain(..) {
+            self.note_settled(p, settled, now);
         }
         self.touched = touched;
         if matches!(verdict, Verdict::Duplicate(_)) {
@@ -370,7 +369,13 @@ impl Shard {
     }
 
     fn settle(&mut self, p: PartitionIdx, now: Timestamp) {
-        match self.decider().settle(p, now) {
+        let settled = self.decider().settle(p, now);
+        self.note_settled(p, settled, now);
+    }
+
+    /// Arms or clears the partition's wait bound.
+    fn note_settled(&mut self, p: PartitionIdx, settled: Settled, now: Timestamp) {
+        match settled {
             Settled::Waiting => {
                 if !self.waits.contains_key(&p) {
                     let at = now.plus(self.config.max_wait);
