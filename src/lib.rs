@@ -19,6 +19,7 @@ pub mod adapters;
 pub mod audit;
 pub mod config;
 pub mod domain;
+pub mod http;
 pub mod ports;
 pub mod runtime;
 pub mod scheduler;

@@ -7,7 +7,11 @@
 mod shard_task;
 mod workers;
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
 
 pub use shard_task::{recover, run_shard, ShardExit};
 pub use workers::Workers;
@@ -64,6 +68,40 @@ pub struct RuntimeConfig {
     pub worker_timeout: Duration,
     /// On shutdown, how long to let in-flight work finish.
     pub drain_deadline: Duration,
+    /// The shards this instance is serving (recovered and not yet stopped),
+    /// for readiness checks.
+    pub owned: Arc<OwnedShards>,
+}
+
+/// The shards whose tasks have recovered and are deciding, shared by the
+/// instance's shard tasks and its health checks.
+#[derive(Debug, Default)]
+pub struct OwnedShards(Mutex<BTreeSet<ShardId>>);
+
+impl OwnedShards {
+    /// Marks `shard` owned until the returned guard drops.
+    pub fn hold(self: &Arc<Self>, shard: ShardId) -> OwnedGuard {
+        self.0.lock().insert(shard);
+        OwnedGuard(self.clone(), shard)
+    }
+
+    pub fn count(&self) -> usize {
+        self.0.lock().len()
+    }
+
+    pub fn list(&self) -> Vec<ShardId> {
+        self.0.lock().iter().copied().collect()
+    }
+}
+
+/// Holds a shard in [`OwnedShards`] while its task runs.
+#[derive(Debug)]
+pub struct OwnedGuard(Arc<OwnedShards>, ShardId);
+
+impl Drop for OwnedGuard {
+    fn drop(&mut self) {
+        self.0 .0.lock().remove(&self.1);
+    }
 }
 
 impl Default for RuntimeConfig {
@@ -77,6 +115,7 @@ impl Default for RuntimeConfig {
             append_timeout: Duration::from_secs(5),
             worker_timeout: Duration::from_secs(10),
             drain_deadline: Duration::from_secs(10),
+            owned: Arc::default(),
         }
     }
 }

@@ -113,6 +113,7 @@ where
 {
     let (state, seq) = recover(id, &ports.log, &ports.snapshots, &config.shard).await?;
     let mut shard = Shard::recover(state, seq, config.shard.clone(), now());
+    let _owned = config.owned.hold(id);
     let (tx, mut rx) = mpsc::channel(1024);
     let fetching = CancellationToken::new();
     let mut spawned = JoinSet::new();

@@ -25,6 +25,23 @@ pub struct NatsOptions {
     pub name: Option<String>,
 }
 
+impl From<&crate::config::NatsConfig> for NatsOptions {
+    fn from(c: &crate::config::NatsConfig) -> Self {
+        Self {
+            url: c.url.clone(),
+            user: c.user.clone(),
+            password: c.password.clone(),
+            token: c.token.clone(),
+            credentials_file: c.creds.clone(),
+            nkey_seed: c.nkey.clone(),
+            tls_ca: c.tls_ca.clone(),
+            tls_cert: c.tls_cert.clone(),
+            tls_key: c.tls_key.clone(),
+            name: None,
+        }
+    }
+}
+
 /// Connects (retrying until the first connection succeeds) and logs every
 /// disconnect, reconnect and slow-consumer event.
 pub async fn connect(o: &NatsOptions) -> anyhow::Result<Client> {

@@ -21,7 +21,9 @@ pub mod views;
 use std::time::Duration;
 
 pub use fulfiller::{fulfil_subject, AnyFulfiller, FulfilReply, FulfilRequest, NatsFulfiller};
-pub use ingress::{serve_ingress, submit, FieldError, SubmitReply};
+pub use ingress::{
+    file_command, file_order, serve_ingress, submit, FieldError, FiledCommand, SubmitReply,
+};
 pub use intake::{NatsIntake, KIND_COMMAND, KIND_FORWARD, KIND_HEADER};
 pub use log::{decode_batch, encode_batch, NatsLog};
 pub use setup::{ensure_streams, SetupError, Streams};

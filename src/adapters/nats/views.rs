@@ -53,8 +53,32 @@ pub struct StockView {
     pub available: i64,
     pub reserved: i64,
     pub sold: i64,
+    /// Orders waiting in the partition's queue.
+    #[serde(default)]
+    pub queued: i64,
+    /// Orders reserved and with a worker (retries included).
+    #[serde(default)]
+    pub in_flight: i64,
+    /// Orders waiting for a restock.
+    #[serde(default)]
+    pub backordered: i64,
     /// The EVENTS sequence these figures reflect.
     pub as_of: u64,
+}
+
+/// Every partition's latest [`StockView`] in this process, by
+/// [`stock_key`], kept by the projectors for the HTTP API.
+pub type Board = dashmap::DashMap<String, StockView>;
+
+/// Which count of [`StockView`] an order in `status` adds to:
+/// `(queued, in_flight, backordered)`.
+fn stage(status: &str) -> (i64, i64, i64) {
+    match status {
+        "queued" => (1, 0, 0),
+        "reserved" => (0, 1, 0),
+        "backordered" => (0, 0, 1),
+        _ => (0, 0, 0),
+    }
 }
 
 /// The KV key of an order: the id itself when KV allows its characters,
@@ -112,6 +136,16 @@ pub async fn ensure_view_buckets(js: &Context) -> Result<(kv::Store, kv::Store),
     Ok((orders, stock))
 }
 
+/// Where a projector writes: the KV views, its checkpoints, and the
+/// in-process board.
+#[derive(Clone)]
+pub struct ViewSinks {
+    pub orders: kv::Store,
+    pub stock: kv::Store,
+    pub checkpoints: ObjectStore,
+    pub board: std::sync::Arc<Board>,
+}
+
 /// Follows `events.<shard>` and keeps the views, until `stop`. Each
 /// decision is also published (at least once) as a `DecisionMessage` on
 /// `decisions.<warehouse>.<sku>` for subscribers.
@@ -119,13 +153,20 @@ pub async fn project(
     client: async_nats::Client,
     shard: ShardId,
     events: Stream,
-    orders: kv::Store,
-    stock: kv::Store,
-    checkpoints: ObjectStore,
+    sinks: ViewSinks,
     stop: CancellationToken,
 ) {
+    let ViewSinks {
+        orders,
+        stock,
+        checkpoints,
+        board,
+    } = sinks;
     let name = format!("views-{shard}");
     let (mut seq, mut state) = load_checkpoint(&checkpoints, &name).await;
+    for (key, view) in &state.stock {
+        board.insert(key.clone(), view.clone());
+    }
     info!(shard, from = seq, "views projector starting");
     let consumer = match events
         .create_consumer(pull::OrderedConfig {
@@ -160,6 +201,9 @@ pub async fn project(
             continue;
         };
         let (touched_orders, touched_stock) = state.apply(at, &batch);
+        for key in &touched_stock {
+            board.insert(key.clone(), state.stock[key].clone());
+        }
         let decisions: Vec<_> = state.decisions.drain(..).collect();
         let write = async {
             for (partition, event) in decisions {
@@ -265,8 +309,10 @@ impl Projection {
                 });
                 continue;
             };
+            let before = stage(&view.status);
             view.status = status.to_owned();
             view.history.push((seq, line));
+            let after = stage(status);
             let q = i64::from(view.quantity);
             let partition = PartitionKey::new(
                 crate::domain::WarehouseId::new(&view.warehouse).expect("from a valid order"),
@@ -289,6 +335,13 @@ impl Projection {
             };
             if let Some(f) = shift {
                 touch_stock(self, &partition, f);
+            }
+            if before != after {
+                touch_stock(self, &partition, &|v| {
+                    v.queued += after.0 - before.0;
+                    v.in_flight += after.1 - before.1;
+                    v.backordered += after.2 - before.2;
+                });
             }
             self.decisions.push((partition, event.clone()));
             let view = &self.live[id.as_str()];
@@ -433,6 +486,7 @@ mod tests {
         assert_eq!(stock, [stock_key(&key())]);
         let s = &p.stock[&stock_key(&key())];
         assert_eq!((s.available, s.reserved, s.sold, s.as_of), (3, 2, 0, 7));
+        assert_eq!((s.queued, s.in_flight, s.backordered), (0, 1, 0));
         let a = orders.iter().find(|o| o.id == "a").unwrap();
         assert_eq!(a.status, "reserved");
         assert_eq!(a.history.len(), 2);
@@ -445,6 +499,7 @@ mod tests {
         let (_, _) = p.apply(8, &[Event::OrderConfirmed { id: id("a") }]);
         let s = &p.stock[&stock_key(&key())];
         assert_eq!((s.available, s.reserved, s.sold), (3, 0, 2));
+        assert_eq!((s.queued, s.in_flight, s.backordered), (0, 0, 0));
         assert!(p.live.is_empty());
     }
 }
