@@ -17,6 +17,7 @@
 
 pub mod adapters;
 pub mod audit;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod http;

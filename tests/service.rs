@@ -291,19 +291,83 @@ async fn nats_restarted_and_stalled_mid_sale_allot_recovers_and_decides_every_or
     sale.assert_sold_out(&ledger);
 }
 
+/// Two instances share the shards by lease: the second one to start gets
+/// its fair share (the first drains and gives up two shards), and when the
+/// first is SIGKILLed its leases lapse (TTL 2 s here) and the survivor takes
+/// every shard, rebuilds each from snapshot plus log and gets the killed
+/// one's unacked intake back. Every order is decided exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_share_shards_by_lease_and_take_over_from_a_killed_one() {
+    let server = NatsServer::start();
+    let config = few_workers();
+    let sale = Sale::one_sku_per_shard(&config.config, "ams", "L1", 500, 50);
+    let flags: Vec<&str> = SLOW_EXACT
+        .iter()
+        .copied()
+        .chain(["--set", "cluster.lease_ttl=2s"])
+        .collect();
+    let (mut first, js, mut ledger, half) =
+        first_half_under_way(&server, &config, &sale, &flags).await;
+    let second = AllotProcess::serve(&server.url(), &config, &flags);
+    let logs =
+        |a: &AllotProcess, b: &AllotProcess| format!("first:\n{}\nsecond:\n{}", a.log(), b.log());
+    assert!(
+        second
+            .wait_logged("shard lease acquired", 2, Duration::from_secs(20))
+            .await,
+        "the second instance got no fair share: {}",
+        logs(&first, &second)
+    );
+    assert_eq!(
+        first.count("giving the shard up"),
+        2,
+        "{}",
+        logs(&first, &second)
+    );
+    publish_all(&js, &sale.orders(half..sale.names.len())).await;
+    first.kill();
+    assert!(
+        second
+            .wait_logged("shard lease acquired", 4, Duration::from_secs(20))
+            .await,
+        "the survivor did not take the killed instance's shards: {}",
+        second.log()
+    );
+    let undecided = ledger
+        .wait_decided(&js, &sale.ids, Duration::from_secs(40))
+        .await;
+    assert_eq!(undecided, 0, "{}", second.log());
+    assert!(
+        wait_intake_drained(&js, 4, Duration::from_secs(15)).await,
+        "intake left unacked: {}",
+        second.log()
+    );
+    let mut second = second;
+    let status = second.terminate(Duration::from_secs(20)).await;
+    assert!(status.success(), "{status}; log:\n{}", second.log());
+    assert_eq!(second.count("shard fenced"), 0, "{}", second.log());
+    ledger.catch_up(&js).await.expect("read EVENTS");
+    sale.assert_sold_out(&ledger);
+}
+
 /// A second `allot serve` started by mistake on the same streams: both pull
 /// from each shard's consumer and both try to append. The log's expected
 /// sequence fences one writer per shard (either instance may win a shard),
 /// the fenced shard stops and hands its intake back, and the survivors
-/// finish the sale. There are no leases yet: a shard fenced in an instance
-/// is not taken up again there, so stopping the other instance afterwards
-/// would leave that shard without a writer until a restart.
+/// finish the sale. Leases are off here: this is the log's own fence, what
+/// protects the sale when leases fail (a paused instance whose lease
+/// lapsed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_allot_on_the_same_shards_is_fenced_and_the_sale_completes() {
     let server = NatsServer::start();
     let config = few_workers();
     let sale = Sale::one_sku_per_shard(&config.config, "ams", "T4", 500, 50);
-    let first = AllotProcess::serve(&server.url(), &config, SLOW_EXACT);
+    let flags: Vec<&str> = SLOW_EXACT
+        .iter()
+        .copied()
+        .chain(["--set", "cluster.leases=false"])
+        .collect();
+    let first = AllotProcess::serve(&server.url(), &config, &flags);
     let js = jetstream(&server.url()).await;
     wait_for_streams(&js, Duration::from_secs(20)).await;
     publish_all(&js, &sale.stock_commands(&config.config)).await;
@@ -317,7 +381,7 @@ async fn second_allot_on_the_same_shards_is_fenced_and_the_sale_completes() {
         })
         .await;
     assert!(started, "no confirmations in 20 s. log:\n{}", first.log());
-    let second = AllotProcess::serve(&server.url(), &config, SLOW_EXACT);
+    let second = AllotProcess::serve(&server.url(), &config, &flags);
     assert!(
         second
             .wait_logged("shard recovered", 4, Duration::from_secs(20))

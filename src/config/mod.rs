@@ -39,7 +39,8 @@ pub use sections::{
     ShardPin, ShardsConfig, WarehousePin, WorkersConfig, MAX_SHARDS,
 };
 pub use service::{
-    FulfillerConfig, FulfillerKind, HttpConfig, LogConfig, LogFormat, NatsConfig, RuntimeSection,
+    ClusterConfig, FulfillerConfig, FulfillerKind, HttpConfig, LogConfig, LogFormat, NatsConfig,
+    RuntimeSection,
 };
 
 /// Where [`check`] looks when given no path, relative to the working
@@ -63,6 +64,7 @@ pub struct Config {
     pub log: LogConfig,
     pub fulfiller: FulfillerConfig,
     pub runtime: RuntimeSection,
+    pub cluster: ClusterConfig,
 }
 
 impl Config {

@@ -211,3 +211,32 @@ fn lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> 
         Scalar::Bool(b) => b.to_string(),
     }))
 }
+
+/// `[cluster]`: several instances sharing the shards through leases.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Take shards by lease (KV bucket `allot_leases`) and rebalance them
+    /// over the live instances. Off: this instance runs every shard, and a
+    /// second one on the same streams is only fenced by the log.
+    pub leases: bool,
+    /// This instance's id (`A-Z a-z 0-9 _ -`); a random one when left out.
+    /// A stable id lets a restarted instance take its leases back at once
+    /// instead of waiting for them to lapse.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    /// A lease not renewed for this long lapses; heartbeats come every
+    /// third of it.
+    #[serde(with = "super::duration")]
+    pub lease_ttl: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            leases: true,
+            instance_id: None,
+            lease_ttl: Duration::from_secs(6),
+        }
+    }
+}

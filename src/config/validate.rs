@@ -102,6 +102,24 @@ impl Config {
         if f.timeout.is_zero() {
             out.push(Problem::new("fulfiller.timeout", "is 0s, must be positive"));
         }
+        let c = &self.cluster;
+        at_least(
+            out,
+            ("cluster.lease_ttl", c.lease_ttl),
+            ("1s", Duration::from_secs(1)),
+        );
+        if let Some(id) = &c.instance_id {
+            let ok = (1..=64).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !ok {
+                out.push(Problem::new(
+                    "cluster.instance_id",
+                    format!("{id:?}: use 1-64 characters of A-Z a-z 0-9 _ -"),
+                ));
+            }
+        }
     }
 
     fn check_shards(&self, out: &mut Vec<Problem>) {

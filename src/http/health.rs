@@ -1,9 +1,9 @@
 //! `/livez` (the process answers) and `/readyz` (NATS connected, streams
-//! verified, every shard owned and recovered): 200 when all hold, else 503
+//! verified, this instance's share of the shards owned and recovered): 200 when all hold, else 503
 //! with each check's state, so a load balancer stops sending traffic to an
 //! instance that cannot file or decide orders.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -21,6 +21,9 @@ pub struct Health {
     streams_verified: AtomicBool,
     owned: Arc<OwnedShards>,
     shard_count: usize,
+    /// How many shards this instance should own: all of them, or its fair
+    /// share when shards are leased.
+    expected: Arc<AtomicUsize>,
 }
 
 impl Health {
@@ -30,7 +33,13 @@ impl Health {
             streams_verified: AtomicBool::new(false),
             owned,
             shard_count,
+            expected: Arc::new(AtomicUsize::new(shard_count)),
         }
+    }
+
+    /// The count the shard leases keep at this instance's fair share.
+    pub fn expected(&self) -> Arc<AtomicUsize> {
+        self.expected.clone()
     }
 
     /// The streams exist with the expected config.
@@ -42,11 +51,13 @@ impl Health {
         let nats = self.client.connection_state() == async_nats::connection::State::Connected;
         let streams = self.streams_verified.load(Ordering::Acquire);
         let owned = self.owned.count();
+        let expected = self.expected.load(Ordering::Relaxed);
         Readiness {
-            ready: nats && streams && owned == self.shard_count,
+            ready: nats && streams && owned >= expected,
             nats_connected: nats,
             streams_verified: streams,
             shards_owned: owned,
+            shards_expected: expected,
             shards: self.shard_count,
         }
     }
@@ -58,6 +69,8 @@ pub struct Readiness {
     pub nats_connected: bool,
     pub streams_verified: bool,
     pub shards_owned: usize,
+    /// This instance's share of the shards.
+    pub shards_expected: usize,
     pub shards: usize,
 }
 

@@ -13,13 +13,14 @@ use tracing::{error, info};
 
 pub use connect::{connect, NatsOptions};
 
-use crate::adapters::nats::views::{ensure_view_buckets, project, Board, ViewSinks};
+use crate::adapters::nats::views::{ensure_view_buckets, follow_stock, project, Board, ViewSinks};
 use crate::adapters::nats::{
     ensure_streams, serve_ingress, AnyFulfiller, NatsFulfiller, NatsIntake, NatsLog, NatsSnapshots,
 };
+use crate::cluster::{Coordinator, Leases, StartShard};
 use crate::config::{Config, FulfillerKind};
 use crate::http::{api_routes, listen, ops_routes, Api, Health, Listening, RenderMetrics};
-use crate::ports::{Latency, SimulatedFulfiller};
+use crate::ports::{IntakeQueue as _, Latency, SimulatedFulfiller};
 use crate::runtime::{run_shard, Ports, RuntimeConfig, ShardExit, Workers};
 use crate::wire::Limits;
 
@@ -99,6 +100,38 @@ impl ServeOptions {
         }
     }
 }
+/// What runs one shard in this instance: its actor task and its views
+/// projector, until `stop` (drain) or `abort` (at once: the shard's work is
+/// dropped and its unacked intake handed back to the queue).
+fn shard_starter(
+    ports: Arc<NatsPorts>,
+    runtime: RuntimeConfig,
+    client: async_nats::Client,
+    events: async_nats::jetstream::stream::Stream,
+    sinks: ViewSinks,
+) -> StartShard {
+    Arc::new(move |shard, stop, abort| {
+        let (ports, runtime) = (ports.clone(), runtime.clone());
+        let (client, events, sinks) = (client.clone(), events.clone(), sinks.clone());
+        Box::pin(async move {
+            let views_stop = CancellationToken::new();
+            let views = tokio::spawn(project(client, shard, events, sinks, views_stop.clone()));
+            let outcome = tokio::select! {
+                r = run_shard(shard, ports.clone(), runtime, stop) => r.map_err(|e| e.to_string()),
+                () = abort.cancelled() => {
+                    ports.intake.release(shard).await;
+                    Ok(ShardExit::Fenced)
+                }
+            };
+            views_stop.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(5), views).await;
+            outcome
+        })
+    })
+}
+
+type NatsPorts = Ports<NatsLog, NatsIntake, NatsSnapshots, AnyFulfiller>;
+
 /// Runs allot until `stop` is cancelled, then drains.
 pub async fn serve(
     config: Config,
@@ -169,10 +202,6 @@ pub async fn serve(
             None
         }
     });
-    for shard in 0..router.shard_count() {
-        let (ports, runtime, stop) = (ports.clone(), runtime.clone(), stop.clone());
-        tasks.spawn(async move { Some((shard, run_shard(shard, ports, runtime, stop).await)) });
-    }
     let (orders_view, stock_view) = ensure_view_buckets(&js).await.map_err(anyhow::Error::msg)?;
     let sinks = ViewSinks {
         orders: orders_view.clone(),
@@ -180,13 +209,46 @@ pub async fn serve(
         checkpoints: streams.snapshots.clone(),
         board: Arc::new(Board::new()),
     };
-    for shard in 0..router.shard_count() {
-        let (events, sinks) = (streams.events.clone(), sinks.clone());
-        let (stop, client) = (stop.clone(), client.clone());
+    tasks.spawn({
+        let (stock, board, stop) = (sinks.stock.clone(), sinks.board.clone(), stop.clone());
+        async move {
+            follow_stock(stock, board, stop).await;
+            None
+        }
+    });
+    let start = shard_starter(
+        ports,
+        runtime,
+        client.clone(),
+        streams.events.clone(),
+        sinks.clone(),
+    );
+    if config.cluster.leases {
+        let id = config
+            .cluster
+            .instance_id
+            .clone()
+            .unwrap_or_else(|| format!("allot-{:08x}", rand::random::<u32>()));
+        let leases = Leases::open(&js, id, config.cluster.lease_ttl)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let coordinator = Coordinator {
+            leases,
+            shards: router.shard_count(),
+            ttl: config.cluster.lease_ttl,
+            start,
+            target: health.expected(),
+        };
+        let stop = stop.clone();
         tasks.spawn(async move {
-            project(client, shard, events, sinks, stop).await;
+            coordinator.run(stop).await;
             None
         });
+    } else {
+        for shard in 0..router.shard_count() {
+            let run = start(shard, stop.child_token(), CancellationToken::new());
+            tasks.spawn(async move { Some((shard, run.await)) });
+        }
     }
     let api = Api {
         js: js.clone(),

@@ -136,6 +136,40 @@ pub async fn ensure_view_buckets(js: &Context) -> Result<(kv::Store, kv::Store),
     Ok((orders, stock))
 }
 
+/// Keeps `view` on the board unless the board already has a later one.
+fn update_board(board: &Board, key: &str, view: &StockView) {
+    let mut entry = board.entry(key.to_owned()).or_insert_with(|| view.clone());
+    if entry.as_of < view.as_of {
+        *entry = view.clone();
+    }
+}
+
+/// Fills the board from the stock view bucket, every partition of every
+/// shard, whichever instance projects it, until `stop`.
+pub async fn follow_stock(stock: kv::Store, board: std::sync::Arc<Board>, stop: CancellationToken) {
+    let mut watch = match stock.watch_all().await {
+        Ok(w) => w,
+        Err(e) => return warn!(error = %e, "stock views not followed"),
+    };
+    loop {
+        let entry = tokio::select! {
+            e = watch.next() => match e {
+                Some(Ok(e)) => e,
+                Some(Err(e)) => { warn!(error = %e, "stock views: watch error"); continue; }
+                None => return,
+            },
+            () = stop.cancelled() => return,
+        };
+        if entry.operation != kv::Operation::Put {
+            board.remove(&entry.key);
+            continue;
+        }
+        if let Ok(view) = rmp_serde::from_slice::<StockView>(&entry.value) {
+            update_board(&board, &entry.key, &view);
+        }
+    }
+}
+
 /// Where a projector writes: the KV views, its checkpoints, and the
 /// in-process board.
 #[derive(Clone)]
@@ -165,7 +199,7 @@ pub async fn project(
     let name = format!("views-{shard}");
     let (mut seq, mut state) = load_checkpoint(&checkpoints, &name).await;
     for (key, view) in &state.stock {
-        board.insert(key.clone(), view.clone());
+        update_board(&board, key, view);
     }
     info!(shard, from = seq, "views projector starting");
     let consumer = match events
@@ -202,7 +236,7 @@ pub async fn project(
         };
         let (touched_orders, touched_stock) = state.apply(at, &batch);
         for key in &touched_stock {
-            board.insert(key.clone(), state.stock[key].clone());
+            update_board(&board, key, &state.stock[key]);
         }
         let decisions: Vec<_> = state.decisions.drain(..).collect();
         let write = async {
