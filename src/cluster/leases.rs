@@ -44,7 +44,12 @@ pub struct Leases {
 
 impl Leases {
     /// Opens (or creates) the bucket with `ttl` as its entries' max age.
-    pub async fn open(js: &Context, me: String, ttl: Duration) -> Result<Leases, LeaseError> {
+    pub async fn open(
+        js: &Context,
+        me: String,
+        ttl: Duration,
+        replicas: usize,
+    ) -> Result<Leases, LeaseError> {
         let kv = match js.get_key_value(LEASES_BUCKET).await {
             Ok(kv) => kv,
             Err(_) => js
@@ -52,6 +57,7 @@ impl Leases {
                     bucket: LEASES_BUCKET.into(),
                     history: 1,
                     max_age: ttl,
+                    num_replicas: replicas,
                     storage: async_nats::jetstream::stream::StorageType::File,
                     ..Default::default()
                 })

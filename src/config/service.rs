@@ -43,6 +43,9 @@ pub struct NatsConfig {
     /// (an instance died holding it). Set when the consumers are created.
     #[serde(with = "super::duration")]
     pub ack_wait: Duration,
+    /// Copies of each stream and bucket allot creates: 1 on a single
+    /// server, 3 on a 3-node cluster (up to 5). Existing ones keep theirs.
+    pub replicas: usize,
 }
 
 impl Default for NatsConfig {
@@ -59,6 +62,7 @@ impl Default for NatsConfig {
             tls_key: None,
             max_deliver: 20,
             ack_wait: Duration::from_secs(30),
+            replicas: 1,
         }
     }
 }

@@ -51,6 +51,12 @@ impl Config {
                 "tls_cert and tls_key go together; set both or neither",
             ));
         }
+        if !(1..=5).contains(&self.nats.replicas) {
+            out.push(Problem::new(
+                "nats.replicas",
+                format!("{} is out of range, must be 1..=5", self.nats.replicas),
+            ));
+        }
         if self.nats.ack_wait.is_zero() {
             out.push(Problem::new("nats.ack_wait", "is 0s, must be positive"));
         }

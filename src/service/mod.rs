@@ -15,7 +15,8 @@ pub use connect::{connect, NatsOptions};
 
 use crate::adapters::nats::views::{ensure_view_buckets, follow_stock, project, Board, ViewSinks};
 use crate::adapters::nats::{
-    ensure_streams, serve_ingress, AnyFulfiller, NatsFulfiller, NatsIntake, NatsLog, NatsSnapshots,
+    ensure_replicated_streams, serve_ingress, AnyFulfiller, NatsFulfiller, NatsIntake, NatsLog,
+    NatsSnapshots,
 };
 use crate::cluster::{Coordinator, Leases, StartShard};
 use crate::config::{Config, FulfillerKind};
@@ -157,9 +158,16 @@ pub async fn serve(
         }
         None => None,
     };
-    let streams = ensure_streams(&js, &router, options.max_deliver, options.ack_wait)
-        .await
-        .context("setting up the JetStream streams")?;
+    let replicas = config.nats.replicas;
+    let streams = ensure_replicated_streams(
+        &js,
+        &router,
+        options.max_deliver,
+        options.ack_wait,
+        replicas,
+    )
+    .await
+    .context("setting up the JetStream streams")?;
     health.set_streams_verified();
     let limits = Limits::from_config(&config);
     let fulfiller = match options.fulfiller {
@@ -202,7 +210,9 @@ pub async fn serve(
             None
         }
     });
-    let (orders_view, stock_view) = ensure_view_buckets(&js).await.map_err(anyhow::Error::msg)?;
+    let (orders_view, stock_view) = ensure_view_buckets(&js, replicas)
+        .await
+        .map_err(anyhow::Error::msg)?;
     let sinks = ViewSinks {
         orders: orders_view.clone(),
         stock: stock_view,
@@ -229,7 +239,7 @@ pub async fn serve(
             .instance_id
             .clone()
             .unwrap_or_else(|| format!("allot-{:08x}", rand::random::<u32>()));
-        let leases = Leases::open(&js, id, config.cluster.lease_ttl)
+        let leases = Leases::open(&js, id, config.cluster.lease_ttl, replicas)
             .await
             .map_err(anyhow::Error::msg)?;
         let coordinator = Coordinator {

@@ -26,7 +26,7 @@ pub use ingress::{
 };
 pub use intake::{NatsIntake, KIND_COMMAND, KIND_FORWARD, KIND_HEADER};
 pub use log::{decode_batch, encode_batch, NatsLog};
-pub use setup::{ensure_streams, SetupError, Streams};
+pub use setup::{ensure_replicated_streams, ensure_streams, SetupError, Streams};
 pub use snapshots::NatsSnapshots;
 
 /// Names of what allot keeps in JetStream.

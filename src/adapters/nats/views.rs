@@ -114,7 +114,10 @@ struct Projection {
 }
 
 /// Creates the view buckets if missing.
-pub async fn ensure_view_buckets(js: &Context) -> Result<(kv::Store, kv::Store), String> {
+pub async fn ensure_view_buckets(
+    js: &Context,
+    replicas: usize,
+) -> Result<(kv::Store, kv::Store), String> {
     let mut stores = Vec::new();
     for (bucket, history) in [(ORDERS_BUCKET, 1), (STOCK_BUCKET, 1)] {
         let store = match js.get_key_value(bucket).await {
@@ -124,6 +127,7 @@ pub async fn ensure_view_buckets(js: &Context) -> Result<(kv::Store, kv::Store),
                     bucket: bucket.into(),
                     history,
                     storage: async_nats::jetstream::stream::StorageType::File,
+                    num_replicas: replicas,
                     ..Default::default()
                 })
                 .await
