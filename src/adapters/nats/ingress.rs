@@ -13,6 +13,7 @@ use tracing::warn;
 
 use super::shard_order_subject;
 use crate::config::Router;
+use crate::telemetry::{IngressMetrics, Received};
 use crate::wire::{decode_order, Limits, SUBMIT_SUBJECT};
 
 /// The answer to a submit request (MessagePack, named fields).
@@ -53,6 +54,16 @@ impl SubmitReply {
 
 /// Validates, routes and files one submitted order.
 pub async fn submit(js: &Context, router: &Router, limits: &Limits, payload: &[u8]) -> SubmitReply {
+    submit_received(js, router, limits, payload).await.0
+}
+
+/// [`submit`], also saying how it ended, for [`IngressMetrics::received`].
+pub async fn submit_received(
+    js: &Context,
+    router: &Router,
+    limits: &Limits,
+    payload: &[u8],
+) -> (SubmitReply, Received) {
     let order = match decode_order(payload, limits) {
         Ok(order) => order,
         Err(e) => {
@@ -64,7 +75,8 @@ pub async fn submit(js: &Context, router: &Router, limits: &Limits, payload: &[u
                     why: p.why,
                 })
                 .collect();
-            return SubmitReply::refused(e.id().map(str::to_owned), errors);
+            let reply = SubmitReply::refused(e.id().map(str::to_owned), errors);
+            return (reply, Received::Invalid);
         }
     };
     let id = order.id.to_string();
@@ -76,7 +88,10 @@ pub async fn submit(js: &Context, router: &Router, limits: &Limits, payload: &[u
                 field: "region".into(),
                 why: e.to_string(),
             };
-            return SubmitReply::refused(Some(id), vec![error]);
+            return (
+                SubmitReply::refused(Some(id), vec![error]),
+                Received::Unroutable,
+            );
         }
     };
     // The producer's message, with the warehouse routing chose.
@@ -97,16 +112,20 @@ pub async fn submit(js: &Context, router: &Router, limits: &Limits, payload: &[u
             field: "broker".into(),
             why: format!("not filed, retry with the same id: {why}"),
         };
-        return SubmitReply::refused(Some(id), vec![error]);
+        return (
+            SubmitReply::refused(Some(id), vec![error]),
+            Received::NotFiled,
+        );
     }
-    SubmitReply {
+    let reply = SubmitReply {
         accepted: true,
         id: Some(id),
         warehouse: Some(routed.partition.warehouse.to_string()),
         sku: Some(routed.partition.sku.to_string()),
         shard: Some(shard),
         errors: Vec::new(),
-    }
+    };
+    (reply, Received::Accepted)
 }
 
 /// Answers submit requests until `stop`.
@@ -117,6 +136,7 @@ pub async fn serve_ingress(
     limits: Limits,
     stop: CancellationToken,
 ) -> Result<(), async_nats::SubscribeError> {
+    let metrics = IngressMetrics::new();
     let mut requests = client
         .queue_subscribe(SUBMIT_SUBJECT, "allot-ingress".into())
         .await?;
@@ -130,8 +150,10 @@ pub async fn serve_ingress(
             continue;
         };
         let (client, js, router) = (client.clone(), js.clone(), router.clone());
+        let metrics = metrics.clone();
         tokio::spawn(async move {
-            let answer = submit(&js, &router, &limits, &request.payload).await;
+            let (answer, outcome) = submit_received(&js, &router, &limits, &request.payload).await;
+            metrics.received(outcome);
             let bytes = rmp_serde::to_vec_named(&answer).expect("replies encode");
             if let Err(e) = client.publish(reply_to, bytes.into()).await {
                 warn!(error = %e, "submit reply not sent");

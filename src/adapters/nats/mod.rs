@@ -21,7 +21,7 @@ pub mod views;
 use std::time::Duration;
 
 pub use fulfiller::{fulfil_subject, AnyFulfiller, FulfilReply, FulfilRequest, NatsFulfiller};
-pub use ingress::{serve_ingress, submit, FieldError, SubmitReply};
+pub use ingress::{serve_ingress, submit, submit_received, FieldError, SubmitReply};
 pub use intake::{NatsIntake, KIND_COMMAND, KIND_FORWARD, KIND_HEADER};
 pub use log::{decode_batch, encode_batch, NatsLog};
 pub use setup::{ensure_streams, SetupError, Streams};
