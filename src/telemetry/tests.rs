@@ -142,3 +142,107 @@ fn a_batch_counts_only_once_durable() {
         assert!(text.contains(line), "{line} missing from:\n{text}");
     }
 }
+
+/// A file of the repository, for the checks that shipped files and
+/// [`METRICS`] agree.
+fn repo_file(path: &str) -> String {
+    let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
+}
+
+/// Every PromQL query of the dashboard: panel targets and variables.
+fn dashboard_queries(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map {
+                match v {
+                    serde_json::Value::String(q) if key == "expr" || key == "definition" => {
+                        out.push(q.clone())
+                    }
+                    _ => dashboard_queries(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| dashboard_queries(v, out)),
+        _ => {}
+    }
+}
+
+/// Each `allot_*` series a query names, with the label names of the
+/// selector right after it (`allot_x{shard=~"$shard"}` gives `["shard"]`).
+fn series_in(query: &str) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut rest = query;
+    while let Some(at) = rest.find("allot_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        let (name, after) = tail.split_at(end);
+        let labels = match after.strip_prefix('{') {
+            Some(selector) => selector[..selector.find('}').expect("selector closes")]
+                .split(',')
+                .filter_map(|m| m.split(['=', '!']).next())
+                .map(|l| l.trim().to_owned())
+                .filter(|l| !l.is_empty())
+                .collect(),
+            None => Vec::new(),
+        };
+        out.push((name.to_owned(), labels));
+        rest = after;
+    }
+    out
+}
+
+#[test]
+fn the_dashboard_queries_only_metrics_allot_exports_and_shows_each() {
+    let json = repo_file("deploy/grafana/dashboards/allot.json");
+    let dashboard: serde_json::Value = serde_json::from_str(&json).expect("the dashboard is JSON");
+    let mut queries = Vec::new();
+    dashboard_queries(&dashboard, &mut queries);
+    assert!(queries.len() > 20, "{queries:?}");
+    let mut shown = HashSet::new();
+    for query in &queries {
+        for (series, labels) in series_in(query) {
+            let metric = names::metric_of_series(&series)
+                .unwrap_or_else(|| panic!("{query}: {series} is not in names::METRICS"));
+            for label in &labels {
+                assert!(
+                    metric.labels.contains(&label.as_str()),
+                    "{query}: {series} has no label {label}"
+                );
+            }
+            shown.insert(metric.name);
+        }
+    }
+    for m in METRICS {
+        assert!(
+            shown.contains(m.name),
+            "no dashboard panel shows {}",
+            m.name
+        );
+    }
+}
+
+#[test]
+fn docs_list_every_metric_with_its_type_and_labels() {
+    let docs = repo_file("docs/metrics.md");
+    for m in METRICS {
+        let labels = m
+            .labels
+            .iter()
+            .map(|l| format!("`{l}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let labels = if labels.is_empty() {
+            " ".to_owned()
+        } else {
+            format!(" {labels} ")
+        };
+        let row = format!("| `{}` | {} |{labels}|", m.name, m.kind.as_str());
+        assert!(
+            docs.contains(&row),
+            "docs/metrics.md lacks the row starting {row}"
+        );
+    }
+}
