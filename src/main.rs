@@ -307,6 +307,7 @@ fn init_tracing() {
 
 async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     init_tracing();
+    allot::telemetry::install()?;
     let config = load_config(a.nats.config.as_deref()).context("loading the config")?;
     let fulfiller = match a.fulfiller.as_str() {
         "simulated" => FulfillerChoice::Simulated {
