@@ -98,38 +98,58 @@ impl BatchTally {
     }
 }
 
-/// Free units per warehouse over the shard's partitions. Partitions only
-/// ever get added, so each one's warehouse slot is looked up once.
-#[derive(Default)]
-struct StockGauges {
-    shard: String,
-    slot_of_partition: Vec<usize>,
-    warehouses: Vec<(WarehouseId, Gauge)>,
-    sums: Vec<u64>,
+/// One warehouse's state gauges in a shard, with the sums being built.
+struct WarehouseGauges {
+    warehouse: WarehouseId,
+    queued: (Gauge, u64),
+    backordered: (Gauge, u64),
+    available: (Gauge, u64),
 }
 
-impl StockGauges {
+/// Queue depth, backorders and free units per warehouse over the shard's
+/// partitions. Partitions only ever get added, so each one's warehouse
+/// slot is looked up once.
+#[derive(Default)]
+struct PartitionGauges {
+    shard: String,
+    slot_of_partition: Vec<usize>,
+    warehouses: Vec<WarehouseGauges>,
+}
+
+impl PartitionGauges {
+    fn slot(&mut self, w: &WarehouseId) -> usize {
+        if let Some(slot) = self.warehouses.iter().position(|g| g.warehouse == *w) {
+            return slot;
+        }
+        let labels = [(SHARD, self.shard.clone()), (WAREHOUSE, w.to_string())];
+        self.warehouses.push(WarehouseGauges {
+            warehouse: w.clone(),
+            queued: (gauge!(QUEUE_DEPTH, &labels), 0),
+            backordered: (gauge!(BACKORDERED, &labels), 0),
+            available: (gauge!(STOCK_AVAILABLE, &labels), 0),
+        });
+        self.warehouses.len() - 1
+    }
+
     fn update(&mut self, state: &ShardState) {
         let partitions = state.partitions();
         for p in &partitions[self.slot_of_partition.len()..] {
-            let w = &p.key.warehouse;
-            let slot = match self.warehouses.iter().position(|(known, _)| known == w) {
-                Some(slot) => slot,
-                None => {
-                    let g = gauge!(STOCK_AVAILABLE, SHARD => self.shard.clone(), WAREHOUSE => w.to_string());
-                    self.warehouses.push((w.clone(), g));
-                    self.warehouses.len() - 1
-                }
-            };
+            let slot = self.slot(&p.key.warehouse);
             self.slot_of_partition.push(slot);
         }
-        self.sums.clear();
-        self.sums.resize(self.warehouses.len(), 0);
-        for (p, slot) in partitions.iter().zip(&self.slot_of_partition) {
-            self.sums[*slot] += p.available;
+        for g in &mut self.warehouses {
+            (g.queued.1, g.backordered.1, g.available.1) = (0, 0, 0);
         }
-        for ((_, g), sum) in self.warehouses.iter().zip(&self.sums) {
-            g.set(*sum as f64);
+        for (p, slot) in partitions.iter().zip(&self.slot_of_partition) {
+            let g = &mut self.warehouses[*slot];
+            g.queued.1 += u64::from(p.queued);
+            g.backordered.1 += u64::from(p.backordered);
+            g.available.1 += p.available;
+        }
+        for g in &self.warehouses {
+            for (gauge, sum) in [&g.queued, &g.backordered, &g.available] {
+                gauge.set(*sum as f64);
+            }
         }
     }
 }
@@ -147,10 +167,8 @@ pub struct ShardMetrics {
     pub append_retries: Counter,
     append_events: Histogram,
     conflicts: Counter,
-    queue_depth: Gauge,
-    backordered: Gauge,
     in_flight: Gauge,
-    stock: StockGauges,
+    partitions: PartitionGauges,
     partitions_updated: Option<Instant>,
 }
 
@@ -169,12 +187,10 @@ impl ShardMetrics {
             append_retries: by_shard(LOG_APPEND_RETRIES),
             append_events: histogram!(LOG_APPEND_EVENTS, SHARD => s.clone()),
             conflicts: by_shard(LOG_CONFLICTS),
-            queue_depth: gauge!(QUEUE_DEPTH, SHARD => s.clone()),
-            backordered: gauge!(BACKORDERED, SHARD => s.clone()),
             in_flight: gauge!(IN_FLIGHT, SHARD => s.clone()),
-            stock: StockGauges {
+            partitions: PartitionGauges {
                 shard: s,
-                ..StockGauges::default()
+                ..PartitionGauges::default()
             },
             partitions_updated: None,
         }
@@ -246,12 +262,7 @@ impl ShardMetrics {
             return;
         }
         self.partitions_updated = Some(Instant::now());
-        let (queued, backordered) = state.partitions().iter().fold((0u64, 0u64), |(q, b), p| {
-            (q + u64::from(p.queued), b + u64::from(p.backordered))
-        });
-        self.queue_depth.set(queued as f64);
-        self.backordered.set(backordered as f64);
-        self.stock.update(state);
+        self.partitions.update(state);
     }
 }
 

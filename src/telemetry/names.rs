@@ -188,13 +188,13 @@ pub const METRICS: &[Metric] = &[
     ),
     gauge(
         QUEUE_DEPTH,
-        &[SHARD],
-        "Orders queued in the shard's partitions, waiting for stock or a worker.",
+        &[SHARD, WAREHOUSE],
+        "Orders queued in the shard's partitions of a warehouse, waiting for stock or a worker.",
     ),
     gauge(
         BACKORDERED,
-        &[SHARD],
-        "Orders backordered in the shard's partitions, waiting for a restock.",
+        &[SHARD, WAREHOUSE],
+        "Orders backordered in the shard's partitions of a warehouse, waiting for a restock.",
     ),
     gauge(
         IN_FLIGHT,

@@ -73,13 +73,24 @@ fn render_local(f: impl FnOnce()) -> String {
 }
 
 #[test]
-fn stock_is_summed_per_warehouse_and_follows_new_partitions() {
+fn state_is_summed_per_warehouse_and_follows_new_partitions() {
     let text = render_local(|| {
         let mut state = ShardState::new(16);
+        let queued = Event::OrderQueued {
+            order: crate::domain::Order {
+                id: crate::domain::OrderId::new("o-1").unwrap(),
+                partition: partition("ams", "B"),
+                quantity: crate::domain::Quantity::ONE,
+                region: None,
+                priority: crate::domain::Priority(0),
+                fallbacks: Vec::new(),
+            },
+        };
         for e in [
             stock_set("ams", "A", 5),
             stock_set("ams", "B", 7),
             stock_set("par", "A", 2),
+            queued,
         ] {
             state.evolve(&e).unwrap();
         }
@@ -96,7 +107,9 @@ fn stock_is_summed_per_warehouse_and_follows_new_partitions() {
         "allot_stock_available{shard=\"3\",warehouse=\"par\"} 12",
         "allot_stock_available{shard=\"3\",warehouse=\"ber\"} 1",
         "allot_in_flight{shard=\"3\"} 1",
-        "allot_queue_depth{shard=\"3\"} 0",
+        "allot_queue_depth{shard=\"3\",warehouse=\"ams\"} 1",
+        "allot_queue_depth{shard=\"3\",warehouse=\"par\"} 0",
+        "allot_backordered{shard=\"3\",warehouse=\"ber\"} 0",
     ] {
         assert!(text.contains(line), "{line} missing from:\n{text}");
     }
