@@ -4,12 +4,14 @@
 //! outputs through the ports. The same code drives the in-memory ports in
 //! tests and the NATS adapters in production.
 
+mod recover;
 mod shard_task;
 mod workers;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub use shard_task::{recover, run_shard, ShardExit};
+pub use recover::recover;
+pub use shard_task::{run_shard, ShardExit};
 pub use workers::Workers;
 
 use crate::domain::{PartitionKey, StateError, Timestamp};

@@ -1,4 +1,4 @@
-//! One shard's actor task: recovery from snapshot plus log tail, then the
+//! One shard's actor task: recovery (see `recover.rs`), then the
 //! drive loop of `scheduler` (see its module docs), with the I/O each
 //! output asks for running as spawned tasks that answer on the actor's
 //! channel.
@@ -12,10 +12,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, debug_span, error, info, info_span, warn, Instrument};
 
-use super::{feed, now, Ports, RuntimeConfig, RuntimeError};
-use crate::domain::{Attempt, Order, OrderId, Outcome, ShardState};
+use super::{feed, now, recover, Ports, RuntimeConfig, RuntimeError};
+use crate::domain::{Attempt, Order, OrderId, Outcome};
 use crate::ports::{AppendError, Delivery, EventLog, Fulfiller, IntakeQueue, ShardId, Snapshots};
-use crate::scheduler::{AckId, AppendBatch, Output, Shard, ShardConfig};
+use crate::scheduler::{AckId, AppendBatch, Output, Shard};
 use crate::telemetry::{BatchTally, ShardMetrics};
 
 /// How a shard task ended.
@@ -33,52 +33,6 @@ enum Msg {
     Outcome(OrderId, Attempt, Outcome),
     Appended(Result<u64, AppendError>),
     Forwarded(Order),
-}
-
-/// Rebuilds a shard's state from its latest snapshot plus the log after it.
-/// Returns the state and the log sequence it reflects.
-pub async fn recover<L: EventLog, S: Snapshots>(
-    shard: ShardId,
-    log: &L,
-    snapshots: &S,
-    config: &ShardConfig,
-) -> Result<(ShardState, u64), RuntimeError> {
-    let loaded = snapshots
-        .load(shard)
-        .await
-        .map_err(|source| RuntimeError::Log { shard, source })?;
-    let (mut state, mut seq) = match loaded {
-        Some((seq, bytes)) => {
-            let state = rmp_serde::from_slice(&bytes).map_err(|e| RuntimeError::Snapshot {
-                shard,
-                seq,
-                why: e.to_string(),
-            })?;
-            (state, seq)
-        }
-        None => (ShardState::new(config.dedupe_horizon), 0),
-    };
-    let tail = log
-        .read(shard, seq)
-        .await
-        .map_err(|source| RuntimeError::Log { shard, source })?;
-    let entries = tail.len();
-    for (entry_seq, events) in tail {
-        for event in &events {
-            state
-                .evolve(event)
-                .map_err(|source| RuntimeError::Corrupt { shard, source })?;
-        }
-        seq = entry_seq;
-    }
-    info!(
-        shard,
-        seq,
-        entries,
-        live = state.live_orders().count(),
-        "shard recovered"
-    );
-    Ok((state, seq))
 }
 
 struct Task<L, I, S, F> {
