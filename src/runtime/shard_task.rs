@@ -149,8 +149,12 @@ where
     };
     fetching.cancel();
     task.spawned.abort_all();
-    task.metrics
-        .gauges(shard.state(), task.in_flight_work, true);
+    match exit {
+        ShardExit::Stopped => task
+            .metrics
+            .gauges(shard.state(), task.in_flight_work, true),
+        ShardExit::Fenced => task.metrics.disowned(),
+    }
     // A fenced shard's intake must not keep taking (and holding) messages
     // that only the shard's new owner will decide.
     task.ports.intake.release(id).await;

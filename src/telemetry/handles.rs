@@ -152,6 +152,14 @@ impl PartitionGauges {
             }
         }
     }
+
+    fn zero(&self) {
+        for g in &self.warehouses {
+            for (gauge, _) in [&g.queued, &g.backordered, &g.available] {
+                gauge.set(0.0);
+            }
+        }
+    }
 }
 
 /// One shard's metrics.
@@ -264,6 +272,13 @@ impl ShardMetrics {
         self.partitions_updated = Some(Instant::now());
         self.partitions.update(state);
     }
+
+    /// Another instance owns the shard now: its queues, stock and work are
+    /// no longer this instance's to report (they would be counted twice).
+    pub fn disowned(&self) {
+        self.in_flight.set(0.0);
+        self.partitions.zero();
+    }
 }
 
 /// Worker attempt durations of one warehouse, by outcome.
@@ -332,7 +347,13 @@ impl IngressMetrics {
     }
 
     pub fn received(&self, outcome: Received) {
-        self.by_outcome[outcome as usize].increment(1);
+        let i = match outcome {
+            Received::Accepted => 0,
+            Received::Invalid => 1,
+            Received::Unroutable => 2,
+            Received::NotFiled => 3,
+        };
+        self.by_outcome[i].increment(1);
     }
 }
 

@@ -73,7 +73,7 @@ fn render_local(f: impl FnOnce()) -> String {
 }
 
 #[test]
-fn state_is_summed_per_warehouse_and_follows_new_partitions() {
+fn state_is_summed_per_warehouse_follows_new_partitions_and_ends_when_fenced() {
     let text = render_local(|| {
         let mut state = ShardState::new(16);
         let queued = Event::OrderQueued {
@@ -101,12 +101,19 @@ fn state_is_summed_per_warehouse_and_follows_new_partitions() {
         m.gauges(&state, 2, false);
         state.evolve(&stock_set("ber", "C", 1)).unwrap();
         m.gauges(&state, 1, true);
+        // A fenced shard stops reporting what its new owner reports.
+        let mut fenced = ShardMetrics::new(4);
+        fenced.gauges(&state, 3, true);
+        fenced.disowned();
     });
     for line in [
         "allot_stock_available{shard=\"3\",warehouse=\"ams\"} 12",
         "allot_stock_available{shard=\"3\",warehouse=\"par\"} 12",
         "allot_stock_available{shard=\"3\",warehouse=\"ber\"} 1",
         "allot_in_flight{shard=\"3\"} 1",
+        "allot_in_flight{shard=\"4\"} 0",
+        "allot_stock_available{shard=\"4\",warehouse=\"ams\"} 0",
+        "allot_queue_depth{shard=\"4\",warehouse=\"ams\"} 0",
         "allot_queue_depth{shard=\"3\",warehouse=\"ams\"} 1",
         "allot_queue_depth{shard=\"3\",warehouse=\"par\"} 0",
         "allot_backordered{shard=\"3\",warehouse=\"ber\"} 0",
