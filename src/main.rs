@@ -390,7 +390,10 @@ fn init_tracing(log: &config::LogConfig) {
 async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = a.load().context("loading the config")?;
     init_tracing(&config.log);
-    let options = ServeOptions::from_config(&config, rand::random());
+    // Before anything records: handles made earlier would record nowhere.
+    let metrics = allot::telemetry::install()?;
+    let mut options = ServeOptions::from_config(&config, rand::random());
+    options.metrics = Some(std::sync::Arc::new(move || metrics.render()));
     let stop = CancellationToken::new();
     tokio::spawn({
         let stop = stop.clone();

@@ -44,7 +44,8 @@ impl Running {
     async fn start(toml: &str) -> Running {
         let server = NatsServer::start();
         let config = ConfigFile::new(toml);
-        let metrics: allot::http::RenderMetrics = std::sync::Arc::new(|| "# allot\n".into());
+        let handle = allot::telemetry::install().expect("the metrics recorder installs");
+        let metrics: allot::http::RenderMetrics = std::sync::Arc::new(move || handle.render());
         let allot = InProcess::serve_with(
             &server.url(),
             &config.config,
@@ -447,6 +448,20 @@ async fn partitions_show_stock_queues_and_the_busiest() {
     assert_eq!(skus, ["A", "B"], "fra is filtered out");
     let (_, all) = r.send(Method::GET, "/v1/partitions", None).await;
     assert_eq!(all["count"], 3);
+    // The sale shows on /metrics, with its labels, on the ops address.
+    let (s, text) = r.send(Method::GET, "/metrics", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let text = text.as_str().expect("Prometheus text");
+    for series in [
+        "allot_orders_received_total{outcome=\"accepted\"}",
+        "allot_decisions_total{",
+        "allot_decision_latency_seconds_bucket{",
+        "allot_log_append_duration_seconds_bucket{",
+        "allot_stock_available{",
+    ] {
+        assert!(text.contains(series), "{series} missing:\n{text}");
+    }
+    assert!(text.contains("warehouse=\"ams\""), "{text}");
     r.allot.stop().await.unwrap();
 }
 

@@ -14,27 +14,13 @@ use allot::adapters::nats::{ensure_streams, NatsIntake, NatsLog, ORDERS_STREAM};
 use allot::audit::Stock;
 use allot::domain::{Event, OrderId, RejectReason};
 use allot::ports::{AppendError, EventLog, IntakeQueue};
-use allot::wire::{Limits, OrderMessage, SUBMIT_SUBJECT};
+use allot::wire::{Limits, OrderMessage};
 use common::allot::{
-    exact_fulfiller, jetstream, order_id, partition, publish_all, wait_for_streams,
+    exact_fulfiller, jetstream, order_id, partition, publish_all, submit, wait_for_streams,
     wait_intake_drained, AllotProcess, ConfigFile, InProcess, Ledger, Outgoing, Sale,
+    ONE_WAREHOUSE,
 };
 use common::nats::NatsServer;
-
-/// One region with one warehouse; out of stock means rejected.
-const ONE_WAREHOUSE: &str = r#"
-[shards]
-count = 4
-
-[routing]
-default_region = "eu"
-
-[routing.regions]
-eu = ["ams"]
-
-[exhaustion]
-default = { policy = "reject" }
-"#;
 
 /// `allot serve` flags for the fault tests: workers slow enough that a
 /// sale is still running when the fault strikes, never failing (exact
@@ -624,21 +610,7 @@ async fn an_order_sent_twice_is_decided_once() {
         if i % 2 == 1 {
             publish_all(&js, std::slice::from_ref(&straight)).await;
         }
-        let body = OrderMessage {
-            v: 1,
-            id: id.clone(),
-            sku: "T6-MUG".into(),
-            quantity: 1,
-            warehouse: None,
-            region: Some("eu".into()),
-            priority: None,
-        };
-        let reply = client
-            .request(SUBMIT_SUBJECT, body.encode().into())
-            .await
-            .expect("ingress answers");
-        let reply: allot::adapters::nats::SubmitReply =
-            rmp_serde::from_slice(&reply.payload).expect("a submit reply");
+        let reply = submit(&client, id, "T6-MUG", 1).await;
         assert!(reply.accepted, "{reply:?}");
         if i % 2 == 0 {
             publish_all(&js, std::slice::from_ref(&straight)).await;

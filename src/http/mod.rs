@@ -56,6 +56,8 @@ pub struct Api {
     pub max_body_bytes: usize,
     /// Most commands in one batch, nested ones included.
     pub max_batch_size: usize,
+    /// Orders received, by outcome (shared with the NATS ingress).
+    pub ingress: crate::telemetry::IngressMetrics,
 }
 
 type Shared = Arc<Api>;

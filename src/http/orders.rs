@@ -11,6 +11,7 @@ use super::{body, ApiError, Shared};
 use crate::adapters::nats::views::{order_view, OrderView};
 use crate::adapters::nats::{file_command, file_order, SubmitReply};
 use crate::domain::{Command, OrderId, PartitionKey, Sku, WarehouseId};
+use crate::telemetry::Received;
 use crate::wire::decode_order_json;
 
 /// The answer to a filed (or already known) order.
@@ -94,8 +95,10 @@ pub async fn create(State(api): State<Shared>, headers: HeaderMap, body: Body) -
 
 /// One order from JSON bytes: shared by `POST /v1/orders` and batches.
 pub(super) async fn place(api: &Shared, bytes: &[u8]) -> Result<(StatusCode, Accepted), ApiError> {
-    let order = decode_order_json(bytes, &api.limits)
-        .map_err(|e| ApiError::invalid(SubmitReply::invalid(&e).errors))?;
+    let order = decode_order_json(bytes, &api.limits).map_err(|e| {
+        api.ingress.received(Received::Invalid);
+        ApiError::invalid(SubmitReply::invalid(&e).errors)
+    })?;
     // An id the views know is an order that exists: answer with it.
     if let Ok(Some(view)) = order_view(&api.orders_view, &order.id).await {
         return Ok((
@@ -111,7 +114,8 @@ pub(super) async fn place(api: &Shared, bytes: &[u8]) -> Result<(StatusCode, Acc
             },
         ));
     }
-    let reply = file_order(&api.js, &api.router, order).await;
+    let (reply, received) = file_order(&api.js, &api.router, order).await;
+    api.ingress.received(received);
     if !reply.accepted {
         let broker = reply.errors.iter().any(|e| e.field == "broker");
         return Err(if broker {

@@ -4,6 +4,7 @@
 //! outputs through the ports. The same code drives the in-memory ports in
 //! tests and the NATS adapters in production.
 
+mod recover;
 mod shard_task;
 mod workers;
 
@@ -13,7 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
-pub use shard_task::{recover, run_shard, ShardExit};
+pub use recover::recover;
+pub use shard_task::{run_shard, ShardExit};
 pub use workers::Workers;
 
 use crate::domain::{PartitionKey, StateError, Timestamp};

@@ -1,5 +1,5 @@
 //! The NATS connection: server list, credentials, TLS, and reconnects with
-//! every state change logged.
+//! every state change logged and counted.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,6 +7,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use async_nats::{Client, ConnectOptions, Event};
 use tracing::{info, warn};
+
+use crate::telemetry::NatsMetrics;
 
 /// How to reach NATS. Credentials are chosen in this order: credentials
 /// file, nkey seed, token, user and password.
@@ -67,15 +69,25 @@ pub async fn connect(o: &NatsOptions) -> anyhow::Result<Client> {
         (None, None) => {}
         _ => anyhow::bail!("--tls-cert and --tls-key go together"),
     }
+    let metrics = NatsMetrics::new();
     options = options
         .name(o.name.clone().unwrap_or_else(|| "allot".into()))
         .connection_timeout(Duration::from_secs(5))
         .retry_on_initial_connect()
-        .event_callback(|event| async move {
-            match event {
-                Event::Connected => info!("NATS connected"),
-                Event::Disconnected => warn!("NATS disconnected; reconnecting"),
-                other => info!(event = %other, "NATS"),
+        .event_callback(move |event| {
+            let metrics = metrics.clone();
+            async move {
+                match event {
+                    Event::Connected => {
+                        metrics.connected();
+                        info!("NATS connected");
+                    }
+                    Event::Disconnected => {
+                        metrics.disconnected();
+                        warn!("NATS disconnected; reconnecting");
+                    }
+                    other => info!(event = %other, "NATS"),
+                }
             }
         });
     let servers: Vec<&str> = o

@@ -269,6 +269,7 @@ pub async fn serve(
         auth_token: config.http.auth_token.clone(),
         max_body_bytes: config.http.max_body_bytes,
         max_batch_size: config.limits.max_batch_size,
+        ingress: crate::telemetry::IngressMetrics::new(),
     };
     let mut app = api_routes(api, config.http.request_timeout);
     if ops.is_none() {

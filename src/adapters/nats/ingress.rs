@@ -15,6 +15,7 @@ use super::intake::{KIND_COMMAND, KIND_HEADER};
 use super::shard_order_subject;
 use crate::config::Router;
 use crate::domain::{Command, OrderId};
+use crate::telemetry::{IngressMetrics, Received};
 use crate::wire::{decode_order, Limits, ValidatedOrder, SUBMIT_SUBJECT};
 
 /// The answer to a submit request (MessagePack, named fields).
@@ -73,16 +74,30 @@ impl SubmitReply {
 
 /// Validates, routes and files one submitted order (MessagePack).
 pub async fn submit(js: &Context, router: &Router, limits: &Limits, payload: &[u8]) -> SubmitReply {
+    submit_received(js, router, limits, payload).await.0
+}
+
+/// [`submit`], also saying how it ended, for [`IngressMetrics::received`].
+pub async fn submit_received(
+    js: &Context,
+    router: &Router,
+    limits: &Limits,
+    payload: &[u8],
+) -> (SubmitReply, Received) {
     match decode_order(payload, limits) {
         Ok(order) => file_order(js, router, order).await,
-        Err(e) => SubmitReply::invalid(&e),
+        Err(e) => (SubmitReply::invalid(&e), Received::Invalid),
     }
 }
 
 /// Routes a validated order and files it on its shard's intake subject,
 /// with `Nats-Msg-Id` = its id so a repeat within the stream's duplicate
 /// window is dropped (and reported as `duplicate`).
-pub async fn file_order(js: &Context, router: &Router, order: ValidatedOrder) -> SubmitReply {
+pub async fn file_order(
+    js: &Context,
+    router: &Router,
+    order: ValidatedOrder,
+) -> (SubmitReply, Received) {
     let id = order.id.to_string();
     let mut filed = order.clone();
     let (routed, shard) = match order.route(router) {
@@ -92,7 +107,10 @@ pub async fn file_order(js: &Context, router: &Router, order: ValidatedOrder) ->
                 field: "region".into(),
                 why: e.to_string(),
             };
-            return SubmitReply::refused(Some(id), vec![error]);
+            return (
+                SubmitReply::refused(Some(id), vec![error]),
+                Received::Unroutable,
+            );
         }
     };
     // The producer's message, with the warehouse routing chose.
@@ -115,10 +133,13 @@ pub async fn file_order(js: &Context, router: &Router, order: ValidatedOrder) ->
                 field: "broker".into(),
                 why: format!("not filed, retry with the same id: {why}"),
             };
-            return SubmitReply::refused(Some(id), vec![error]);
+            return (
+                SubmitReply::refused(Some(id), vec![error]),
+                Received::NotFiled,
+            );
         }
     };
-    SubmitReply {
+    let reply = SubmitReply {
         accepted: true,
         duplicate: ack.duplicate,
         id: Some(id),
@@ -126,7 +147,8 @@ pub async fn file_order(js: &Context, router: &Router, order: ValidatedOrder) ->
         sku: Some(routed.partition.sku.to_string()),
         shard: Some(shard),
         errors: Vec::new(),
-    }
+    };
+    (reply, Received::Accepted)
 }
 
 /// Answers submit requests until `stop`.
@@ -137,6 +159,7 @@ pub async fn serve_ingress(
     limits: Limits,
     stop: CancellationToken,
 ) -> Result<(), async_nats::SubscribeError> {
+    let metrics = IngressMetrics::new();
     let mut requests = client
         .queue_subscribe(SUBMIT_SUBJECT, "allot-ingress".into())
         .await?;
@@ -150,8 +173,10 @@ pub async fn serve_ingress(
             continue;
         };
         let (client, js, router) = (client.clone(), js.clone(), router.clone());
+        let metrics = metrics.clone();
         tokio::spawn(async move {
-            let answer = submit(&js, &router, &limits, &request.payload).await;
+            let (answer, outcome) = submit_received(&js, &router, &limits, &request.payload).await;
+            metrics.received(outcome);
             let bytes = rmp_serde::to_vec_named(&answer).expect("replies encode");
             if let Err(e) = client.publish(reply_to, bytes.into()).await {
                 warn!(error = %e, "submit reply not sent");

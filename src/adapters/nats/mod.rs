@@ -22,7 +22,8 @@ use std::time::Duration;
 
 pub use fulfiller::{fulfil_subject, AnyFulfiller, FulfilReply, FulfilRequest, NatsFulfiller};
 pub use ingress::{
-    file_command, file_order, serve_ingress, submit, FieldError, FiledCommand, SubmitReply,
+    file_command, file_order, serve_ingress, submit, submit_received, FieldError, FiledCommand,
+    SubmitReply,
 };
 pub use intake::{NatsIntake, KIND_COMMAND, KIND_FORWARD, KIND_HEADER};
 pub use log::{decode_batch, encode_batch, NatsLog};

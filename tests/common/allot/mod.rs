@@ -24,7 +24,23 @@ use allot::service::FulfillerChoice;
 
 pub use ledger::{wait_intake_drained, Ledger};
 pub use process::{AllotProcess, InProcess};
-pub use sale::{publish_all, wait_for_streams, Outgoing, Sale};
+pub use sale::{publish_all, submit, wait_for_streams, Outgoing, Sale};
+
+/// One region with one warehouse and four shards; out of stock means
+/// rejected.
+pub const ONE_WAREHOUSE: &str = r#"
+[shards]
+count = 4
+
+[routing]
+default_region = "eu"
+
+[routing.regions]
+eu = ["ams"]
+
+[exhaustion]
+default = { policy = "reject" }
+"#;
 
 /// How often the waits look again.
 const POLL: Duration = Duration::from_millis(50);
