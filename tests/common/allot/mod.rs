@@ -85,8 +85,13 @@ pub fn exact_fulfiller(seed: u64) -> FulfillerChoice {
     }
 }
 
+/// A JetStream context on `url`, a server URL or a comma-separated list.
 pub async fn jetstream(url: &str) -> Context {
-    let client = async_nats::connect(url)
+    let servers: Vec<async_nats::ServerAddr> = url
+        .split(',')
+        .map(|u| u.parse().expect("a nats:// URL"))
+        .collect();
+    let client = async_nats::connect(servers)
         .await
         .expect("connect to the test nats-server");
     jetstream::new(client)
