@@ -155,6 +155,26 @@ fn errors_name_the_key_and_the_layer() {
         "{msg}"
     );
 
+    // Every bad section is reported in one run, each with its layer.
+    let out = allot(
+        p,
+        &[
+            "--set",
+            "shards.count=many",
+            "--set",
+            "retry.max_retries=-1",
+        ],
+        &[("ALLOT__HTTP__BIND", "nowhere")],
+    );
+    let msg = text(&out);
+    for line in [
+        "shards.count: invalid type",
+        "retry.max_retries: invalid value",
+        "http.bind: invalid socket address syntax (set by environment variable ALLOT__HTTP__BIND)",
+    ] {
+        assert!(msg.contains(line), "{line} not in:\n{msg}");
+    }
+
     let out = allot(p, &["--set", "nokey"], &[]);
     assert!(text(&out).contains("write KEY=VALUE"), "{}", text(&out));
 

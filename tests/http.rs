@@ -243,6 +243,9 @@ async fn orders_are_filed_decided_shown_and_cancelled() {
         assert!(Instant::now() < deadline, "not cancelled: {o}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Cancelling it again: it is already cancelled.
+    let (s, body) = r.send(Method::DELETE, "/v1/orders/k-1", None).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
     let (s, body) = r.send(Method::GET, "/v1/orders/never-sent", None).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["error"], "not_found");
@@ -508,7 +511,7 @@ async fn a_configured_token_guards_the_mutating_routes_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_fails_while_the_broker_is_down() {
-    let mut r = Running::start(CONFIG).await;
+    let mut r = Running::start(&format!("{CONFIG}\n[http]\nrequest_timeout = \"2s\"\n")).await;
     let (_, ready) = r.send(Method::GET, "/readyz", None).await;
     assert_eq!(ready["shards_owned"], 4, "{ready}");
     r.server.stop();
@@ -518,6 +521,17 @@ async fn readiness_fails_while_the_broker_is_down() {
     assert_eq!(body["nats_connected"], false, "{body}");
     let (s, _) = r.send(Method::GET, "/livez", None).await;
     assert_eq!(s, StatusCode::OK, "alive all the same");
+    // An order that cannot be filed: 503, retry later with the same id.
+    let order = json!({"v": 1, "id": "down-1", "sku": "MUG", "quantity": 1});
+    let response = r
+        .http
+        .post(r.url("/v1/orders"))
+        .json(&order)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "1");
     r.server.restart();
     r.wait_ready().await;
     r.allot.stop().await.unwrap();

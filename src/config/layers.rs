@@ -120,7 +120,9 @@ impl Layers {
     /// Loads, merges and validates every layer.
     pub fn load(&self) -> Result<Config, ConfigError> {
         let figment = self.figment()?;
-        let config: Config = figment.extract().map_err(from_figment)?;
+        let config: Config = figment
+            .extract()
+            .map_err(|first| every_section_error(&figment, first))?;
         let problems: Vec<Problem> = config
             .problems()
             .into_iter()
@@ -201,21 +203,79 @@ fn describe(meta: &figment::Metadata, key: &str) -> String {
     }
 }
 
-/// A figment error (first of possibly several) as a config error naming
-/// its layer and key.
+/// Deserializing stops at the first bad value; to report one per section,
+/// each section is read on its own once the whole failed.
+fn every_section_error(figment: &Figment, first: figment::Error) -> ConfigError {
+    fn check<T: serde::de::DeserializeOwned>(
+        f: &Figment,
+        key: &str,
+        out: &mut Vec<figment::Error>,
+    ) {
+        if f.contains(key) {
+            if let Err(e) = f.extract_inner::<T>(key) {
+                // Paths of an inner extraction come without the section.
+                out.extend(e.into_iter().map(|mut e| {
+                    e.path.retain(|k| k != key);
+                    e.path.insert(0, key.to_owned());
+                    e
+                }));
+            }
+        }
+    }
+    use super::sections::*;
+    use super::service::*;
+    let mut errors = Vec::new();
+    check::<ShardsConfig>(figment, "shards", &mut errors);
+    check::<RoutingConfig>(figment, "routing", &mut errors);
+    check::<ExhaustionConfig>(figment, "exhaustion", &mut errors);
+    check::<RetryConfig>(figment, "retry", &mut errors);
+    check::<SchedulerConfig>(figment, "scheduler", &mut errors);
+    check::<WorkersConfig>(figment, "workers", &mut errors);
+    check::<LimitsConfig>(figment, "limits", &mut errors);
+    check::<NatsConfig>(figment, "nats", &mut errors);
+    check::<HttpConfig>(figment, "http", &mut errors);
+    check::<LogConfig>(figment, "log", &mut errors);
+    check::<FulfillerConfig>(figment, "fulfiller", &mut errors);
+    check::<RuntimeSection>(figment, "runtime", &mut errors);
+    check::<ClusterConfig>(figment, "cluster", &mut errors);
+    // An unknown section, or a problem outside the sections, is only in
+    // the first error.
+    if !errors.iter().any(|e| e.path.first() == first.path.first()) {
+        errors.insert(0, first.clone());
+    }
+    let mut iter = errors.into_iter();
+    let e = iter.next().unwrap_or(first);
+    from_figment(iter.fold(e, |acc, e| acc.chain(e)))
+}
+
+/// Figment's errors as a config error: one naming its layer and key, or
+/// each of several with its layer.
 fn from_figment(e: figment::Error) -> ConfigError {
-    let key = e.path.join(".");
-    let origin = e
-        .metadata
-        .as_ref()
-        .map_or_else(|| "config".to_owned(), |m| describe(m, &key));
-    let path = if key.is_empty() {
-        "(top level)".to_owned()
-    } else {
-        key
-    };
-    ConfigError::Parse {
-        origin,
-        problem: Problem::new(path, e.kind.to_string()),
+    let mut problems: Vec<(String, Problem)> = e
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let origin = e
+                .metadata
+                .as_ref()
+                .map_or_else(|| "config".to_owned(), |m| describe(m, &key));
+            let path = if key.is_empty() {
+                "(top level)".to_owned()
+            } else {
+                key
+            };
+            (origin, Problem::new(path, e.kind.to_string()))
+        })
+        .collect();
+    if problems.len() == 1 {
+        let (origin, problem) = problems.remove(0);
+        return ConfigError::Parse { origin, problem };
+    }
+    ConfigError::Invalid {
+        origin: "config".into(),
+        problems: problems
+            .into_iter()
+            .map(|(origin, p)| Problem::new(p.path, format!("{} (set by {origin})", p.message)))
+            .collect(),
     }
 }

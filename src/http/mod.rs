@@ -85,6 +85,7 @@ pub fn api_routes(api: Api, request_timeout: Duration) -> axum::Router {
             StatusCode::SERVICE_UNAVAILABLE,
             request_timeout,
         ))
+        .layer(middleware::map_response(retry_after))
         .layer(TraceLayer::new_for_http())
         .with_state(api)
 }
@@ -152,6 +153,17 @@ impl Listening {
     pub fn ops(&self) -> SocketAddr {
         self.ops.unwrap_or(self.api)
     }
+}
+
+/// Every 503 (a timeout included) tells the client when to retry.
+async fn retry_after(mut response: Response) -> Response {
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .entry(header::RETRY_AFTER)
+            .or_insert(header::HeaderValue::from_static("1"));
+    }
+    response
 }
 
 async fn openapi() -> Response {
