@@ -152,7 +152,9 @@ where
         let wake = shard
             .poll_timeout()
             .map(|t| Duration::from_millis(t.0.saturating_sub(now().0)));
+        // Branches in a fixed order, so a seeded run replays exactly.
         tokio::select! {
+            biased;
             msg = rx.recv() => match msg {
                 Some(msg) => task.handle(&mut shard, msg),
                 None => break ShardExit::Stopped,
@@ -185,11 +187,13 @@ async fn fetch_loop<L, I: IntakeQueue, S, F>(
 ) {
     loop {
         let batch = tokio::select! {
+            biased;
             batch = ports.intake.fetch(id, config.fetch_batch) => batch,
             () = stop.cancelled() => return,
         };
         if batch.is_empty() {
             tokio::select! {
+                biased;
                 () = tokio::time::sleep(config.idle_poll) => continue,
                 () = stop.cancelled() => return,
             }
