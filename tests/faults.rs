@@ -48,6 +48,26 @@ fn report(seed: u64, run: &Run) -> String {
     )
 }
 
+/// Trace lines counted per kind in the summary: (label, what the line holds).
+const KINDS: [(&str, &str); 16] = [
+    ("crash at a port step", " at step: "),
+    ("crash at a random moment", "at a random moment"),
+    ("ack lost", "] lost"),
+    ("delivered twice", "delivered twice"),
+    ("redelivered after ack", "redelivered after its ack"),
+    ("ack wait redelivery", "ack wait over"),
+    ("append refused", "append refused"),
+    ("append landed, error", "landed, answer lost"),
+    ("append landed, timed out", "landed, times out"),
+    ("append retried, deduped", "again (deduped)"),
+    ("snapshot save failed", "not saved"),
+    ("worker enacted, timed out", "done, answer times out"),
+    ("worker slow", "slow, times out"),
+    ("worker failed", "fails"),
+    ("enactment replayed by id", "already enacted"),
+    ("forward between shards", " forward "),
+];
+
 /// What a batch of seeds came to.
 #[derive(Default)]
 struct Tally {
@@ -56,15 +76,18 @@ struct Tally {
     /// Seeds that hit the known limitation (see RELIABILITY.md), the first.
     known: Vec<(u64, String)>,
     faults: usize,
+    kinds: [usize; KINDS.len()],
 }
 
 impl Tally {
     fn add(mut self, seed: u64, run: &Run) -> Self {
-        self.faults += run
-            .trace
-            .lines()
-            .filter(|l| l.contains(" fault ") || l.contains(" crash s"))
-            .count();
+        for line in run.trace.lines() {
+            let crash = line.contains(" crash s");
+            self.faults += usize::from(line.contains(" fault ") || crash);
+            for (n, (_, needle)) in KINDS.iter().enumerate() {
+                self.kinds[n] += usize::from(line.contains(needle));
+            }
+        }
         if !run.violations.is_empty() {
             self.failures.push((seed, report(seed, run)));
         }
@@ -78,6 +101,9 @@ impl Tally {
         self.failures.extend(other.failures);
         self.known.extend(other.known);
         self.faults += other.faults;
+        for (mine, theirs) in self.kinds.iter_mut().zip(other.kinds) {
+            *mine += theirs;
+        }
         self.failures.sort_by_key(|(seed, _)| *seed);
         self.known.sort_by_key(|(seed, _)| *seed);
         self
@@ -135,6 +161,9 @@ fn every_seed_keeps_every_invariant() {
                 format!(" (first: seed {seed}, {what})")
             })
     );
+    for ((label, _), n) in KINDS.iter().zip(tally.kinds) {
+        println!("  {label:<26} {n:>8}");
+    }
     assert!(
         tally.failures.is_empty(),
         "{} of {count} seeds failed; the first:\n{}",

@@ -184,7 +184,7 @@ impl World {
     /// `shard` now and never returns (the task is aborted where it stands).
     pub async fn maybe_crash(&self, shard: ShardId, step: &'static str) {
         if self.fault(self.rates.crash_at_step) {
-            self.note(format_args!("crash s{shard} at {step}"));
+            self.note(format_args!("crash s{shard} at step: {step}"));
             let _ = self.crashes.send((shard, step));
             std::future::pending::<()>().await;
         }
