@@ -82,7 +82,8 @@ fn keyed(n: u64, command: Command) -> Intake {
 }
 
 /// Draws a sale from the seed: 2-4 shards, stock set for every partition,
-/// 20-60 orders (some sent twice by the producer), a few restocks.
+/// 20-60 orders (some sent twice by the producer), a few invalid messages,
+/// a few restocks.
 pub fn draw(rng: &mut ChaCha8Rng) -> Scenario {
     let shards = rng.gen_range(2..=4);
     let route = shard_of(shards);
@@ -133,6 +134,20 @@ pub fn draw(rng: &mut ChaCha8Rng) -> Scenario {
                 after: Duration::from_millis(rng.gen_range(0..40)),
                 shard: route(&order.partition),
                 item: Intake::Order(order.clone()),
+            });
+        }
+        if rng.gen_bool(0.05) {
+            // A message that failed validation: it must be rejected, once.
+            let id = OrderId::new(&format!("bad-{n}")).expect("valid id");
+            orders.push(id.clone());
+            sends.push(Publish {
+                after: Duration::from_millis(rng.gen_range(0..40)),
+                shard: route(&order.partition),
+                item: Intake::Invalid {
+                    id,
+                    field: "quantity".into(),
+                    why: "0, must be 1..=1000".into(),
+                },
             });
         }
         if rng.gen_bool(0.08) {
