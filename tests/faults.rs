@@ -5,7 +5,10 @@
 //! - `cargo test --test faults` runs 1,000 seeds (`ALLOT_FAULT_SEEDS=N` for
 //!   more, `ALLOT_FAULT_FIRST=N` to start elsewhere);
 //! - `ALLOT_FAULT_SEED=N cargo test --test faults -- --nocapture` replays
-//!   one seed and prints its whole trace.
+//!   one seed and prints its whole trace;
+//! - `ALLOT_FAULT_STRICT=1` also fails on the known limitation, and
+//!   `ALLOT_FAULT_UNCAPPED_TIMEOUTS=1` lets worker failures outrun the retry
+//!   budget (both findings in RELIABILITY.md).
 //!
 //! A failing seed prints its replay command, the end of its trace and the
 //! path of a file holding all of it.
