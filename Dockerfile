@@ -1,8 +1,10 @@
 # allot: multi-stage build. Dependencies build in their own cached layer;
 # the runtime image is Debian slim with a non-root user and the default
-# config. It runs `allot serve` against NATS at nats://nats:4222 (override
-# with --nats-url or ALLOT_NATS_URL). No ports of its own yet: allot talks
-# to NATS only (the HTTP API and /metrics come with the service surface).
+# config. It runs `allot serve` against NATS at nats://nats:4222; every
+# config key can be overridden by an environment variable
+# ALLOT__SECTION__KEY (e.g. ALLOT__NATS__URL, ALLOT__HTTP__AUTH_TOKEN) or a
+# flag. Ports: 8080 the HTTP API (/v1), 9100 /metrics, /livez, /readyz
+# (probe those two for liveness and readiness).
 FROM rust:1.89-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
@@ -14,6 +16,7 @@ RUN mkdir -p src benches \
     && rm -rf src benches
 COPY src src
 COPY benches benches
+COPY docs docs
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin allot
 
 FROM debian:bookworm-slim
@@ -22,5 +25,8 @@ COPY --from=build /src/target/release/allot /usr/local/bin/allot
 COPY config /etc/allot/config
 WORKDIR /etc/allot
 USER allot
+ENV ALLOT__NATS__URL=nats://nats:4222 \
+    ALLOT__LOG__FORMAT=json
+EXPOSE 8080 9100
 ENTRYPOINT ["allot"]
-CMD ["serve", "--nats-url", "nats://nats:4222"]
+CMD ["serve"]

@@ -14,7 +14,10 @@ nats_bin=${ALLOT_NATS_SERVER:-$(command -v nats-server)}
 cargo build --locked --release --bin allot
 allot=./target/release/allot
 
-port=${ALLOT_NATS_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=${ALLOT_NATS_PORT:-$(free_port)}
+http_port=${ALLOT_HTTP_PORT:-$(free_port)}
+ops_port=${ALLOT_OPS_PORT:-$(free_port)}
 data=${ALLOT_DATA:-data}
 mkdir -p "$data/nats"
 url="nats://127.0.0.1:$port"
@@ -38,13 +41,19 @@ for _ in $(seq 100); do
 done
 grep -q "Server is ready" "$data/nats.log" || { cat "$data/nats.log"; echo "nats-server did not start" >&2; exit 1; }
 
-"$allot" serve --nats-url "$url" >"$data/allot.log" 2>&1 &
+"$allot" serve --nats-url "$url" --http-bind "127.0.0.1:$http_port" \
+    --ops-bind "127.0.0.1:$ops_port" >"$data/allot.log" 2>&1 &
 pids+=($!)
+api="http://127.0.0.1:$http_port"
 echo "nats-server on $url (store $data/nats), allot serving (log $data/allot.log)"
+echo "HTTP API on $api/v1, metrics and health on http://127.0.0.1:$ops_port"
 echo "demo flash sale:"
 "$allot" demo --nats-url "$url" "$@"
+echo
+echo "the same service over HTTP:"
+python3 scripts/http_demo.py "$api" "http://127.0.0.1:$ops_port"
 
 if [ -t 0 ]; then
-    echo "allot keeps serving on $url; Ctrl-C stops it and nats-server."
+    echo "allot keeps serving ($api/v1, NATS $url); Ctrl-C stops it and nats-server."
     wait "${pids[1]}"
 fi

@@ -12,17 +12,21 @@
 //! - [`service`]: wiring for `allot serve` (NATS connection, streams, ingress, shard tasks) and the live demo.
 //! - [`sim`]: a deterministic flash sale over every shard on a virtual clock, audited at the end.
 //! - [`wire`]: the versioned MessagePack/JSON formats of orders and decisions; decodes untrusted bytes into validated orders or structured rejections.
+//! - [`telemetry`]: Prometheus metrics: the recorder, every metric's name and buckets, and the handles the runtime and adapters count with.
 //! - [`testkit`]: a synchronous single-shard driver and log-only invariant checks, for tests.
 #![forbid(unsafe_code)]
 
 pub mod adapters;
 pub mod audit;
+pub mod cluster;
 pub mod config;
 pub mod domain;
+pub mod http;
 pub mod ports;
 pub mod runtime;
 pub mod scheduler;
 pub mod service;
 pub mod sim;
+pub mod telemetry;
 pub mod testkit;
 pub mod wire;

@@ -1,6 +1,6 @@
 //! The `allot` command: run the service's tools from a shell.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -9,12 +9,11 @@ use clap::{Parser, Subcommand};
 
 use allot::adapters::nats;
 use allot::adapters::nats::views;
-use allot::config::{self, Config};
+use allot::config::{self, Config, Layers};
 use allot::domain::{Command, PartitionKey, Sku, WarehouseId};
 use allot::ports::Latency;
-use allot::runtime::RuntimeConfig;
 use allot::service::demo::{run_demo, DemoOptions};
-use allot::service::{FulfillerChoice, NatsOptions, ServeOptions};
+use allot::service::{NatsOptions, ServeOptions};
 use allot::sim::{self, SimOptions};
 use tokio_util::sync::CancellationToken;
 
@@ -53,29 +52,66 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum ConfigCmd {
-    /// Validate a config file and print the effective config.
+    /// Merge every layer, validate, and print the effective config (secrets
+    /// masked), or every error with the key and layer that caused it.
     Check {
-        /// Defaults to config/default.toml.
+        /// A config file (same as --config).
         file: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArgs,
     },
 }
 
-#[derive(clap::Args, Clone)]
+/// Where the config comes from: built-in defaults, then
+/// config/default.toml (or --config files), then config/<ENV>.toml, then
+/// ALLOT__SECTION__KEY environment variables, then flags.
+#[derive(clap::Args, Clone, Default)]
+struct ConfigArgs {
+    /// Config file(s), applied in order, instead of config/default.toml.
+    #[arg(long = "config", value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Also apply config/<ENV>.toml (after the files).
+    #[arg(long = "env", env = "ALLOT_ENV", value_name = "ENV")]
+    environment: Option<String>,
+    /// Set any key, applied last: --set scheduler.max_wait=250ms.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    #[command(flatten)]
+    nats: NatsArgs,
+}
+
+impl ConfigArgs {
+    fn layers(&self) -> anyhow::Result<Layers> {
+        let mut layers = Layers::standard(self.files.clone(), self.environment.clone());
+        self.nats.apply(&mut layers);
+        for pair in &self.set {
+            layers.set_pair(pair).map_err(anyhow::Error::msg)?;
+        }
+        Ok(layers)
+    }
+
+    fn load(&self) -> anyhow::Result<Config> {
+        Ok(self.layers()?.load()?)
+    }
+}
+
+/// Shorthands for the `[nats]` keys.
+#[derive(clap::Args, Clone, Default)]
 struct NatsArgs {
-    /// NATS server URLs, comma-separated.
-    #[arg(long, env = "ALLOT_NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    nats_url: String,
-    #[arg(long, env = "ALLOT_NATS_USER")]
+    /// NATS server URLs, comma-separated (nats.url).
+    #[arg(long)]
+    nats_url: Option<String>,
+    #[arg(long)]
     nats_user: Option<String>,
-    #[arg(long, env = "ALLOT_NATS_PASSWORD")]
+    #[arg(long)]
     nats_password: Option<String>,
-    #[arg(long, env = "ALLOT_NATS_TOKEN")]
+    #[arg(long)]
     nats_token: Option<String>,
     /// A .creds file (JWT and nkey seed).
-    #[arg(long, env = "ALLOT_NATS_CREDS")]
+    #[arg(long)]
     nats_creds: Option<PathBuf>,
     /// An nkey seed (SU...).
-    #[arg(long, env = "ALLOT_NATS_NKEY")]
+    #[arg(long)]
     nats_nkey: Option<String>,
     /// CA certificate to verify the server (turns TLS on).
     #[arg(long)]
@@ -84,67 +120,113 @@ struct NatsArgs {
     tls_cert: Option<PathBuf>,
     #[arg(long)]
     tls_key: Option<PathBuf>,
-    /// Config file; defaults to config/default.toml if present.
-    #[arg(long)]
-    config: Option<PathBuf>,
 }
 
 impl NatsArgs {
-    fn options(&self) -> NatsOptions {
-        NatsOptions {
-            url: self.nats_url.clone(),
-            user: self.nats_user.clone(),
-            password: self.nats_password.clone(),
-            token: self.nats_token.clone(),
-            credentials_file: self.nats_creds.clone(),
-            nkey_seed: self.nats_nkey.clone(),
-            tls_ca: self.tls_ca.clone(),
-            tls_cert: self.tls_cert.clone(),
-            tls_key: self.tls_key.clone(),
-            name: None,
+    fn apply(&self, layers: &mut Layers) {
+        let text = [
+            ("nats.url", &self.nats_url),
+            ("nats.user", &self.nats_user),
+            ("nats.password", &self.nats_password),
+            ("nats.token", &self.nats_token),
+            ("nats.nkey", &self.nats_nkey),
+        ];
+        for (key, value) in text {
+            if let Some(v) = value {
+                layers.set_text(key, v.clone());
+            }
+        }
+        let paths = [
+            ("nats.creds", &self.nats_creds),
+            ("nats.tls_ca", &self.tls_ca),
+            ("nats.tls_cert", &self.tls_cert),
+            ("nats.tls_key", &self.tls_key),
+        ];
+        for (key, value) in paths {
+            if let Some(v) = value {
+                layers.set_text(key, v.display().to_string());
+            }
         }
     }
 }
 
+/// `allot serve`: every setting is a config key; these flags are
+/// shorthands for the common ones.
 #[derive(clap::Args)]
 struct ServeArgs {
     #[command(flatten)]
-    nats: NatsArgs,
+    config: ConfigArgs,
     /// Workers: "simulated" (in-process, seeded) or "nats" (requests to
-    /// allot.fulfil.<warehouse>).
-    #[arg(long, default_value = "simulated")]
-    fulfiller: String,
-    /// Simulated workers' median latency.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "5ms")]
-    latency_p50: Duration,
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "50ms")]
-    latency_p99: Duration,
-    /// Share of simulated enactments that fail.
-    #[arg(long, default_value_t = 0.02)]
-    failure_rate: f64,
-    /// How long a NATS worker may take before the attempt is retried.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
-    worker_timeout: Duration,
-    /// Snapshot a shard after this many logged events (0: not by count).
-    #[arg(long, default_value_t = 100_000)]
-    snapshot_every: u64,
-    /// ... or after this long with new events ("0s": not by time).
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
-    snapshot_interval: Duration,
-    /// On SIGTERM/SIGINT, how long to let in-flight work finish.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
-    drain_deadline: Duration,
+    /// allot.fulfil.<warehouse>) (fulfiller.kind).
+    #[arg(long)]
+    fulfiller: Option<String>,
+    /// Simulated workers' median latency (fulfiller.latency_p50).
+    #[arg(long)]
+    latency_p50: Option<String>,
+    /// (fulfiller.latency_p99)
+    #[arg(long)]
+    latency_p99: Option<String>,
+    /// Share of simulated enactments that fail (fulfiller.failure_rate).
+    #[arg(long)]
+    failure_rate: Option<String>,
+    /// How long a worker may take before the attempt is retried
+    /// (fulfiller.timeout).
+    #[arg(long)]
+    worker_timeout: Option<String>,
+    /// Snapshot a shard after this many logged events, 0: not by count
+    /// (runtime.snapshot_every).
+    #[arg(long)]
+    snapshot_every: Option<String>,
+    /// ... or after this long with new events, "0s": not by time
+    /// (runtime.snapshot_interval).
+    #[arg(long)]
+    snapshot_interval: Option<String>,
+    /// On SIGTERM/SIGINT, how long to let in-flight work finish
+    /// (runtime.drain_deadline).
+    #[arg(long)]
+    drain_deadline: Option<String>,
     /// How long an intake message may stay unacked before NATS redelivers
-    /// it (an instance died holding it). Applies when allot first creates
-    /// the intake consumers; existing ones keep theirs.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
-    ack_wait: Duration,
+    /// it; applies when the consumers are first created (nats.ack_wait).
+    #[arg(long)]
+    ack_wait: Option<String>,
+    /// Where the HTTP API listens (http.bind).
+    #[arg(long)]
+    http_bind: Option<String>,
+    /// Where /metrics, /livez, /readyz listen (http.ops_bind).
+    #[arg(long)]
+    ops_bind: Option<String>,
+}
+
+impl ServeArgs {
+    fn load(&self) -> anyhow::Result<Config> {
+        let mut layers = self.config.layers()?;
+        let flags = [
+            ("fulfiller.kind", &self.fulfiller),
+            ("fulfiller.latency_p50", &self.latency_p50),
+            ("fulfiller.latency_p99", &self.latency_p99),
+            ("fulfiller.failure_rate", &self.failure_rate),
+            ("fulfiller.timeout", &self.worker_timeout),
+            ("runtime.snapshot_every", &self.snapshot_every),
+            ("runtime.snapshot_interval", &self.snapshot_interval),
+            ("runtime.drain_deadline", &self.drain_deadline),
+            ("nats.ack_wait", &self.ack_wait),
+            ("http.bind", &self.http_bind),
+            ("http.ops_bind", &self.ops_bind),
+        ];
+        // After --set: a flag given wins.
+        for (key, value) in flags {
+            if let Some(v) = value {
+                layers.set(key, v);
+            }
+        }
+        Ok(layers.load()?)
+    }
 }
 
 #[derive(clap::Args)]
 struct DemoArgs {
     #[command(flatten)]
-    nats: NatsArgs,
+    config: ConfigArgs,
     #[arg(long, default_value_t = 20_000)]
     orders: u64,
     #[arg(long, default_value_t = 20)]
@@ -167,14 +249,14 @@ struct DemoArgs {
 #[derive(clap::Args)]
 struct StatusArgs {
     #[command(flatten)]
-    nats: NatsArgs,
+    config: ConfigArgs,
     order_id: String,
 }
 
 #[derive(clap::Args)]
 struct ShowArgs {
     #[command(flatten)]
-    nats: NatsArgs,
+    config: ConfigArgs,
     warehouse: String,
     sku: String,
 }
@@ -194,7 +276,7 @@ enum StockCmd {
 #[derive(clap::Args)]
 struct StockArgs {
     #[command(flatten)]
-    nats: NatsArgs,
+    config: ConfigArgs,
     warehouse: String,
     sku: String,
     #[arg(allow_hyphen_values = true)]
@@ -203,10 +285,8 @@ struct StockArgs {
 
 #[derive(clap::Args)]
 struct SimArgs {
-    /// Config file (routing, shards, policies); defaults to
-    /// config/default.toml if present, else built-in defaults.
-    #[arg(long)]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    config: ConfigArgs,
     /// Unique orders to submit.
     #[arg(long, default_value_t = SimOptions::default().orders)]
     orders: u64,
@@ -260,17 +340,20 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Cmd::Config {
-            command: ConfigCmd::Check { file },
-        } => match config::check(file.as_deref()) {
-            Ok(text) => {
-                print!("{text}");
-                Ok(ExitCode::SUCCESS)
+            command: ConfigCmd::Check { file, mut config },
+        } => {
+            config.files.splice(0..0, file);
+            match config::check(&config.layers()?) {
+                Ok(text) => {
+                    print!("{text}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    Ok(ExitCode::FAILURE)
+                }
             }
-            Err(e) => {
-                eprintln!("{e}");
-                Ok(ExitCode::FAILURE)
-            }
-        },
+        }
         Cmd::Simulate(args) => simulate(args),
         Cmd::Serve(args) => tokio_main(serve(args)),
         Cmd::Demo(args) => tokio_main(demo(args)),
@@ -289,52 +372,28 @@ fn tokio_main<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
         .block_on(f)
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ALLOT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,async_nats=warn"));
-    let json = std::env::var("ALLOT_LOG_FORMAT").is_ok_and(|f| f == "json");
+fn init_tracing(log: &config::LogConfig) {
+    // Validation checked the filter; an unparsable one cannot get here.
+    let filter = tracing_subscriber::EnvFilter::try_new(&log.filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
         .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+    match log.format {
+        config::LogFormat::Json => builder.json().init(),
+        config::LogFormat::Pretty => builder.init(),
     }
 }
 
 async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
-    init_tracing();
-    let config = load_config(a.nats.config.as_deref()).context("loading the config")?;
-    let fulfiller = match a.fulfiller.as_str() {
-        "simulated" => FulfillerChoice::Simulated {
-            latency: Latency {
-                median: a.latency_p50,
-                p99: a.latency_p99,
-            },
-            failure_rate: a.failure_rate,
-            seed: rand::random(),
-        },
-        "nats" => FulfillerChoice::Nats {
-            timeout: a.worker_timeout,
-        },
-        other => anyhow::bail!("--fulfiller {other:?}: use \"simulated\" or \"nats\""),
-    };
-    let options = ServeOptions {
-        nats: a.nats.options(),
-        fulfiller,
-        runtime: RuntimeConfig {
-            snapshot_every_events: a.snapshot_every,
-            snapshot_every: (!a.snapshot_interval.is_zero()).then_some(a.snapshot_interval),
-            worker_timeout: a.worker_timeout,
-            drain_deadline: a.drain_deadline,
-            ..RuntimeConfig::default()
-        },
-        max_deliver: 20,
-        ack_wait: a.ack_wait,
-    };
+    let config = a.load().context("loading the config")?;
+    init_tracing(&config.log);
+    // Before anything records: handles made earlier would record nowhere.
+    let metrics = allot::telemetry::install()?;
+    let mut options = ServeOptions::from_config(&config, rand::random());
+    options.metrics = Some(std::sync::Arc::new(move || metrics.render()));
     let stop = CancellationToken::new();
     tokio::spawn({
         let stop = stop.clone();
@@ -364,7 +423,7 @@ async fn shutdown_signal() {
 }
 
 async fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
-    let config = load_config(a.nats.config.as_deref()).context("loading the config")?;
+    let config = a.config.load().context("loading the config")?;
     let options = DemoOptions {
         orders: a.orders,
         skus: a.skus.max(1),
@@ -374,7 +433,7 @@ async fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
         duplicates: a.duplicates,
         timeout: a.timeout,
     };
-    let report = run_demo(&config, &a.nats.options(), &options).await?;
+    let report = run_demo(&config, &NatsOptions::from(&config.nats), &options).await?;
     println!("{report}");
     Ok(if report.findings.clean() {
         ExitCode::SUCCESS
@@ -384,12 +443,13 @@ async fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn view_buckets(
-    nats: &NatsArgs,
+    args: &ConfigArgs,
 ) -> anyhow::Result<(
     async_nats::jetstream::kv::Store,
     async_nats::jetstream::kv::Store,
 )> {
-    let client = allot::service::connect(&nats.options()).await?;
+    let config = args.load().context("loading the config")?;
+    let client = allot::service::connect(&NatsOptions::from(&config.nats)).await?;
     let js = async_nats::jetstream::new(client);
     let orders = js
         .get_key_value(views::ORDERS_BUCKET)
@@ -401,7 +461,7 @@ async fn view_buckets(
 
 async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
     let id = allot::domain::OrderId::new(&a.order_id)?;
-    let (orders, _) = view_buckets(&a.nats).await?;
+    let (orders, _) = view_buckets(&a.config).await?;
     match views::order_view(&orders, &id)
         .await
         .map_err(anyhow::Error::msg)?
@@ -425,7 +485,7 @@ async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
 
 async fn stock_show(a: ShowArgs) -> anyhow::Result<ExitCode> {
     let partition = PartitionKey::new(WarehouseId::new(&a.warehouse)?, Sku::new(&a.sku)?);
-    let (_, stock) = view_buckets(&a.nats).await?;
+    let (_, stock) = view_buckets(&a.config).await?;
     match views::stock_view(&stock, &partition)
         .await
         .map_err(anyhow::Error::msg)?
@@ -466,7 +526,7 @@ async fn stock(command: StockCmd) -> anyhow::Result<ExitCode> {
         }),
         StockCmd::Show(a) => return stock_show(a).await,
     };
-    let config = load_config(args.nats.config.as_deref()).context("loading the config")?;
+    let config = args.config.load().context("loading the config")?;
     let partition = PartitionKey::new(WarehouseId::new(&args.warehouse)?, Sku::new(&args.sku)?);
     // The key makes a redelivery of this command (its ack lost) a no-op.
     let key = format!("stock-{:016x}", rand::random::<u64>());
@@ -475,7 +535,7 @@ async fn stock(command: StockCmd) -> anyhow::Result<ExitCode> {
         command: Box::new(make(partition.clone(), args.units)?),
     };
     let shard = config.router().shard_for(&partition);
-    let client = allot::service::connect(&args.nats.options()).await?;
+    let client = allot::service::connect(&NatsOptions::from(&config.nats)).await?;
     let js = async_nats::jetstream::new(client);
     let message = async_nats::jetstream::message::PublishMessage::build()
         .message_id(key)
@@ -492,17 +552,8 @@ async fn stock(command: StockCmd) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
-    let default = Path::new(config::DEFAULT_PATH);
-    match path {
-        Some(p) => Ok(Config::load(p)?),
-        None if default.exists() => Ok(Config::load(default)?),
-        None => Ok(Config::default()),
-    }
-}
-
 fn simulate(a: SimArgs) -> anyhow::Result<ExitCode> {
-    let config = load_config(a.config.as_deref()).context("loading the config")?;
+    let config = a.config.load().context("loading the config")?;
     for (name, v) in [
         ("--failure-rate", a.failure_rate),
         ("--retryable-share", a.retryable_share),

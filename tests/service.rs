@@ -14,27 +14,13 @@ use allot::adapters::nats::{ensure_streams, NatsIntake, NatsLog, ORDERS_STREAM};
 use allot::audit::Stock;
 use allot::domain::{Event, OrderId, RejectReason};
 use allot::ports::{AppendError, EventLog, IntakeQueue};
-use allot::wire::{Limits, OrderMessage, SUBMIT_SUBJECT};
+use allot::wire::{Limits, OrderMessage};
 use common::allot::{
-    exact_fulfiller, jetstream, order_id, partition, publish_all, wait_for_streams,
+    exact_fulfiller, jetstream, order_id, partition, publish_all, submit, wait_for_streams,
     wait_intake_drained, AllotProcess, ConfigFile, InProcess, Ledger, Outgoing, Sale,
+    ONE_WAREHOUSE,
 };
 use common::nats::NatsServer;
-
-/// One region with one warehouse; out of stock means rejected.
-const ONE_WAREHOUSE: &str = r#"
-[shards]
-count = 4
-
-[routing]
-default_region = "eu"
-
-[routing.regions]
-eu = ["ams"]
-
-[exhaustion]
-default = { policy = "reject" }
-"#;
 
 /// `allot serve` flags for the fault tests: workers slow enough that a
 /// sale is still running when the fault strikes, never failing (exact
@@ -133,7 +119,8 @@ async fn allot_sigkilled_mid_sale_then_restarted_decides_every_order_once() {
     let server = NatsServer::start();
     let config = few_workers();
     let sale = Sale::one_sku_per_shard(&config.config, "ams", "T2", 500, 50);
-    let (mut allot, js, mut ledger, half) = first_half_under_way(&server, &config, &sale).await;
+    let (mut allot, js, mut ledger, half) =
+        first_half_under_way(&server, &config, &sale, SLOW_EXACT).await;
     allot.kill();
     // What the killed instance made durable: the kill must land mid-sale.
     ledger.catch_up(&js).await.expect("read EVENTS");
@@ -169,6 +156,50 @@ async fn allot_sigkilled_mid_sale_then_restarted_decides_every_order_once() {
     sale.assert_sold_out(&ledger);
 }
 
+/// A graceful restart mid-sale loses nothing: SIGTERM stops the fetching,
+/// lets in-flight work finish for up to the drain deadline (cut short here,
+/// 300 ms against workers of 100-500 ms, so some work is handed back),
+/// flushes appends and acks, and exits 0; orders published while it is down
+/// wait in the intake; the next process decides every order exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allot_sigtermed_mid_sale_then_restarted_loses_no_order() {
+    let server = NatsServer::start();
+    let config = few_workers();
+    let sale = Sale::one_sku_per_shard(&config.config, "ams", "G1", 500, 50);
+    let flags: Vec<&str> = SLOW_EXACT
+        .iter()
+        .copied()
+        .chain(["--drain-deadline", "300ms"])
+        .collect();
+    let (mut allot, js, mut ledger, half) =
+        first_half_under_way(&server, &config, &sale, &flags).await;
+    let status = allot.terminate(Duration::from_secs(20)).await;
+    assert!(status.success(), "{status}; log:\n{}", allot.log());
+    assert!(allot.count("draining") > 0, "log:\n{}", allot.log());
+    ledger.catch_up(&js).await.expect("read EVENTS");
+    let at_stop = ledger.findings(&sale.ids[..half]);
+    assert!(
+        at_stop.undecided > 0,
+        "the sale was over before the stop: {at_stop:?}"
+    );
+    publish_all(&js, &sale.orders(half..sale.names.len())).await;
+
+    let mut allot = AllotProcess::serve(&server.url(), &config, &flags);
+    let undecided = ledger
+        .wait_decided(&js, &sale.ids, Duration::from_secs(40))
+        .await;
+    assert_eq!(undecided, 0, "after the restart. log:\n{}", allot.log());
+    assert!(
+        wait_intake_drained(&js, 4, Duration::from_secs(10)).await,
+        "intake left unacked. log:\n{}",
+        allot.log()
+    );
+    let status = allot.terminate(Duration::from_secs(20)).await;
+    assert!(status.success(), "{status}; log:\n{}", allot.log());
+    ledger.catch_up(&js).await.expect("read EVENTS");
+    sale.assert_sold_out(&ledger);
+}
+
 /// nats-server is restarted mid-sale, then frozen for longer than allot's
 /// append timeout; allot rides out both without a shard fencing itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,7 +207,8 @@ async fn nats_restarted_and_stalled_mid_sale_allot_recovers_and_decides_every_or
     let mut server = NatsServer::start();
     let config = few_workers();
     let sale = Sale::one_sku_per_shard(&config.config, "ams", "T3", 500, 100);
-    let (mut allot, js, mut ledger, half) = first_half_under_way(&server, &config, &sale).await;
+    let (mut allot, js, mut ledger, half) =
+        first_half_under_way(&server, &config, &sale, SLOW_EXACT).await;
     tokio::task::block_in_place(|| server.restart());
     ledger.catch_up(&js).await.ok();
     let at_restart = ledger.findings(&sale.ids[..half]);
@@ -245,19 +277,83 @@ async fn nats_restarted_and_stalled_mid_sale_allot_recovers_and_decides_every_or
     sale.assert_sold_out(&ledger);
 }
 
+/// Two instances share the shards by lease: the second one to start gets
+/// its fair share (the first drains and gives up two shards), and when the
+/// first is SIGKILLed its leases lapse (TTL 2 s here) and the survivor takes
+/// every shard, rebuilds each from snapshot plus log and gets the killed
+/// one's unacked intake back. Every order is decided exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_share_shards_by_lease_and_take_over_from_a_killed_one() {
+    let server = NatsServer::start();
+    let config = few_workers();
+    let sale = Sale::one_sku_per_shard(&config.config, "ams", "L1", 500, 50);
+    let flags: Vec<&str> = SLOW_EXACT
+        .iter()
+        .copied()
+        .chain(["--set", "cluster.lease_ttl=2s"])
+        .collect();
+    let (mut first, js, mut ledger, half) =
+        first_half_under_way(&server, &config, &sale, &flags).await;
+    let second = AllotProcess::serve(&server.url(), &config, &flags);
+    let logs =
+        |a: &AllotProcess, b: &AllotProcess| format!("first:\n{}\nsecond:\n{}", a.log(), b.log());
+    assert!(
+        second
+            .wait_logged("shard lease acquired", 2, Duration::from_secs(20))
+            .await,
+        "the second instance got no fair share: {}",
+        logs(&first, &second)
+    );
+    assert_eq!(
+        first.count("giving the shard up"),
+        2,
+        "{}",
+        logs(&first, &second)
+    );
+    publish_all(&js, &sale.orders(half..sale.names.len())).await;
+    first.kill();
+    assert!(
+        second
+            .wait_logged("shard lease acquired", 4, Duration::from_secs(20))
+            .await,
+        "the survivor did not take the killed instance's shards: {}",
+        second.log()
+    );
+    let undecided = ledger
+        .wait_decided(&js, &sale.ids, Duration::from_secs(40))
+        .await;
+    assert_eq!(undecided, 0, "{}", second.log());
+    assert!(
+        wait_intake_drained(&js, 4, Duration::from_secs(15)).await,
+        "intake left unacked: {}",
+        second.log()
+    );
+    let mut second = second;
+    let status = second.terminate(Duration::from_secs(20)).await;
+    assert!(status.success(), "{status}; log:\n{}", second.log());
+    assert_eq!(second.count("shard fenced"), 0, "{}", second.log());
+    ledger.catch_up(&js).await.expect("read EVENTS");
+    sale.assert_sold_out(&ledger);
+}
+
 /// A second `allot serve` started by mistake on the same streams: both pull
 /// from each shard's consumer and both try to append. The log's expected
 /// sequence fences one writer per shard (either instance may win a shard),
 /// the fenced shard stops and hands its intake back, and the survivors
-/// finish the sale. There are no leases yet: a shard fenced in an instance
-/// is not taken up again there, so stopping the other instance afterwards
-/// would leave that shard without a writer until a restart.
+/// finish the sale. Leases are off here: this is the log's own fence, what
+/// protects the sale when leases fail (a paused instance whose lease
+/// lapsed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_allot_on_the_same_shards_is_fenced_and_the_sale_completes() {
     let server = NatsServer::start();
     let config = few_workers();
     let sale = Sale::one_sku_per_shard(&config.config, "ams", "T4", 500, 50);
-    let first = AllotProcess::serve(&server.url(), &config, SLOW_EXACT);
+    let flags: Vec<&str> = SLOW_EXACT
+        .iter()
+        .copied()
+        .chain(["--set", "cluster.leases=false"])
+        .collect();
+    let first = AllotProcess::serve(&server.url(), &config, &flags);
     let js = jetstream(&server.url()).await;
     wait_for_streams(&js, Duration::from_secs(20)).await;
     publish_all(&js, &sale.stock_commands(&config.config)).await;
@@ -271,7 +367,7 @@ async fn second_allot_on_the_same_shards_is_fenced_and_the_sale_completes() {
         })
         .await;
     assert!(started, "no confirmations in 20 s. log:\n{}", first.log());
-    let second = AllotProcess::serve(&server.url(), &config, SLOW_EXACT);
+    let second = AllotProcess::serve(&server.url(), &config, &flags);
     assert!(
         second
             .wait_logged("shard recovered", 4, Duration::from_secs(20))
@@ -514,21 +610,7 @@ async fn an_order_sent_twice_is_decided_once() {
         if i % 2 == 1 {
             publish_all(&js, std::slice::from_ref(&straight)).await;
         }
-        let body = OrderMessage {
-            v: 1,
-            id: id.clone(),
-            sku: "T6-MUG".into(),
-            quantity: 1,
-            warehouse: None,
-            region: Some("eu".into()),
-            priority: None,
-        };
-        let reply = client
-            .request(SUBMIT_SUBJECT, body.encode().into())
-            .await
-            .expect("ingress answers");
-        let reply: allot::adapters::nats::SubmitReply =
-            rmp_serde::from_slice(&reply.payload).expect("a submit reply");
+        let reply = submit(&client, id, "T6-MUG", 1).await;
         assert!(reply.accepted, "{reply:?}");
         if i % 2 == 0 {
             publish_all(&js, std::slice::from_ref(&straight)).await;
@@ -689,8 +771,9 @@ async fn first_half_under_way(
     server: &NatsServer,
     config: &ConfigFile,
     sale: &Sale,
+    flags: &[&str],
 ) -> (AllotProcess, async_nats::jetstream::Context, Ledger, usize) {
-    let allot = AllotProcess::serve(&server.url(), config, SLOW_EXACT);
+    let allot = AllotProcess::serve(&server.url(), config, flags);
     let js = jetstream(&server.url()).await;
     wait_for_streams(&js, Duration::from_secs(20)).await;
     publish_all(&js, &sale.stock_commands(&config.config)).await;

@@ -19,10 +19,12 @@ use crate::domain::Rules;
 use crate::domain::{ExhaustionRules, RetryPolicy, WarehouseId};
 use crate::scheduler::ShardConfig;
 
-mod duration;
+pub(crate) mod duration;
 mod error;
+mod layers;
 mod router;
 mod sections;
+mod service;
 mod validate;
 
 #[cfg(test)]
@@ -30,10 +32,15 @@ mod tests;
 
 pub use crate::domain::CancelConfirmed;
 pub use error::{ConfigError, Problem};
+pub use layers::{Layers, ENV_PREFIX};
 pub use router::{nats_partition, Route, RouteError, Router};
 pub use sections::{
     ExhaustionConfig, ExhaustionRule, LimitsConfig, RetryConfig, RoutingConfig, SchedulerConfig,
     ShardPin, ShardsConfig, WarehousePin, WorkersConfig, MAX_SHARDS,
+};
+pub use service::{
+    ClusterConfig, FulfillerConfig, FulfillerKind, HttpConfig, LogConfig, LogFormat, NatsConfig,
+    RuntimeSection,
 };
 
 /// Where [`check`] looks when given no path, relative to the working
@@ -42,7 +49,7 @@ pub const DEFAULT_PATH: &str = "config/default.toml";
 
 /// A whole config file. [`Default`] is what an empty file gives;
 /// serializing it gives TOML that parses back to an equal value.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub shards: ShardsConfig,
@@ -52,6 +59,12 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     pub workers: WorkersConfig,
     pub limits: LimitsConfig,
+    pub nats: NatsConfig,
+    pub http: HttpConfig,
+    pub log: LogConfig,
+    pub fulfiller: FulfillerConfig,
+    pub runtime: RuntimeSection,
+    pub cluster: ClusterConfig,
 }
 
 impl Config {
@@ -165,9 +178,26 @@ impl Config {
     }
 }
 
-/// `allot config check`: loads `path` (default [`DEFAULT_PATH`]), validates
-/// it, and returns the effective config, defaults filled in, as TOML.
-pub fn check(path: Option<&Path>) -> Result<String, ConfigError> {
-    let config = Config::load(path.unwrap_or(Path::new(DEFAULT_PATH)))?;
-    Ok(config.to_toml())
+/// `allot config check`: merges and validates every layer, and returns
+/// the effective config, defaults filled in and secrets masked, as TOML.
+pub fn check(layers: &Layers) -> Result<String, ConfigError> {
+    Ok(layers.load()?.redacted().to_toml())
+}
+
+impl Config {
+    /// A copy with passwords, tokens and seeds replaced by `<redacted>`,
+    /// for printing.
+    pub fn redacted(&self) -> Config {
+        let mut c = self.clone();
+        let mask = |s: &mut Option<String>| {
+            if s.is_some() {
+                *s = Some("<redacted>".into());
+            }
+        };
+        mask(&mut c.nats.password);
+        mask(&mut c.nats.token);
+        mask(&mut c.nats.nkey);
+        mask(&mut c.http.auth_token);
+        c
+    }
 }

@@ -297,14 +297,18 @@ fn effective_config_round_trips_through_toml() {
 #[test]
 fn check_loads_validates_and_prints_the_effective_config() {
     // Unit tests run in the package root, so the default path resolves.
-    let printed = check(None).unwrap();
+    let files = |f: Vec<std::path::PathBuf>| Layers {
+        files: f,
+        ..Layers::default()
+    };
+    let printed = check(&files(vec![])).unwrap();
     assert_eq!(parse(&printed).unwrap(), parse(DEMO).unwrap());
 
     let dir = std::env::temp_dir().join(format!("allot-config-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let good = dir.join("good.toml");
     std::fs::write(&good, "[shards]\ncount = 8\n").unwrap();
-    let printed = check(Some(&good)).unwrap();
+    let printed = check(&files(vec![good.clone()])).unwrap();
     assert!(printed.contains("count = 8"), "{printed}");
     assert!(
         printed.contains("[limits]"),
@@ -313,17 +317,27 @@ fn check_loads_validates_and_prints_the_effective_config() {
 
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, "[shards]\ncount = 0\n").unwrap();
-    let e = check(Some(&bad)).unwrap_err().to_string();
+    let e = check(&files(vec![bad.clone()])).unwrap_err().to_string();
     assert_eq!(
         e,
         format!(
-            "{}: shards.count: 0 is out of range, must be 1..=1024",
+            "config: shards.count: 0 is out of range, must be 1..=1024 (set by {})",
             bad.display()
         )
     );
+    // A later layer wins, and a wrong type names its file and key.
+    let mut layered = files(vec![good.clone()]);
+    layered.set("shards.count", "16");
+    assert!(check(&layered).unwrap().contains("count = 16"));
+    layered.set("scheduler.max_wait", "soon");
+    let e = check(&layered).unwrap_err().to_string();
+    assert!(
+        e.starts_with("command-line flag: scheduler.max_wait: invalid duration \"soon\""),
+        "{e}"
+    );
 
     let missing = dir.join("missing.toml");
-    let e = check(Some(&missing)).unwrap_err();
+    let e = check(&files(vec![missing.clone()])).unwrap_err();
     assert!(matches!(e, ConfigError::Read { .. }));
     assert!(e
         .to_string()

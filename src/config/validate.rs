@@ -33,7 +33,99 @@ impl Config {
             positive(&mut out, &format!("workers.warehouses.{w}"), n as u64);
         }
         self.check_limits(&mut out);
+        self.check_service(&mut out);
         out
+    }
+
+    fn check_service(&self, out: &mut Vec<Problem>) {
+        if self.nats.url.trim().is_empty() {
+            out.push(Problem::new(
+                "nats.url",
+                "is empty; give a server URL such as \"nats://127.0.0.1:4222\"",
+            ));
+        }
+        positive(out, "nats.max_deliver", self.nats.max_deliver.max(0) as u64);
+        if self.nats.tls_cert.is_some() != self.nats.tls_key.is_some() {
+            out.push(Problem::new(
+                "nats.tls_cert",
+                "tls_cert and tls_key go together; set both or neither",
+            ));
+        }
+        if !(1..=5).contains(&self.nats.replicas) {
+            out.push(Problem::new(
+                "nats.replicas",
+                format!("{} is out of range, must be 1..=5", self.nats.replicas),
+            ));
+        }
+        if self.nats.ack_wait.is_zero() {
+            out.push(Problem::new("nats.ack_wait", "is 0s, must be positive"));
+        }
+        let http = &self.http;
+        if http.ops_bind == Some(http.bind) && http.bind.port() != 0 {
+            out.push(Problem::new(
+                "http.ops_bind",
+                format!(
+                    "is the same address as http.bind ({}); leave it out to serve both there",
+                    http.bind
+                ),
+            ));
+        }
+        if http
+            .auth_token
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            out.push(Problem::new(
+                "http.auth_token",
+                "is empty; leave it out for no auth, or set a secret",
+            ));
+        }
+        positive(out, "http.max_body_bytes", http.max_body_bytes as u64);
+        if http.request_timeout.is_zero() {
+            out.push(Problem::new(
+                "http.request_timeout",
+                "is 0s, must be positive",
+            ));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
+            out.push(Problem::new(
+                "log.filter",
+                format!("{e}; write an env-filter such as \"info,allot=debug\""),
+            ));
+        }
+        let f = &self.fulfiller;
+        if !(0.0..=1.0).contains(&f.failure_rate) {
+            out.push(Problem::new(
+                "fulfiller.failure_rate",
+                format!("{} is out of range, must be 0..=1", f.failure_rate),
+            ));
+        }
+        at_least(
+            out,
+            ("fulfiller.latency_p99", f.latency_p99),
+            ("fulfiller.latency_p50", f.latency_p50),
+        );
+        if f.timeout.is_zero() {
+            out.push(Problem::new("fulfiller.timeout", "is 0s, must be positive"));
+        }
+        let c = &self.cluster;
+        at_least(
+            out,
+            ("cluster.lease_ttl", c.lease_ttl),
+            ("1s", Duration::from_secs(1)),
+        );
+        if let Some(id) = &c.instance_id {
+            let ok = (1..=64).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !ok {
+                out.push(Problem::new(
+                    "cluster.instance_id",
+                    format!("{id:?}: use 1-64 characters of A-Z a-z 0-9 _ -"),
+                ));
+            }
+        }
     }
 
     fn check_shards(&self, out: &mut Vec<Problem>) {
@@ -105,16 +197,11 @@ impl Config {
 
     fn check_retry(&self, out: &mut Vec<Problem>) {
         let r = &self.retry;
-        if r.max_backoff < r.base_backoff {
-            out.push(Problem::new(
-                "retry.max_backoff",
-                format!(
-                    "{} is below retry.base_backoff ({}); must be at least that",
-                    duration::format(r.max_backoff),
-                    duration::format(r.base_backoff)
-                ),
-            ));
-        }
+        at_least(
+            out,
+            ("retry.max_backoff", r.max_backoff),
+            ("retry.base_backoff", r.base_backoff),
+        );
     }
 
     fn check_limits(&self, out: &mut Vec<Problem>) {
@@ -131,6 +218,20 @@ impl Config {
         }
         positive(out, "limits.max_payload_bytes", l.max_payload_bytes as u64);
         positive(out, "limits.max_batch_size", l.max_batch_size as u64);
+    }
+}
+
+/// `key` must be at least `floor`.
+fn at_least(out: &mut Vec<Problem>, (key, d): (&str, Duration), (floor, min): (&str, Duration)) {
+    if d < min {
+        out.push(Problem::new(
+            key,
+            format!(
+                "{} is below {floor} ({}); must be at least that",
+                duration::format(d),
+                duration::format(min)
+            ),
+        ));
     }
 }
 

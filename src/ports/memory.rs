@@ -3,6 +3,7 @@
 //! so tests and the simulation exercise the same protocol as the broker.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::time::SystemTime;
 
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
@@ -82,8 +83,8 @@ impl EventLog for MemLog {
 #[derive(Debug, Default)]
 struct Queue {
     next: u64,
-    ready: VecDeque<(AckId, Intake, u32)>,
-    in_flight: BTreeMap<AckId, (Intake, u32)>,
+    ready: VecDeque<(AckId, Intake, u32, SystemTime)>,
+    in_flight: BTreeMap<AckId, (Intake, u32, SystemTime)>,
 }
 
 /// A per-shard intake queue, in memory. Unacked messages come back through
@@ -100,8 +101,8 @@ impl MemIntake {
         let mut queues = self.queues.lock();
         let q = queues.entry(shard).or_default();
         let back: Vec<_> = std::mem::take(&mut q.in_flight).into_iter().collect();
-        for (ack, (order, n)) in back.into_iter().rev() {
-            q.ready.push_front((ack, order, n));
+        for (ack, (order, n, published)) in back.into_iter().rev() {
+            q.ready.push_front((ack, order, n, published));
         }
     }
 
@@ -111,7 +112,7 @@ impl MemIntake {
         let q = queues.entry(shard).or_default();
         q.next += 1;
         let ack = AckId(q.next);
-        q.ready.push_back((ack, item, 0));
+        q.ready.push_back((ack, item, 0, SystemTime::now()));
     }
 
     /// Messages submitted and not yet acked.
@@ -129,12 +130,14 @@ impl IntakeQueue for MemIntake {
         let q = queues.entry(shard).or_default();
         let n = max.min(q.ready.len());
         let mut out = Vec::with_capacity(n);
-        for (ack, item, count) in q.ready.drain(..n) {
-            q.in_flight.insert(ack, (item.clone(), count + 1));
+        for (ack, item, count, published) in q.ready.drain(..n) {
+            q.in_flight
+                .insert(ack, (item.clone(), count + 1, published));
             out.push(Delivery {
                 ack,
                 item,
                 delivery_count: count + 1,
+                published: Some(published),
             });
         }
         out

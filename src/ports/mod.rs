@@ -6,6 +6,7 @@ mod memory;
 mod simulated;
 
 use std::future::Future;
+use std::time::SystemTime;
 
 use crate::domain::{Attempt, Command, Event, Order, OrderId, Outcome};
 use crate::scheduler::AckId;
@@ -77,6 +78,9 @@ pub struct Delivery {
     pub item: Intake,
     /// 1 on first delivery.
     pub delivery_count: u32,
+    /// When the message was stored in the intake (the broker's clock), for
+    /// the publish-to-decision latency; `None` if unknown.
+    pub published: Option<SystemTime>,
 }
 
 /// The per-shard order queue: at-least-once delivery, explicit acks.

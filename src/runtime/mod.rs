@@ -4,13 +4,19 @@
 //! outputs through the ports. The same code drives the in-memory ports in
 //! tests and the NATS adapters in production.
 
+mod recover;
 mod shard_task;
 mod workers;
 
 use std::cell::Cell;
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub use shard_task::{recover, run_shard, ShardExit};
+use parking_lot::Mutex;
+
+pub use recover::recover;
+pub use shard_task::{run_shard, ShardExit};
 pub use workers::Workers;
 
 use crate::domain::{PartitionKey, StateError, Timestamp};
@@ -82,6 +88,40 @@ pub struct RuntimeConfig {
     pub worker_timeout: Duration,
     /// On shutdown, how long to let in-flight work finish.
     pub drain_deadline: Duration,
+    /// The shards this instance is serving (recovered and not yet stopped),
+    /// for readiness checks.
+    pub owned: Arc<OwnedShards>,
+}
+
+/// The shards whose tasks have recovered and are deciding, shared by the
+/// instance's shard tasks and its health checks.
+#[derive(Debug, Default)]
+pub struct OwnedShards(Mutex<BTreeSet<ShardId>>);
+
+impl OwnedShards {
+    /// Marks `shard` owned until the returned guard drops.
+    pub fn hold(self: &Arc<Self>, shard: ShardId) -> OwnedGuard {
+        self.0.lock().insert(shard);
+        OwnedGuard(self.clone(), shard)
+    }
+
+    pub fn count(&self) -> usize {
+        self.0.lock().len()
+    }
+
+    pub fn list(&self) -> Vec<ShardId> {
+        self.0.lock().iter().copied().collect()
+    }
+}
+
+/// Holds a shard in [`OwnedShards`] while its task runs.
+#[derive(Debug)]
+pub struct OwnedGuard(Arc<OwnedShards>, ShardId);
+
+impl Drop for OwnedGuard {
+    fn drop(&mut self) {
+        self.0 .0.lock().remove(&self.1);
+    }
 }
 
 impl Default for RuntimeConfig {
@@ -95,6 +135,7 @@ impl Default for RuntimeConfig {
             append_timeout: Duration::from_secs(5),
             worker_timeout: Duration::from_secs(10),
             drain_deadline: Duration::from_secs(10),
+            owned: Arc::default(),
         }
     }
 }

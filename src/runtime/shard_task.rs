@@ -1,20 +1,22 @@
-//! One shard's actor task: recovery from snapshot plus log tail, then the
+//! One shard's actor task: recovery (see `recover.rs`), then the
 //! drive loop of `scheduler` (see its module docs), with the I/O each
 //! output asks for running as spawned tasks that answer on the actor's
 //! channel.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use rustc_hash::FxHashMap;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, debug_span, error, info, info_span, warn, Instrument};
 
-use super::{feed, now, Ports, RuntimeConfig, RuntimeError};
-use crate::domain::{Attempt, Order, OrderId, Outcome, ShardState};
+use super::{feed, now, recover, Ports, RuntimeConfig, RuntimeError};
+use crate::domain::{Attempt, Order, OrderId, Outcome};
 use crate::ports::{AppendError, Delivery, EventLog, Fulfiller, IntakeQueue, ShardId, Snapshots};
-use crate::scheduler::{AppendBatch, Output, Shard, ShardConfig};
+use crate::scheduler::{AckId, AppendBatch, Output, Shard};
+use crate::telemetry::{BatchTally, ShardMetrics};
 
 /// How a shard task ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,52 +35,6 @@ enum Msg {
     Forwarded(Order),
 }
 
-/// Rebuilds a shard's state from its latest snapshot plus the log after it.
-/// Returns the state and the log sequence it reflects.
-pub async fn recover<L: EventLog, S: Snapshots>(
-    shard: ShardId,
-    log: &L,
-    snapshots: &S,
-    config: &ShardConfig,
-) -> Result<(ShardState, u64), RuntimeError> {
-    let loaded = snapshots
-        .load(shard)
-        .await
-        .map_err(|source| RuntimeError::Log { shard, source })?;
-    let (mut state, mut seq) = match loaded {
-        Some((seq, bytes)) => {
-            let state = rmp_serde::from_slice(&bytes).map_err(|e| RuntimeError::Snapshot {
-                shard,
-                seq,
-                why: e.to_string(),
-            })?;
-            (state, seq)
-        }
-        None => (ShardState::new(config.dedupe_horizon), 0),
-    };
-    let tail = log
-        .read(shard, seq)
-        .await
-        .map_err(|source| RuntimeError::Log { shard, source })?;
-    let entries = tail.len();
-    for (entry_seq, events) in tail {
-        for event in &events {
-            state
-                .evolve(event)
-                .map_err(|source| RuntimeError::Corrupt { shard, source })?;
-        }
-        seq = entry_seq;
-    }
-    info!(
-        shard,
-        seq,
-        entries,
-        live = state.live_orders().count(),
-        "shard recovered"
-    );
-    Ok((state, seq))
-}
-
 struct Task<L, I, S, F> {
     id: ShardId,
     /// Every task spawned for this shard: dropping the shard's task (a
@@ -87,19 +43,41 @@ struct Task<L, I, S, F> {
     ports: Arc<Ports<L, I, S, F>>,
     config: RuntimeConfig,
     tx: mpsc::Sender<Msg>,
-    /// Events in the outstanding append, if any.
-    appending: Option<u64>,
+    /// What the outstanding append decides, if one is outstanding.
+    appending: Option<BatchTally>,
     in_flight_work: usize,
     events_since_snapshot: u64,
     last_snapshot: tokio::time::Instant,
     /// A snapshot of the state as of the outstanding append.
     snapshot_after_append: Option<Vec<u8>>,
     instance: u64,
+    metrics: ShardMetrics,
+    /// When each intake message not yet acked was published, by ack id:
+    /// its decision latency is taken when the ack is released.
+    published: FxHashMap<AckId, SystemTime>,
 }
 
 /// Runs shard `id` until `stop` is cancelled (then drains) or another
-/// writer fences it.
+/// writer fences it. Everything it logs is inside a `shard` span carrying
+/// the shard id.
 pub async fn run_shard<L, I, S, F>(
+    id: ShardId,
+    ports: Arc<Ports<L, I, S, F>>,
+    config: RuntimeConfig,
+    stop: CancellationToken,
+) -> Result<ShardExit, RuntimeError>
+where
+    L: EventLog + 'static,
+    I: IntakeQueue + 'static,
+    S: Snapshots + 'static,
+    F: Fulfiller + 'static,
+{
+    drive_shard(id, ports, config, stop)
+        .instrument(info_span!("shard", shard = id))
+        .await
+}
+
+async fn drive_shard<L, I, S, F>(
     id: ShardId,
     ports: Arc<Ports<L, I, S, F>>,
     config: RuntimeConfig,
@@ -113,6 +91,7 @@ where
 {
     let (state, seq) = recover(id, &ports.log, &ports.snapshots, &config.shard).await?;
     let mut shard = Shard::recover(state, seq, config.shard.clone(), now());
+    let _owned = config.owned.hold(id);
     let (tx, mut rx) = mpsc::channel(1024);
     let fetching = CancellationToken::new();
     let mut spawned = JoinSet::new();
@@ -135,6 +114,8 @@ where
         snapshot_after_append: None,
         instance: rand::random(),
         config,
+        metrics: ShardMetrics::new(id),
+        published: FxHashMap::default(),
     };
     let mut drain_until: Option<tokio::time::Instant> = None;
     let exit = loop {
@@ -173,6 +154,12 @@ where
     };
     fetching.cancel();
     task.spawned.abort_all();
+    match exit {
+        ShardExit::Stopped => task
+            .metrics
+            .gauges(shard.state(), task.in_flight_work, true),
+        ShardExit::Fenced => task.metrics.disowned(),
+    }
     // A fenced shard's intake must not keep taking (and holding) messages
     // that only the shard's new owner will decide.
     task.ports.intake.release(id).await;
@@ -219,7 +206,12 @@ where
         let now = now();
         match msg {
             Msg::Intake(batch) => {
+                let _span = debug_span!("intake", messages = batch.len()).entered();
+                self.metrics.intake(&batch);
                 for delivery in batch {
+                    if let Some(at) = delivery.published {
+                        self.published.insert(delivery.ack, at);
+                    }
                     feed(shard, delivery, now);
                 }
             }
@@ -228,7 +220,10 @@ where
                 shard.handle_outcome(&id, attempt, outcome, now);
             }
             Msg::Appended(Ok(seq)) => {
-                self.events_since_snapshot += self.appending.take().unwrap_or(0);
+                if let Some(tally) = self.appending.take() {
+                    self.events_since_snapshot += tally.events;
+                    self.metrics.appended(&tally);
+                }
                 shard.handle_appended(seq, now);
                 if let Some(bytes) = self.snapshot_after_append.take() {
                     self.save_snapshot(seq, bytes);
@@ -237,6 +232,7 @@ where
             Msg::Appended(Err(e)) => {
                 error!(shard = self.id, error = %e, "event log conflict: another writer owns this shard; stopping it");
                 self.appending = None;
+                self.metrics.conflict();
                 shard.handle_conflict();
             }
             Msg::Forwarded(copy) => shard.handle_forwarded(&copy, now),
@@ -310,6 +306,7 @@ where
                     }
                 }
                 Output::Ack(acks) => {
+                    self.decided(&acks);
                     let (ports, id) = (self.ports.clone(), self.id);
                     self.spawned
                         .spawn(async move { ports.intake.ack(id, &acks).await });
@@ -317,31 +314,70 @@ where
             }
         }
         self.maybe_snapshot(shard);
+        self.metrics
+            .gauges(shard.state(), self.in_flight_work, false);
+    }
+
+    /// The appends deciding `acks` are durable: their decision latency,
+    /// from publish, is known.
+    fn decided(&mut self, acks: &[AckId]) {
+        let now = SystemTime::now();
+        for ack in acks {
+            if let Some(at) = self.published.remove(ack) {
+                // The broker's clock stamped `at`: skew can make it "later".
+                self.metrics
+                    .decided(now.duration_since(at).unwrap_or_default());
+            }
+        }
     }
 
     /// Appends one batch, retrying an unanswered append with the same batch
     /// id (the log dedupes it) until it lands or conflicts.
     fn append(&mut self, batch: AppendBatch) {
-        self.appending = Some(batch.events.len() as u64);
+        let tally = BatchTally::of(&batch.events);
+        self.metrics.appending(&tally);
+        self.appending = Some(tally);
         let (ports, tx, id) = (self.ports.clone(), self.tx.clone(), self.id);
         let timeout = self.config.append_timeout;
         let batch_id = format!("{:016x}-{id}-{}", self.instance, batch.expected_last);
-        self.spawned.spawn(async move {
-            let mut backoff = Duration::from_millis(50);
-            let result = loop {
-                let attempt = ports
-                    .log
-                    .append(id, batch.expected_last, &batch_id, &batch.events);
-                match tokio::time::timeout(timeout, attempt).await {
-                    Ok(Ok(seq)) => break Ok(seq),
-                    Ok(Err(e @ AppendError::Conflict { .. })) => break Err(e),
-                    Ok(Err(e)) => warn!(shard = id, error = %e, "append failed; retrying"),
-                    Err(_) => warn!(shard = id, ?timeout, "append unanswered; retrying"),
+        let (duration, retries) = (
+            self.metrics.append_duration.clone(),
+            self.metrics.append_retries.clone(),
+        );
+        let span = debug_span!(
+            "append",
+            shard = id,
+            events = tally.events,
+            decisions = tally.decisions(),
+            expected_last = batch.expected_last,
+        );
+        self.spawned.spawn(
+            async move {
+                let started = tokio::time::Instant::now();
+                let mut backoff = Duration::from_millis(50);
+                let result = loop {
+                    let attempt =
+                        ports
+                            .log
+                            .append(id, batch.expected_last, &batch_id, &batch.events);
+                    match tokio::time::timeout(timeout, attempt).await {
+                        Ok(Ok(seq)) => break Ok(seq),
+                        Ok(Err(e @ AppendError::Conflict { .. })) => break Err(e),
+                        Ok(Err(e)) => warn!(shard = id, error = %e, "append failed; retrying"),
+                        Err(_) => warn!(shard = id, ?timeout, "append unanswered; retrying"),
+                    }
+                    retries.increment(1);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                };
+                let elapsed = started.elapsed();
+                if let Ok(seq) = result {
+                    duration.record(elapsed.as_secs_f64());
+                    debug!(seq, ?elapsed, "appended");
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-            };
-            let _ = tx.send(Msg::Appended(result)).await;
-        });
+                let _ = tx.send(Msg::Appended(result)).await;
+            }
+            .instrument(span),
+        );
     }
 }

@@ -1,19 +1,27 @@
 //! The worker pool: bounded concurrency per warehouse, shared by every shard
-//! of the instance, with a timeout per attempt.
+//! of the instance, with a timeout per attempt and its duration recorded by
+//! outcome.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use tokio::sync::Semaphore;
 
 use crate::domain::{Attempt, Order, Outcome, WarehouseId};
 use crate::ports::Fulfiller;
+use crate::telemetry::WorkerMetrics;
+
+/// One warehouse's workers.
+struct Pool {
+    permits: Semaphore,
+    metrics: WorkerMetrics,
+}
 
 /// Per-warehouse limits on enactments in flight.
 pub struct Workers<F> {
     fulfiller: F,
-    limits: DashMap<WarehouseId, Arc<Semaphore>>,
+    pools: DashMap<WarehouseId, Arc<Pool>>,
     concurrency: Box<dyn Fn(&WarehouseId) -> usize + Send + Sync>,
     timeout: Duration,
 }
@@ -26,7 +34,7 @@ impl<F: Fulfiller> Workers<F> {
     ) -> Self {
         Self {
             fulfiller,
-            limits: DashMap::new(),
+            pools: DashMap::new(),
             concurrency: Box::new(concurrency),
             timeout,
         }
@@ -36,31 +44,40 @@ impl<F: Fulfiller> Workers<F> {
         &self.fulfiller
     }
 
-    fn semaphore(&self, w: &WarehouseId) -> Arc<Semaphore> {
-        if let Some(s) = self.limits.get(w) {
-            return s.clone();
+    fn pool(&self, w: &WarehouseId) -> Arc<Pool> {
+        if let Some(pool) = self.pools.get(w) {
+            return pool.clone();
         }
         let permits = (self.concurrency)(w).max(1);
-        self.limits
+        self.pools
             .entry(w.clone())
-            .or_insert_with(|| Arc::new(Semaphore::new(permits)))
+            .or_insert_with(|| {
+                Arc::new(Pool {
+                    permits: Semaphore::new(permits),
+                    metrics: WorkerMetrics::new(w),
+                })
+            })
             .clone()
     }
 
     /// Enacts `order` once a worker of its warehouse is free. A timeout is
     /// an unknown outcome: retryable, with the same idempotency key.
     pub async fn run(&self, order: &Order, attempt: Attempt) -> Outcome {
-        let semaphore = self.semaphore(&order.partition.warehouse);
-        let _permit = semaphore
+        let pool = self.pool(&order.partition.warehouse);
+        let _permit = pool
+            .permits
             .acquire()
             .await
             .expect("worker semaphores are never closed");
-        match tokio::time::timeout(self.timeout, self.fulfiller.fulfil(order, attempt)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Outcome::Failed {
-                reason: format!("worker timed out after {:?}", self.timeout),
-                retryable: true,
-            },
-        }
+        let started = Instant::now();
+        let answer =
+            tokio::time::timeout(self.timeout, self.fulfiller.fulfil(order, attempt)).await;
+        let timed_out = answer.is_err();
+        let outcome = answer.unwrap_or_else(|_| Outcome::Failed {
+            reason: format!("worker timed out after {:?}", self.timeout),
+            retryable: true,
+        });
+        pool.metrics.record(&outcome, timed_out, started.elapsed());
+        outcome
     }
 }

@@ -1,5 +1,5 @@
 //! The NATS connection: server list, credentials, TLS, and reconnects with
-//! every state change logged.
+//! every state change logged and counted.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,6 +7,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use async_nats::{Client, ConnectOptions, Event};
 use tracing::{info, warn};
+
+use crate::telemetry::NatsMetrics;
 
 /// How to reach NATS. Credentials are chosen in this order: credentials
 /// file, nkey seed, token, user and password.
@@ -23,6 +25,23 @@ pub struct NatsOptions {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub name: Option<String>,
+}
+
+impl From<&crate::config::NatsConfig> for NatsOptions {
+    fn from(c: &crate::config::NatsConfig) -> Self {
+        Self {
+            url: c.url.clone(),
+            user: c.user.clone(),
+            password: c.password.clone(),
+            token: c.token.clone(),
+            credentials_file: c.creds.clone(),
+            nkey_seed: c.nkey.clone(),
+            tls_ca: c.tls_ca.clone(),
+            tls_cert: c.tls_cert.clone(),
+            tls_key: c.tls_key.clone(),
+            name: None,
+        }
+    }
 }
 
 /// Connects (retrying until the first connection succeeds) and logs every
@@ -50,15 +69,25 @@ pub async fn connect(o: &NatsOptions) -> anyhow::Result<Client> {
         (None, None) => {}
         _ => anyhow::bail!("--tls-cert and --tls-key go together"),
     }
+    let metrics = NatsMetrics::new();
     options = options
         .name(o.name.clone().unwrap_or_else(|| "allot".into()))
         .connection_timeout(Duration::from_secs(5))
         .retry_on_initial_connect()
-        .event_callback(|event| async move {
-            match event {
-                Event::Connected => info!("NATS connected"),
-                Event::Disconnected => warn!("NATS disconnected; reconnecting"),
-                other => info!(event = %other, "NATS"),
+        .event_callback(move |event| {
+            let metrics = metrics.clone();
+            async move {
+                match event {
+                    Event::Connected => {
+                        metrics.connected();
+                        info!("NATS connected");
+                    }
+                    Event::Disconnected => {
+                        metrics.disconnected();
+                        warn!("NATS disconnected; reconnecting");
+                    }
+                    other => info!(event = %other, "NATS"),
+                }
             }
         });
     let servers: Vec<&str> = o

@@ -335,3 +335,43 @@ fn free_port() -> u16 {
         .expect("bind 127.0.0.1:0")
         .port()
 }
+
+/// A JetStream cluster of nats-server processes on loopback, each with its
+/// own client port, cluster port and store, routed to the others.
+pub struct NatsCluster {
+    pub nodes: Vec<NatsServer>,
+}
+
+impl NatsCluster {
+    /// Starts `n` nodes named `n0..`; returns once each accepts clients
+    /// (JetStream's meta leader may take a moment more: callers retry).
+    pub fn start(n: usize) -> NatsCluster {
+        let cluster_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let nodes = (0..n)
+            .map(|i| {
+                let routes: Vec<String> = cluster_ports
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, p)| format!("nats-route://127.0.0.1:{p}"))
+                    .collect();
+                let config = format!(
+                    "server_name: n{i}\ncluster {{\n  name: allot\n  listen: 127.0.0.1:{}\n  routes: [{}]\n}}\n",
+                    cluster_ports[i],
+                    routes.join(", ")
+                );
+                NatsServer::start_with_config(&config)
+            })
+            .collect();
+        NatsCluster { nodes }
+    }
+
+    /// Every node's URL, comma-separated (a client's server list).
+    pub fn urls(&self) -> String {
+        self.nodes
+            .iter()
+            .map(NatsServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}

@@ -55,6 +55,7 @@ fn runtime_config(rng: &mut ChaCha8Rng) -> RuntimeConfig {
         append_timeout: Duration::from_millis(100),
         worker_timeout: Duration::from_millis(50),
         drain_deadline: Duration::from_secs(5),
+        ..RuntimeConfig::default()
     }
 }
 

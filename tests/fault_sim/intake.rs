@@ -109,6 +109,7 @@ impl FaultIntake {
                 ack: *ack,
                 item: item.clone(),
                 delivery_count: *n,
+                published: None,
             });
         }
         if w.fault(w.rates.redeliver_after_ack) && !q.acked.is_empty() {
@@ -124,6 +125,7 @@ impl FaultIntake {
                 ack,
                 item,
                 delivery_count: n + 1,
+                published: None,
             });
         }
     }
@@ -144,6 +146,7 @@ impl IntakeQueue for FaultIntake {
                     ack,
                     item,
                     delivery_count: count + 1,
+                    published: None,
                 });
             }
             self.duplicate(shard, q, &mut out);

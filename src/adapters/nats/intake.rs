@@ -3,7 +3,7 @@
 //! the shard sees an order, a stock command or an invalid message (which it
 //! records as a rejection: nothing is dropped, nothing blocks the queue).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::message::PublishMessage;
@@ -208,8 +208,12 @@ impl NatsIntake {
     }
 
     async fn deliver(&self, shard: ShardId, message: jetstream::Message, out: &mut Vec<Delivery>) {
-        let (seq, delivered) = match message.info() {
-            Ok(info) => (info.stream_sequence, info.delivered),
+        let (seq, delivered, published) = match message.info() {
+            Ok(info) => (
+                info.stream_sequence,
+                info.delivered,
+                SystemTime::from(info.published),
+            ),
             Err(e) => {
                 warn!(shard, error = %e, "message without JetStream info; ignored");
                 return;
@@ -222,6 +226,7 @@ impl NatsIntake {
                     ack: AckId(seq),
                     item,
                     delivery_count: u32::try_from(delivered).unwrap_or(u32::MAX),
+                    published: Some(published),
                 });
             }
             None => {

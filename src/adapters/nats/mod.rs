@@ -21,10 +21,13 @@ pub mod views;
 use std::time::Duration;
 
 pub use fulfiller::{fulfil_subject, AnyFulfiller, FulfilReply, FulfilRequest, NatsFulfiller};
-pub use ingress::{serve_ingress, submit, FieldError, SubmitReply};
+pub use ingress::{
+    file_command, file_order, serve_ingress, submit, submit_received, FieldError, FiledCommand,
+    SubmitReply,
+};
 pub use intake::{NatsIntake, KIND_COMMAND, KIND_FORWARD, KIND_HEADER};
 pub use log::{decode_batch, encode_batch, NatsLog};
-pub use setup::{ensure_streams, SetupError, Streams};
+pub use setup::{ensure_replicated_streams, ensure_streams, SetupError, Streams};
 pub use snapshots::NatsSnapshots;
 
 /// Names of what allot keeps in JetStream.

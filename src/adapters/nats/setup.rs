@@ -86,9 +86,25 @@ pub async fn ensure_streams(
     max_deliver: i64,
     ack_wait: Duration,
 ) -> Result<Streams, SetupError> {
+    ensure_replicated_streams(js, router, max_deliver, ack_wait, 1).await
+}
+
+/// [`ensure_streams`] with `replicas` copies of every stream and bucket it
+/// creates (3 on a 3-node cluster, so losing a node loses nothing).
+pub async fn ensure_replicated_streams(
+    js: &jetstream::Context,
+    router: &Router,
+    max_deliver: i64,
+    ack_wait: Duration,
+    replicas: usize,
+) -> Result<Streams, SetupError> {
     let window = Duration::from_secs(120);
-    let orders = ensure_stream(js, orders_config(router, window)).await?;
-    let events = ensure_stream(js, events_config(window)).await?;
+    let replicated = |c: StreamConfig| StreamConfig {
+        num_replicas: replicas,
+        ..c
+    };
+    let orders = ensure_stream(js, replicated(orders_config(router, window))).await?;
+    let events = ensure_stream(js, replicated(events_config(window))).await?;
     for shard in 0..router.shard_count() {
         let config = pull::Config {
             durable_name: Some(shard_consumer(shard)),
@@ -127,6 +143,7 @@ pub async fn ensure_streams(
             .create_object_store(object_store::Config {
                 bucket: SNAPSHOT_BUCKET.into(),
                 storage: StorageType::File,
+                num_replicas: replicas,
                 ..Default::default()
             })
             .await

@@ -53,8 +53,32 @@ pub struct StockView {
     pub available: i64,
     pub reserved: i64,
     pub sold: i64,
+    /// Orders waiting in the partition's queue.
+    #[serde(default)]
+    pub queued: i64,
+    /// Orders reserved and with a worker (retries included).
+    #[serde(default)]
+    pub in_flight: i64,
+    /// Orders waiting for a restock.
+    #[serde(default)]
+    pub backordered: i64,
     /// The EVENTS sequence these figures reflect.
     pub as_of: u64,
+}
+
+/// Every partition's latest [`StockView`] in this process, by
+/// [`stock_key`], kept by the projectors for the HTTP API.
+pub type Board = dashmap::DashMap<String, StockView>;
+
+/// Which count of [`StockView`] an order in `status` adds to:
+/// `(queued, in_flight, backordered)`.
+fn stage(status: &str) -> (i64, i64, i64) {
+    match status {
+        "queued" => (1, 0, 0),
+        "reserved" => (0, 1, 0),
+        "backordered" => (0, 0, 1),
+        _ => (0, 0, 0),
+    }
 }
 
 /// The KV key of an order: the id itself when KV allows its characters,
@@ -90,7 +114,10 @@ struct Projection {
 }
 
 /// Creates the view buckets if missing.
-pub async fn ensure_view_buckets(js: &Context) -> Result<(kv::Store, kv::Store), String> {
+pub async fn ensure_view_buckets(
+    js: &Context,
+    replicas: usize,
+) -> Result<(kv::Store, kv::Store), String> {
     let mut stores = Vec::new();
     for (bucket, history) in [(ORDERS_BUCKET, 1), (STOCK_BUCKET, 1)] {
         let store = match js.get_key_value(bucket).await {
@@ -100,6 +127,7 @@ pub async fn ensure_view_buckets(js: &Context) -> Result<(kv::Store, kv::Store),
                     bucket: bucket.into(),
                     history,
                     storage: async_nats::jetstream::stream::StorageType::File,
+                    num_replicas: replicas,
                     ..Default::default()
                 })
                 .await
@@ -112,6 +140,50 @@ pub async fn ensure_view_buckets(js: &Context) -> Result<(kv::Store, kv::Store),
     Ok((orders, stock))
 }
 
+/// Keeps `view` on the board unless the board already has a later one.
+fn update_board(board: &Board, key: &str, view: &StockView) {
+    let mut entry = board.entry(key.to_owned()).or_insert_with(|| view.clone());
+    if entry.as_of < view.as_of {
+        *entry = view.clone();
+    }
+}
+
+/// Fills the board from the stock view bucket, every partition of every
+/// shard, whichever instance projects it, until `stop`.
+pub async fn follow_stock(stock: kv::Store, board: std::sync::Arc<Board>, stop: CancellationToken) {
+    let mut watch = match stock.watch_all().await {
+        Ok(w) => w,
+        Err(e) => return warn!(error = %e, "stock views not followed"),
+    };
+    loop {
+        let entry = tokio::select! {
+            e = watch.next() => match e {
+                Some(Ok(e)) => e,
+                Some(Err(e)) => { warn!(error = %e, "stock views: watch error"); continue; }
+                None => return,
+            },
+            () = stop.cancelled() => return,
+        };
+        if entry.operation != kv::Operation::Put {
+            board.remove(&entry.key);
+            continue;
+        }
+        if let Ok(view) = rmp_serde::from_slice::<StockView>(&entry.value) {
+            update_board(&board, &entry.key, &view);
+        }
+    }
+}
+
+/// Where a projector writes: the KV views, its checkpoints, and the
+/// in-process board.
+#[derive(Clone)]
+pub struct ViewSinks {
+    pub orders: kv::Store,
+    pub stock: kv::Store,
+    pub checkpoints: ObjectStore,
+    pub board: std::sync::Arc<Board>,
+}
+
 /// Follows `events.<shard>` and keeps the views, until `stop`. Each
 /// decision is also published (at least once) as a `DecisionMessage` on
 /// `decisions.<warehouse>.<sku>` for subscribers.
@@ -119,13 +191,20 @@ pub async fn project(
     client: async_nats::Client,
     shard: ShardId,
     events: Stream,
-    orders: kv::Store,
-    stock: kv::Store,
-    checkpoints: ObjectStore,
+    sinks: ViewSinks,
     stop: CancellationToken,
 ) {
+    let ViewSinks {
+        orders,
+        stock,
+        checkpoints,
+        board,
+    } = sinks;
     let name = format!("views-{shard}");
     let (mut seq, mut state) = load_checkpoint(&checkpoints, &name).await;
+    for (key, view) in &state.stock {
+        update_board(&board, key, view);
+    }
     info!(shard, from = seq, "views projector starting");
     let consumer = match events
         .create_consumer(pull::OrderedConfig {
@@ -160,6 +239,9 @@ pub async fn project(
             continue;
         };
         let (touched_orders, touched_stock) = state.apply(at, &batch);
+        for key in &touched_stock {
+            update_board(&board, key, &state.stock[key]);
+        }
         let decisions: Vec<_> = state.decisions.drain(..).collect();
         let write = async {
             for (partition, event) in decisions {
@@ -265,8 +347,10 @@ impl Projection {
                 });
                 continue;
             };
+            let before = stage(&view.status);
             view.status = status.to_owned();
             view.history.push((seq, line));
+            let after = stage(status);
             let q = i64::from(view.quantity);
             let partition = PartitionKey::new(
                 crate::domain::WarehouseId::new(&view.warehouse).expect("from a valid order"),
@@ -289,6 +373,13 @@ impl Projection {
             };
             if let Some(f) = shift {
                 touch_stock(self, &partition, f);
+            }
+            if before != after {
+                touch_stock(self, &partition, &|v| {
+                    v.queued += after.0 - before.0;
+                    v.in_flight += after.1 - before.1;
+                    v.backordered += after.2 - before.2;
+                });
             }
             self.decisions.push((partition, event.clone()));
             let view = &self.live[id.as_str()];
@@ -433,6 +524,7 @@ mod tests {
         assert_eq!(stock, [stock_key(&key())]);
         let s = &p.stock[&stock_key(&key())];
         assert_eq!((s.available, s.reserved, s.sold, s.as_of), (3, 2, 0, 7));
+        assert_eq!((s.queued, s.in_flight, s.backordered), (0, 1, 0));
         let a = orders.iter().find(|o| o.id == "a").unwrap();
         assert_eq!(a.status, "reserved");
         assert_eq!(a.history.len(), 2);
@@ -445,6 +537,7 @@ mod tests {
         let (_, _) = p.apply(8, &[Event::OrderConfirmed { id: id("a") }]);
         let s = &p.stock[&stock_key(&key())];
         assert_eq!((s.available, s.reserved, s.sold), (3, 0, 2));
+        assert_eq!((s.queued, s.in_flight, s.backordered), (0, 0, 0));
         assert!(p.live.is_empty());
     }
 }

@@ -24,7 +24,23 @@ use allot::service::FulfillerChoice;
 
 pub use ledger::{wait_intake_drained, Ledger};
 pub use process::{AllotProcess, InProcess};
-pub use sale::{publish_all, wait_for_streams, Outgoing, Sale};
+pub use sale::{publish_all, submit, wait_for_streams, Outgoing, Sale};
+
+/// One region with one warehouse and four shards; out of stock means
+/// rejected.
+pub const ONE_WAREHOUSE: &str = r#"
+[shards]
+count = 4
+
+[routing]
+default_region = "eu"
+
+[routing.regions]
+eu = ["ams"]
+
+[exhaustion]
+default = { policy = "reject" }
+"#;
 
 /// How often the waits look again.
 const POLL: Duration = Duration::from_millis(50);
@@ -69,8 +85,13 @@ pub fn exact_fulfiller(seed: u64) -> FulfillerChoice {
     }
 }
 
+/// A JetStream context on `url`, a server URL or a comma-separated list.
 pub async fn jetstream(url: &str) -> Context {
-    let client = async_nats::connect(url)
+    let servers: Vec<async_nats::ServerAddr> = url
+        .split(',')
+        .map(|u| u.parse().expect("a nats:// URL"))
+        .collect();
+    let client = async_nats::connect(servers)
         .await
         .expect("connect to the test nats-server");
     jetstream::new(client)

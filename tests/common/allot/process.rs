@@ -33,10 +33,12 @@ impl AllotProcess {
             .arg("--config")
             .arg(config.path())
             .args(["--fulfiller", "simulated"])
+            .args(["--http-bind", "127.0.0.1:0", "--ops-bind", "127.0.0.1:0"])
             .args(extra)
-            .env("ALLOT_LOG", "info,async_nats=warn")
+            .env("ALLOT__LOG__FILTER", "info,async_nats=warn")
+            .env("ALLOT__LOG__FORMAT", "pretty")
             .env("NO_COLOR", "1")
-            .env_remove("ALLOT_LOG_FORMAT")
+            .env_remove("ALLOT_ENV")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -125,26 +127,54 @@ impl Drop for AllotProcess {
 pub struct InProcess {
     stop: CancellationToken,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    listening: Arc<std::sync::OnceLock<allot::http::Listening>>,
 }
 
 impl InProcess {
     pub fn serve(url: &str, config: &Config, fulfiller: FulfillerChoice) -> InProcess {
-        let options = ServeOptions {
-            nats: NatsOptions {
-                url: url.to_owned(),
-                name: Some("allot-test".into()),
-                ..Default::default()
-            },
-            fulfiller,
-            runtime: RuntimeConfig::default(),
-            max_deliver: 20,
-            ack_wait: Duration::from_secs(5),
+        Self::serve_with(url, config, fulfiller, None)
+    }
+
+    /// Serves with `/metrics` rendering `metrics`; [`InProcess::listening`]
+    /// tells where the HTTP servers are.
+    pub fn serve_with(
+        url: &str,
+        config: &Config,
+        fulfiller: FulfillerChoice,
+        metrics: Option<allot::http::RenderMetrics>,
+    ) -> InProcess {
+        let mut config = config.clone();
+        config.http.bind = "127.0.0.1:0".parse().unwrap();
+        config.http.ops_bind = Some("127.0.0.1:0".parse().unwrap());
+        let mut options = ServeOptions::from_config(&config, 7);
+        options.nats = NatsOptions {
+            url: url.to_owned(),
+            name: Some("allot-test".into()),
+            ..Default::default()
         };
+        options.fulfiller = fulfiller;
+        options.runtime = RuntimeConfig::default();
+        options.ack_wait = Duration::from_secs(5);
+        options.metrics = metrics;
+        let listening = options.listening.clone();
         let stop = CancellationToken::new();
-        let task = tokio::spawn(allot::service::serve(config.clone(), options, stop.clone()));
+        let task = tokio::spawn(allot::service::serve(config, options, stop.clone()));
         InProcess {
             stop,
             task: Some(task),
+            listening,
+        }
+    }
+
+    /// Where the HTTP servers listen, once they do (within 30 s).
+    pub async fn listening(&self) -> allot::http::Listening {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(l) = self.listening.get() {
+                return *l;
+            }
+            assert!(Instant::now() < deadline, "allot did not start listening");
+            tokio::time::sleep(POLL).await;
         }
     }
 

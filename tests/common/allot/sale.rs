@@ -9,11 +9,12 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use allot::adapters::nats::{
-    shard_consumer, shard_order_subject, EVENTS_STREAM, KIND_COMMAND, KIND_HEADER, ORDERS_STREAM,
+    shard_consumer, shard_order_subject, SubmitReply, EVENTS_STREAM, KIND_COMMAND, KIND_HEADER,
+    ORDERS_STREAM,
 };
 use allot::config::Config;
 use allot::domain::{Command, OrderId, PartitionKey};
-use allot::wire::{order_subject, OrderMessage};
+use allot::wire::{order_subject, OrderMessage, SUBMIT_SUBJECT};
 
 use super::{order_id, partition, Ledger, POLL};
 
@@ -244,4 +245,28 @@ impl Sale {
             assert_eq!(ledger.finals(id), 1, "{id}");
         }
     }
+}
+
+/// Submits one order of `quantity` units for `sku` in region `eu` to
+/// ingress, as a producer's NATS request, and returns the answer.
+pub async fn submit(
+    client: &async_nats::Client,
+    id: &str,
+    sku: &str,
+    quantity: u64,
+) -> SubmitReply {
+    let body = OrderMessage {
+        v: 1,
+        id: id.to_owned(),
+        sku: sku.to_owned(),
+        quantity,
+        warehouse: None,
+        region: Some("eu".into()),
+        priority: None,
+    };
+    let reply = client
+        .request(SUBMIT_SUBJECT, body.encode().into())
+        .await
+        .expect("ingress answers");
+    rmp_serde::from_slice(&reply.payload).expect("a submit reply")
 }

@@ -1,0 +1,174 @@
+//! Shard leases and the instance registry in the KV bucket `allot_leases`.
+//!
+//! - `instances.<id>`: each live instance puts its id every heartbeat.
+//! - `shards.<n>`: the instance that owns shard `n`, taken with `create`
+//!   (only if absent) and renewed with `update` at the revision it last
+//!   wrote (compare-and-set), so two instances can never both renew one
+//!   lease.
+//!
+//! The bucket's `max_age` is the lease TTL: an entry not rewritten within
+//! it is removed by the server (its clock, not ours), so the leases and
+//! registration of a crashed instance lapse on their own and its shards can
+//! be taken.
+
+use std::time::Duration;
+
+use async_nats::jetstream::kv::{self, CreateErrorKind, UpdateErrorKind};
+use async_nats::jetstream::Context;
+use futures::TryStreamExt;
+
+use crate::ports::ShardId;
+
+pub const LEASES_BUCKET: &str = "allot_leases";
+const INSTANCE_PREFIX: &str = "instances.";
+const SHARD_PREFIX: &str = "shards.";
+
+/// Why a lease operation did not go through.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// Another instance holds it, or it moved on since our revision: the
+    /// shard is not ours.
+    #[error("held by another instance")]
+    Taken,
+    /// The broker did not answer; ownership is unknown.
+    #[error("lease store: {0}")]
+    Store(String),
+}
+
+/// One instance's handle on the lease bucket.
+#[derive(Clone)]
+pub struct Leases {
+    kv: kv::Store,
+    me: String,
+}
+
+impl Leases {
+    /// Opens (or creates) the bucket with `ttl` as its entries' max age.
+    pub async fn open(
+        js: &Context,
+        me: String,
+        ttl: Duration,
+        replicas: usize,
+    ) -> Result<Leases, LeaseError> {
+        let kv = match js.get_key_value(LEASES_BUCKET).await {
+            Ok(kv) => kv,
+            Err(_) => js
+                .create_key_value(kv::Config {
+                    bucket: LEASES_BUCKET.into(),
+                    history: 1,
+                    max_age: ttl,
+                    num_replicas: replicas,
+                    storage: async_nats::jetstream::stream::StorageType::File,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| LeaseError::Store(format!("creating {LEASES_BUCKET}: {e}")))?,
+        };
+        Ok(Leases { kv, me })
+    }
+
+    pub fn me(&self) -> &str {
+        &self.me
+    }
+
+    /// Puts this instance's registration (a heartbeat).
+    pub async fn register(&self) -> Result<(), LeaseError> {
+        self.kv
+            .put(
+                format!("{INSTANCE_PREFIX}{}", self.me),
+                self.me.clone().into(),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| LeaseError::Store(e.to_string()))
+    }
+
+    /// Removes this instance's registration (a clean stop).
+    pub async fn deregister(&self) {
+        let _ = self
+            .kv
+            .delete(format!("{INSTANCE_PREFIX}{}", self.me))
+            .await;
+    }
+
+    /// The registered instances and the owner of every leased shard.
+    pub async fn survey(&self) -> Result<Survey, LeaseError> {
+        let store = |e: &dyn std::fmt::Display| LeaseError::Store(e.to_string());
+        let keys: Vec<String> = self
+            .kv
+            .keys()
+            .await
+            .map_err(|e| store(&e))?
+            .try_collect()
+            .await
+            .map_err(|e| store(&e))?;
+        let mut survey = Survey::default();
+        for key in keys {
+            if let Some(id) = key.strip_prefix(INSTANCE_PREFIX) {
+                survey.instances.push(id.to_owned());
+            } else if let Some(n) = key.strip_prefix(SHARD_PREFIX) {
+                let Ok(shard) = n.parse::<ShardId>() else {
+                    continue;
+                };
+                if let Some(entry) = self.kv.entry(key.clone()).await.map_err(|e| store(&e))? {
+                    if entry.operation == kv::Operation::Put {
+                        let owner = String::from_utf8_lossy(&entry.value).into_owned();
+                        survey.owners.push((shard, owner));
+                    }
+                }
+            }
+        }
+        survey.instances.sort();
+        survey.owners.sort();
+        Ok(survey)
+    }
+
+    /// Takes shard `n` if no one holds it, or if it is still leased to this
+    /// instance's id from before a restart. Returns the lease revision.
+    pub async fn acquire(&self, shard: ShardId) -> Result<u64, LeaseError> {
+        let key = format!("{SHARD_PREFIX}{shard}");
+        match self.kv.create(&key, self.me.clone().into()).await {
+            Ok(revision) => Ok(revision),
+            Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {
+                let entry = self
+                    .kv
+                    .entry(key.clone())
+                    .await
+                    .map_err(|e| LeaseError::Store(e.to_string()))?;
+                match entry {
+                    Some(entry) if entry.value.as_ref() == self.me.as_bytes() => {
+                        self.renew(shard, entry.revision).await
+                    }
+                    _ => Err(LeaseError::Taken),
+                }
+            }
+            Err(e) => Err(LeaseError::Store(e.to_string())),
+        }
+    }
+
+    /// Renews the lease at `revision`; the new revision, or `Taken` when
+    /// someone else wrote it since (or it lapsed and was taken).
+    pub async fn renew(&self, shard: ShardId, revision: u64) -> Result<u64, LeaseError> {
+        let key = format!("{SHARD_PREFIX}{shard}");
+        match self.kv.update(&key, self.me.clone().into(), revision).await {
+            Ok(revision) => Ok(revision),
+            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => Err(LeaseError::Taken),
+            Err(e) => Err(LeaseError::Store(e.to_string())),
+        }
+    }
+
+    /// Gives shard `n` up, if the lease is still at `revision`.
+    pub async fn release(&self, shard: ShardId, revision: u64) {
+        let key = format!("{SHARD_PREFIX}{shard}");
+        let _ = self.kv.delete_expect_revision(&key, Some(revision)).await;
+    }
+}
+
+/// The bucket's content at one moment.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Survey {
+    /// Registered instance ids, sorted.
+    pub instances: Vec<String>,
+    /// `(shard, owner)` of every leased shard, by shard.
+    pub owners: Vec<(ShardId, String)>,
+}

@@ -1,0 +1,256 @@
+//! Stock per partition (`/v1/stock/{warehouse}/{sku}`: read, set, restock,
+//! adjust) and the partitions overview (`/v1/partitions`). Reads come from
+//! the projectors' board (views as of the EVENTS sequence in `as_of`);
+//! changes travel to the partition's shard as keyed commands, like orders.
+
+use std::num::NonZeroU64;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::{body, ApiError, Shared};
+use crate::adapters::nats::views::{stock_key, StockView};
+use crate::adapters::nats::{file_command, FiledCommand};
+use crate::domain::{Command, PartitionKey, Sku, WarehouseId};
+
+/// The largest stock-change body; they are a few fields.
+const STOCK_BODY_LIMIT: usize = 4096;
+/// Header carrying the client's idempotency key for a stock change.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+pub(super) fn partition(warehouse: &str, sku: &str) -> Result<PartitionKey, ApiError> {
+    let w = WarehouseId::new(warehouse).map_err(|e| ApiError::field("warehouse", e.to_string()))?;
+    let s = Sku::new(sku).map_err(|e| ApiError::field("sku", e.to_string()))?;
+    Ok(PartitionKey::new(w, s))
+}
+
+pub async fn show(
+    State(api): State<Shared>,
+    Path((warehouse, sku)): Path<(String, String)>,
+) -> Response {
+    let found = partition(&warehouse, &sku).and_then(|p| {
+        api.board
+            .get(&stock_key(&p))
+            .map(|v| v.clone())
+            .ok_or_else(|| ApiError::not_found(format!("{p}: no stock recorded")))
+    });
+    match found {
+        Ok(view) => Json(view).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetBody {
+    /// Units on hand (free plus reserved).
+    pub on_hand: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestockBody {
+    /// Units to add, at least 1.
+    pub units: NonZeroU64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdjustBody {
+    /// Units to add (positive) or remove (negative).
+    pub delta: i64,
+}
+
+/// The answer to a stock change: filed on the shard, applied in order.
+#[derive(Debug, Serialize)]
+pub struct StockChange {
+    pub warehouse: String,
+    pub sku: String,
+    pub command: &'static str,
+    #[serde(flatten)]
+    pub filed: FiledCommand,
+}
+
+pub async fn set(
+    State(api): State<Shared>,
+    Path((w, s)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    change(&api, &w, &s, &headers, body, |p, b: SetBody| {
+        Command::SetStock {
+            partition: p,
+            on_hand: b.on_hand,
+        }
+    })
+    .await
+}
+
+pub async fn restock(
+    State(api): State<Shared>,
+    Path((w, s)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    change(&api, &w, &s, &headers, body, |p, b: RestockBody| {
+        Command::Restock {
+            partition: p,
+            units: b.units,
+        }
+    })
+    .await
+}
+
+pub async fn adjust(
+    State(api): State<Shared>,
+    Path((w, s)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    change(&api, &w, &s, &headers, body, |p, b: AdjustBody| {
+        Command::AdjustStock {
+            partition: p,
+            delta: b.delta,
+        }
+    })
+    .await
+}
+
+async fn change<B: serde::de::DeserializeOwned>(
+    api: &Shared,
+    warehouse: &str,
+    sku: &str,
+    headers: &HeaderMap,
+    body: Body,
+    make: impl FnOnce(PartitionKey, B) -> Command,
+) -> Response {
+    let run = async {
+        let p = partition(warehouse, sku)?;
+        let parsed: B = body::json(headers, body, STOCK_BODY_LIMIT).await?;
+        let key = headers
+            .get(IDEMPOTENCY_KEY)
+            .map(|v| v.to_str().map(str::to_owned))
+            .transpose()
+            .map_err(|_| ApiError::field(IDEMPOTENCY_KEY, "is not visible ASCII"))?;
+        file_stock(api, key, make(p, parsed)).await
+    };
+    match run.await {
+        Ok(change) => (StatusCode::ACCEPTED, Json(change)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Files a stock command under `key` (a fresh random key when none).
+pub(super) async fn file_stock(
+    api: &Shared,
+    key: Option<String>,
+    command: Command,
+) -> Result<StockChange, ApiError> {
+    let (label, p) = match &command {
+        Command::SetStock { partition, .. } => ("set_stock", partition.clone()),
+        Command::Restock { partition, .. } => ("restock", partition.clone()),
+        Command::AdjustStock { partition, .. } => ("adjust_stock", partition.clone()),
+        _ => unreachable!("file_stock is only given stock commands"),
+    };
+    let key = key.unwrap_or_else(|| format!("stock-{:016x}", rand::random::<u64>()));
+    if let Err(e) = crate::domain::OrderId::new(&key) {
+        return Err(ApiError::field(IDEMPOTENCY_KEY, e.to_string()));
+    }
+    let filed = file_command(&api.js, &api.router, &key, command)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("not filed, retry with the same key: {e}")))?;
+    Ok(StockChange {
+        warehouse: p.warehouse.to_string(),
+        sku: p.sku.to_string(),
+        command: label,
+        filed,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionsQuery {
+    /// Only this warehouse's partitions.
+    pub warehouse: Option<String>,
+    /// How many busiest partitions to list (default 10).
+    pub top: Option<usize>,
+    /// Most partitions to list (default 1000).
+    pub limit: Option<usize>,
+}
+
+/// The partitions overview.
+#[derive(Debug, Serialize)]
+pub struct Partitions {
+    /// Partitions matching the filter.
+    pub count: usize,
+    /// Sums over the matching partitions.
+    pub totals: Totals,
+    /// The `top` partitions with the most orders queued or in flight.
+    pub busiest: Vec<StockView>,
+    /// Matching partitions by warehouse and SKU, at most `limit`.
+    pub partitions: Vec<StockView>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Totals {
+    pub available: i64,
+    pub reserved: i64,
+    pub sold: i64,
+    pub queued: i64,
+    pub in_flight: i64,
+    pub backordered: i64,
+}
+
+const MAX_LIST: usize = 10_000;
+
+pub async fn partitions(
+    State(api): State<Shared>,
+    query: Result<Query<PartitionsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return ApiError::field("query", e.body_text()).into_response(),
+    };
+    if let Some(w) = &q.warehouse {
+        if let Err(e) = WarehouseId::new(w) {
+            return ApiError::field("warehouse", e.to_string()).into_response();
+        }
+    }
+    let (top, limit) = (q.top.unwrap_or(10), q.limit.unwrap_or(1000));
+    if top > MAX_LIST || limit > MAX_LIST {
+        return ApiError::field("top", format!("top and limit go up to {MAX_LIST}"))
+            .into_response();
+    }
+    let mut all: Vec<StockView> = api
+        .board
+        .iter()
+        .filter(|v| q.warehouse.as_deref().is_none_or(|w| v.warehouse == w))
+        .map(|v| v.clone())
+        .collect();
+    let mut totals = Totals::default();
+    for v in &all {
+        totals.available += v.available;
+        totals.reserved += v.reserved;
+        totals.sold += v.sold;
+        totals.queued += v.queued;
+        totals.in_flight += v.in_flight;
+        totals.backordered += v.backordered;
+    }
+    all.sort_by(|a, b| (&a.warehouse, &a.sku).cmp(&(&b.warehouse, &b.sku)));
+    let mut busiest = all.clone();
+    busiest.sort_by_key(|v| std::cmp::Reverse(v.queued + v.in_flight + v.backordered));
+    busiest.truncate(top);
+    let count = all.len();
+    all.truncate(limit);
+    Json(Partitions {
+        count,
+        totals,
+        busiest,
+        partitions: all,
+    })
+    .into_response()
+}

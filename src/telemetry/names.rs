@@ -1,0 +1,244 @@
+//! Every metric allot exports, in one table: name, type, unit, labels, help
+//! and (for histograms) bucket bounds. The recorder set-up, the dashboard
+//! check and `docs/metrics.md` all read this table, so a name lives in one
+//! place only.
+
+use metrics::Unit;
+
+pub const ORDERS_RECEIVED: &str = "allot_orders_received_total";
+pub const INTAKE_MESSAGES: &str = "allot_intake_messages_total";
+pub const INTAKE_REDELIVERIES: &str = "allot_intake_redeliveries_total";
+pub const DECISIONS: &str = "allot_decisions_total";
+pub const REJECTIONS: &str = "allot_rejections_total";
+pub const ORDER_RETRIES: &str = "allot_order_retries_total";
+pub const DECISION_LATENCY: &str = "allot_decision_latency_seconds";
+pub const LOG_APPEND_DURATION: &str = "allot_log_append_duration_seconds";
+pub const LOG_APPEND_EVENTS: &str = "allot_log_append_events";
+pub const LOG_APPEND_RETRIES: &str = "allot_log_append_retries_total";
+pub const LOG_CONFLICTS: &str = "allot_log_conflicts_total";
+pub const QUEUE_DEPTH: &str = "allot_queue_depth";
+pub const BACKORDERED: &str = "allot_backordered";
+pub const IN_FLIGHT: &str = "allot_in_flight";
+pub const STOCK_AVAILABLE: &str = "allot_stock_available";
+pub const WORKER_DURATION: &str = "allot_worker_duration_seconds";
+pub const NATS_CONNECTED: &str = "allot_nats_connected";
+pub const NATS_RECONNECTS: &str = "allot_nats_reconnects_total";
+pub const NATS_DISCONNECTS: &str = "allot_nats_disconnects_total";
+
+/// Label names: the only ones allot uses (never an order id or SKU).
+pub const SHARD: &str = "shard";
+pub const WAREHOUSE: &str = "warehouse";
+pub const OUTCOME: &str = "outcome";
+pub const KIND: &str = "kind";
+
+/// Bounds for latencies that are usually milliseconds (log appends,
+/// workers): 250 µs to 30 s.
+const FAST_SECONDS: &[f64] = &[
+    0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0, 30.0,
+];
+
+/// Bounds for publish-to-decision latency, which includes time queued in
+/// the stream behind a backlog: 1 ms to 10 min.
+const DECISION_SECONDS: &[f64] = &[
+    0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    120.0, 300.0, 600.0,
+];
+
+/// Events per log append: 1 up to the default batch cap (4096).
+const BATCH_EVENTS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0,
+];
+
+/// Prometheus metric type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+/// One exported metric.
+#[derive(Debug, Clone, Copy)]
+pub struct Metric {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub unit: Option<Unit>,
+    pub labels: &'static [&'static str],
+    pub help: &'static str,
+    /// Upper bounds of the buckets (histograms only).
+    pub buckets: &'static [f64],
+}
+
+const fn counter(
+    name: &'static str,
+    labels: &'static [&'static str],
+    help: &'static str,
+) -> Metric {
+    Metric {
+        name,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels,
+        help,
+        buckets: &[],
+    }
+}
+
+const fn gauge(name: &'static str, labels: &'static [&'static str], help: &'static str) -> Metric {
+    Metric {
+        name,
+        kind: Kind::Gauge,
+        unit: Some(Unit::Count),
+        labels,
+        help,
+        buckets: &[],
+    }
+}
+
+const fn histogram(
+    name: &'static str,
+    unit: Unit,
+    labels: &'static [&'static str],
+    help: &'static str,
+    buckets: &'static [f64],
+) -> Metric {
+    Metric {
+        name,
+        kind: Kind::Histogram,
+        unit: Some(unit),
+        labels,
+        help,
+        buckets,
+    }
+}
+
+/// Every metric allot exports.
+pub const METRICS: &[Metric] = &[
+    counter(
+        ORDERS_RECEIVED,
+        &[OUTCOME],
+        "Orders submitted to ingress, by outcome: accepted, invalid, unroutable, not_filed (the broker did not store it).",
+    ),
+    counter(
+        INTAKE_MESSAGES,
+        &[SHARD, KIND],
+        "Intake messages handed to a shard, by kind: order, command, invalid.",
+    ),
+    counter(
+        INTAKE_REDELIVERIES,
+        &[SHARD],
+        "Intake messages delivered more than once (the broker's delivery count above 1).",
+    ),
+    counter(
+        DECISIONS,
+        &[SHARD, KIND],
+        "Durable order decisions, by kind: queued, reserved, confirmed, rejected, backordered, rerouted, cancelled.",
+    ),
+    counter(
+        REJECTIONS,
+        &[SHARD, KIND],
+        "Durable rejections, by reason as kind: out_of_stock, invalid, cancelled, retries_exhausted, fulfilment_failed, backorder_expired.",
+    ),
+    counter(
+        ORDER_RETRIES,
+        &[SHARD],
+        "Worker attempts that failed retryably and were scheduled again.",
+    ),
+    histogram(
+        DECISION_LATENCY,
+        Unit::Seconds,
+        &[SHARD],
+        "From an intake message's JetStream publish time to the moment the log append deciding it is durable.",
+        DECISION_SECONDS,
+    ),
+    histogram(
+        LOG_APPEND_DURATION,
+        Unit::Seconds,
+        &[SHARD],
+        "From sending a batch to the event log to its acknowledgement, retries included.",
+        FAST_SECONDS,
+    ),
+    histogram(
+        LOG_APPEND_EVENTS,
+        Unit::Count,
+        &[SHARD],
+        "Events per log append (group commit batch size).",
+        BATCH_EVENTS,
+    ),
+    counter(
+        LOG_APPEND_RETRIES,
+        &[SHARD],
+        "Log appends retried after an error or no answer (same batch id).",
+    ),
+    counter(
+        LOG_CONFLICTS,
+        &[SHARD],
+        "Optimistic-concurrency conflicts on the event log: another writer appended to the shard, which stops here.",
+    ),
+    gauge(
+        QUEUE_DEPTH,
+        &[SHARD, WAREHOUSE],
+        "Orders queued in the shard's partitions of a warehouse, waiting for stock or a worker.",
+    ),
+    gauge(
+        BACKORDERED,
+        &[SHARD, WAREHOUSE],
+        "Orders backordered in the shard's partitions of a warehouse, waiting for a restock.",
+    ),
+    gauge(
+        IN_FLIGHT,
+        &[SHARD],
+        "Worker attempts of the shard running now.",
+    ),
+    gauge(
+        STOCK_AVAILABLE,
+        &[SHARD, WAREHOUSE],
+        "Free units in the shard's partitions of a warehouse (sum by warehouse for the warehouse's total).",
+    ),
+    histogram(
+        WORKER_DURATION,
+        Unit::Seconds,
+        &[WAREHOUSE, OUTCOME],
+        "One worker attempt, from acquiring a worker to its answer, by outcome: ok, failed, retryable, timeout.",
+        FAST_SECONDS,
+    ),
+    gauge(
+        NATS_CONNECTED,
+        &[],
+        "1 while the NATS connection is up, 0 while it is down.",
+    ),
+    counter(
+        NATS_RECONNECTS,
+        &[],
+        "NATS connections re-established after the first.",
+    ),
+    counter(NATS_DISCONNECTS, &[], "NATS connections lost."),
+];
+
+/// The metric called `name`, if allot exports it.
+pub fn metric(name: &str) -> Option<&'static Metric> {
+    METRICS.iter().find(|m| m.name == name)
+}
+
+/// The metric a Prometheus series name belongs to: a histogram's
+/// `_bucket`, `_sum` and `_count` series map to the histogram.
+pub fn metric_of_series(series: &str) -> Option<&'static Metric> {
+    metric(series).or_else(|| {
+        ["_bucket", "_sum", "_count"]
+            .iter()
+            .filter_map(|suffix| series.strip_suffix(suffix))
+            .filter_map(metric)
+            .find(|m| m.kind == Kind::Histogram)
+    })
+}
