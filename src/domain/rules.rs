@@ -166,18 +166,20 @@ impl Decider<'_> {
     /// Queues a new order. A known id is not decided again.
     pub fn place(&mut self, order: Order) -> Result<PartitionIdx, Known> {
         if let Some(live) = self.state.live(&order.id) {
-            // The forwarded copy of an order this shard rerouted: its arrival
-            // proves the hand-off. Only the exact copy: another order reusing
-            // the id for the same warehouse is a duplicate.
-            if !is_forwarded_copy(live, &order) {
+            // The forwarded copy of an order this shard rerouted, or a later
+            // hop of it (rerouted on by another shard, back to a warehouse
+            // of this one): its arrival proves the hand-off. Only those
+            // exact orders: another order reusing the id is a duplicate.
+            if !is_forwarded_hop(live, &order) {
                 return Err(Known::Live(live.status));
             }
             self.emit(Event::OrderForwarded {
                 id: order.id.clone(),
             });
         } else if let Some(d) = self.state.decided(&order.id) {
-            // Rerouted, and the copy arrives after the forward was reported.
-            if d.forwarded.as_deref() != Some(&order) {
+            // Rerouted, and the copy (or a later hop) arrives after the
+            // forward was reported.
+            if !d.forwarded.as_deref().is_some_and(|f| is_hop_of(f, &order)) {
                 return Err(Known::Decided(d.outcome.clone()));
             }
         }
@@ -485,12 +487,7 @@ impl Decider<'_> {
     }
 
     fn next_warehouse(&self, id: &OrderId) -> Option<WarehouseId> {
-        let order = &self.state.live(id)?.order;
-        order
-            .fallbacks
-            .iter()
-            .find(|w| **w != order.partition.warehouse)
-            .cloned()
+        next_hop(&self.state.live(id)?.order)
     }
 
     /// Rejects backorders whose TTL passed, oldest first. Returns the next
@@ -566,6 +563,41 @@ fn is_forwarded_copy(live: &Live, order: &Order) -> bool {
             .rerouted_to
             .as_ref()
             .is_some_and(|to| forwarded_order(&live.order, to) == *order)
+}
+
+/// A live order's forwarded copy or a later hop of it.
+fn is_forwarded_hop(live: &Live, order: &Order) -> bool {
+    live.status == Status::Forwarding
+        && live
+            .rerouted_to
+            .as_ref()
+            .is_some_and(|to| is_hop_of(&forwarded_order(&live.order, to), order))
+}
+
+/// True if `order` is `copy` or `copy` rerouted on along its fallbacks, as
+/// the rules reroute. The hops visit distinct warehouses, so a chain may
+/// come back to a shard it passed (another of its warehouses) but never to
+/// the partition that rerouted `copy`.
+fn is_hop_of(copy: &Order, order: &Order) -> bool {
+    let mut hop = copy.clone();
+    loop {
+        if hop == *order {
+            return true;
+        }
+        match next_hop(&hop) {
+            Some(to) => hop = forwarded_order(&hop, &to),
+            None => return false,
+        }
+    }
+}
+
+/// The warehouse an order is rerouted to when its partition runs out.
+fn next_hop(order: &Order) -> Option<WarehouseId> {
+    order
+        .fallbacks
+        .iter()
+        .find(|w| **w != order.partition.warehouse)
+        .cloned()
 }
 
 /// The order, as the next partition should receive it after a reroute.

@@ -8,6 +8,7 @@ mod recover;
 mod shard_task;
 mod workers;
 
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,8 +23,25 @@ use crate::domain::{PartitionKey, StateError, Timestamp};
 use crate::ports::{AppendError, Delivery, Intake, ShardId};
 use crate::scheduler::{Reply, Shard, ShardConfig};
 
+thread_local! {
+    /// Set by [`use_virtual_clock`]: tokio's clock at the start, and the
+    /// timestamp that instant stands for.
+    static VIRTUAL_CLOCK: Cell<Option<(tokio::time::Instant, u64)>> = const { Cell::new(None) };
+}
+
+/// Makes [`now`] on this thread read tokio's clock, starting at `start`:
+/// under a paused current-thread runtime (the fault simulation) the core's
+/// time is then virtual and a run replays exactly.
+pub fn use_virtual_clock(start: Timestamp) {
+    VIRTUAL_CLOCK.set(Some((tokio::time::Instant::now(), start.0)));
+}
+
 /// Wall-clock now, the one clock read: the runtime passes it into the core.
 pub fn now() -> Timestamp {
+    if let Some((at, start)) = VIRTUAL_CLOCK.get() {
+        let ms = u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX);
+        return Timestamp(start.saturating_add(ms));
+    }
     let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());

@@ -133,18 +133,22 @@ where
         let wake = shard
             .poll_timeout()
             .map(|t| Duration::from_millis(t.0.saturating_sub(now().0)));
+        // Branches in a fixed order, so a seeded run replays exactly. The
+        // stop, the drain deadline and due timers come before messages: a
+        // channel that never empties under load must not starve them.
         tokio::select! {
-            msg = rx.recv() => match msg {
-                Some(msg) => task.handle(&mut shard, msg),
-                None => break ShardExit::Stopped,
-            },
-            () = tokio::time::sleep(wake.unwrap_or_default()), if wake.is_some() => shard.handle_timeout(now()),
+            biased;
             () = stop.cancelled(), if drain_until.is_none() => {
                 info!(shard = id, in_flight = task.in_flight_work, "draining");
                 fetching.cancel();
                 drain_until = Some(tokio::time::Instant::now() + task.config.drain_deadline);
             }
             () = tokio::time::sleep_until(drain_until.unwrap_or_else(tokio::time::Instant::now)), if drain_until.is_some() => {}
+            () = tokio::time::sleep(wake.unwrap_or_default()), if wake.is_some() => shard.handle_timeout(now()),
+            msg = rx.recv() => match msg {
+                Some(msg) => task.handle(&mut shard, msg),
+                None => break ShardExit::Stopped,
+            },
             Some(_) = task.spawned.join_next() => {}
         }
     };
@@ -171,14 +175,18 @@ async fn fetch_loop<L, I: IntakeQueue, S, F>(
     stop: CancellationToken,
 ) {
     loop {
+        // The stop first: a queue with a backlog must not keep a draining
+        // shard fetching.
         let batch = tokio::select! {
-            batch = ports.intake.fetch(id, config.fetch_batch) => batch,
+            biased;
             () = stop.cancelled() => return,
+            batch = ports.intake.fetch(id, config.fetch_batch) => batch,
         };
         if batch.is_empty() {
             tokio::select! {
-                () = tokio::time::sleep(config.idle_poll) => continue,
+                biased;
                 () = stop.cancelled() => return,
+                () = tokio::time::sleep(config.idle_poll) => continue,
             }
         }
         if tx.send(Msg::Intake(batch)).await.is_err() {

@@ -317,6 +317,44 @@ fn a_late_forward_report_does_not_drop_the_next_hop() {
 }
 
 #[test]
+fn a_reroute_chain_back_to_this_shard_is_not_a_duplicate() {
+    // w1 and w3 are this shard's, w2 another's. The order is rerouted
+    // w1 -> w2; the other shard reroutes it on to w3, back here. Found by
+    // the fault simulation (tests/faults.rs): that hop was acked as a
+    // duplicate of the rerouted order and never decided.
+    let hop = || rerouted("a", "w3", &[]);
+    // The hop arrives after the forward to w2 was reported.
+    let mut h = Harness::new(with_policy(Exhaustion::Reroute));
+    h.forwarding = Forwarding::Held;
+    set_stock(&mut h, "w1", 0);
+    set_stock(&mut h, "w3", 1);
+    h.place(rerouted("a", "w1", &["w2", "w3"]));
+    assert_eq!(h.in_transit.len(), 1, "the copy for w2, another shard's");
+    assert_eq!(h.place(hop()), Reply::Accepted);
+    h.fulfil_all();
+    assert_eq!(sold(&h, "w3"), 1);
+    assert_eq!(h.finals("a"), 1);
+    assert!(matches!(h.place(hop()), Reply::Duplicate(_)), "once only");
+    h.check_invariants();
+
+    // The hop arrives before the forward to w2 was reported.
+    let mut h = Harness::new(with_policy(Exhaustion::Reroute));
+    set_stock(&mut h, "w1", 0);
+    set_stock(&mut h, "w3", 1);
+    let reply = h.command(Command::Batch {
+        commands: vec![
+            Command::PlaceOrder(rerouted("a", "w1", &["w2", "w3"])),
+            Command::PlaceOrder(hop()),
+        ],
+    });
+    assert_eq!(reply, Reply::Batch(vec![Reply::Accepted, Reply::Accepted]));
+    h.fulfil_all();
+    assert_eq!(sold(&h, "w3"), 1);
+    assert_eq!(h.finals("a"), 1);
+    h.check_invariants();
+}
+
+#[test]
 fn an_order_reusing_a_rerouted_id_is_not_taken_for_the_copy() {
     // While rerouting, within one batch.
     let mut h = Harness::new(with_policy(Exhaustion::Reroute));

@@ -1,0 +1,175 @@
+//! One seed's sale: shards, partitions with their exhaustion policies,
+//! stock, and the orders and restocks a producer sends, with when.
+
+use std::num::NonZeroU64;
+use std::time::Duration;
+
+use allot::domain::{
+    Command, Exhaustion, ExhaustionRules, Order, OrderId, PartitionKey, Priority, Quantity,
+    RetryPolicy, Rules, Sku, SkuPattern, WarehouseId,
+};
+use allot::ports::{Intake, ShardId};
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+pub const WAREHOUSES: [&str; 3] = ["ams", "ber", "cph"];
+/// SKUs by exhaustion policy: REJ-* reject, RR-* reroute, BO-* backorder.
+pub const SKUS: [&str; 3] = ["REJ-1", "RR-1", "BO-1"];
+
+/// What the producer sends, and after how long a pause.
+pub struct Publish {
+    pub after: Duration,
+    pub shard: ShardId,
+    pub item: Intake,
+}
+
+pub struct Scenario {
+    pub shards: u32,
+    pub sends: Vec<Publish>,
+    /// Every order id submitted (each needs one final decision).
+    pub orders: Vec<OrderId>,
+}
+
+pub fn partition(w: usize, s: usize) -> PartitionKey {
+    PartitionKey::new(
+        WarehouseId::new(WAREHOUSES[w]).expect("valid warehouse"),
+        Sku::new(SKUS[s]).expect("valid sku"),
+    )
+}
+
+/// Partitions spread over shards by a fixed table, so reroutes cross shards.
+pub fn shard_of(shards: u32) -> impl Fn(&PartitionKey) -> ShardId + Send + Sync + Clone {
+    move |p: &PartitionKey| {
+        let w = WAREHOUSES
+            .iter()
+            .position(|w| *w == p.warehouse.as_str())
+            .unwrap_or(0);
+        let s = SKUS.iter().position(|s| *s == p.sku.as_str()).unwrap_or(0);
+        ((w * SKUS.len() + s) % shards as usize) as ShardId
+    }
+}
+
+pub fn rules() -> Rules {
+    let pattern = |p: &str| SkuPattern::new(p).expect("valid pattern");
+    Rules {
+        exhaustion: ExhaustionRules {
+            rules: vec![
+                (pattern("RR-*"), Exhaustion::Reroute),
+                (
+                    pattern("BO-*"),
+                    Exhaustion::Backorder {
+                        ttl: Duration::from_millis(800),
+                    },
+                ),
+            ],
+            default: Exhaustion::Reject,
+        },
+        retry: RetryPolicy {
+            max_retries: 3,
+            base_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(200),
+        },
+        ..Rules::default()
+    }
+}
+
+fn keyed(n: u64, command: Command) -> Intake {
+    Intake::Command(Command::Keyed {
+        id: OrderId::new(&format!("cmd-{n}")).expect("valid id"),
+        command: Box::new(command),
+    })
+}
+
+/// Draws a sale from the seed: 2-4 shards, stock set for every partition,
+/// 20-60 orders (some sent twice by the producer), a few invalid messages,
+/// a few restocks.
+pub fn draw(rng: &mut ChaCha8Rng) -> Scenario {
+    let shards = rng.gen_range(2..=4);
+    let route = shard_of(shards);
+    let mut sends = Vec::new();
+    let mut commands = 0;
+    for w in 0..WAREHOUSES.len() {
+        for s in 0..SKUS.len() {
+            let p = partition(w, s);
+            commands += 1;
+            sends.push(Publish {
+                after: Duration::ZERO,
+                shard: route(&p),
+                item: keyed(
+                    commands,
+                    Command::SetStock {
+                        partition: p,
+                        on_hand: rng.gen_range(0..8),
+                    },
+                ),
+            });
+        }
+    }
+    let count = rng.gen_range(20..=60);
+    let mut orders = Vec::new();
+    for n in 0..count {
+        let (w, s) = (
+            rng.gen_range(0..WAREHOUSES.len()),
+            rng.gen_range(0..SKUS.len()),
+        );
+        let mut fallbacks: Vec<WarehouseId> = WAREHOUSES
+            .iter()
+            .filter(|x| **x != WAREHOUSES[w])
+            .map(|x| WarehouseId::new(x).expect("valid warehouse"))
+            .collect();
+        fallbacks.shuffle(rng);
+        let order = Order {
+            id: OrderId::new(&format!("o-{n}")).expect("valid id"),
+            partition: partition(w, s),
+            quantity: Quantity::new(rng.gen_range(1..=3), 1000).expect("valid quantity"),
+            region: None,
+            priority: Priority(rng.gen_range(0..3)),
+            fallbacks,
+        };
+        orders.push(order.id.clone());
+        let copies = if rng.gen_bool(0.1) { 2 } else { 1 };
+        for _ in 0..copies {
+            sends.push(Publish {
+                after: Duration::from_millis(rng.gen_range(0..40)),
+                shard: route(&order.partition),
+                item: Intake::Order(order.clone()),
+            });
+        }
+        if rng.gen_bool(0.05) {
+            // A message that failed validation: it must be rejected, once.
+            let id = OrderId::new(&format!("bad-{n}")).expect("valid id");
+            orders.push(id.clone());
+            sends.push(Publish {
+                after: Duration::from_millis(rng.gen_range(0..40)),
+                shard: route(&order.partition),
+                item: Intake::Invalid {
+                    id,
+                    field: "quantity".into(),
+                    why: "0, must be 1..=1000".into(),
+                },
+            });
+        }
+        if rng.gen_bool(0.08) {
+            let p = partition(rng.gen_range(0..WAREHOUSES.len()), s);
+            commands += 1;
+            let units = NonZeroU64::new(rng.gen_range(1..=4)).expect("non-zero");
+            sends.push(Publish {
+                after: Duration::from_millis(rng.gen_range(0..40)),
+                shard: route(&p),
+                item: keyed(
+                    commands,
+                    Command::Restock {
+                        partition: p,
+                        units,
+                    },
+                ),
+            });
+        }
+    }
+    Scenario {
+        shards,
+        sends,
+        orders,
+    }
+}
