@@ -127,20 +127,8 @@ pub async fn run_demo(
     for w in &warehouses {
         for sku in &skus {
             let partition = PartitionKey::new(w.clone(), sku.clone());
-            let shard = router.shard_for(&partition);
             let key = format!("stock-{run}-{w}-{sku}");
-            let command = Command::Keyed {
-                id: OrderId::new(&key).expect("valid"),
-                command: Box::new(Command::SetStock {
-                    partition: partition.clone(),
-                    on_hand: o.stock,
-                }),
-            };
-            let message = PublishMessage::build()
-                .message_id(key)
-                .header(KIND_HEADER, KIND_COMMAND)
-                .payload(rmp_serde::to_vec_named(&command)?.into());
-            js.send_publish(shard_order_subject(shard, &partition), message)
+            send_set_stock(&js, &router, partition, o.stock, &key)
                 .await?
                 .await?;
         }
@@ -253,7 +241,31 @@ async fn send_invalid(
     Ok(n)
 }
 
-async fn wait_for_stream(
+/// Publishes a keyed `SetStock` command for `partition` straight to its
+/// shard's intake subject; `key` is its idempotency key and message id.
+/// Returns the publish acknowledgement to await.
+pub async fn send_set_stock(
+    js: &Context,
+    router: &crate::config::Router,
+    partition: PartitionKey,
+    on_hand: u64,
+    key: &str,
+) -> anyhow::Result<async_nats::jetstream::context::PublishAckFuture> {
+    let shard = router.shard_for(&partition);
+    let subject = shard_order_subject(shard, &partition);
+    let command = Command::Keyed {
+        id: OrderId::new(key).with_context(|| format!("stock command key {key:?}"))?,
+        command: Box::new(Command::SetStock { partition, on_hand }),
+    };
+    let message = PublishMessage::build()
+        .message_id(key)
+        .header(KIND_HEADER, KIND_COMMAND)
+        .payload(rmp_serde::to_vec_named(&command)?.into());
+    Ok(js.send_publish(subject, message).await?)
+}
+
+/// Waits up to 20 s for `allot serve` to have created the stream `name`.
+pub async fn wait_for_stream(
     js: &Context,
     name: &str,
 ) -> anyhow::Result<async_nats::jetstream::stream::Stream> {
@@ -266,13 +278,12 @@ async fn wait_for_stream(
     anyhow::bail!("stream {name} not found after 20 s: is `allot serve` running?")
 }
 
-/// Follows EVENTS from `after` until every id in `ids` is decided.
-async fn read_decisions(
-    events: &mut async_nats::jetstream::stream::Stream,
+/// Every EVENTS batch of every shard after sequence `after`, in order, from
+/// an ordered consumer (nothing to ack, gone when dropped).
+pub async fn events_after(
+    events: &async_nats::jetstream::stream::Stream,
     after: u64,
-    ids: &[OrderId],
-    timeout: Duration,
-) -> anyhow::Result<Findings> {
+) -> anyhow::Result<pull::Ordered> {
     let consumer = events
         .create_consumer(pull::OrderedConfig {
             filter_subject: "events.>".into(),
@@ -281,8 +292,19 @@ async fn read_decisions(
             },
             ..Default::default()
         })
-        .await?;
-    let mut messages = consumer.messages().await?;
+        .await
+        .context("creating an ordered consumer on EVENTS")?;
+    Ok(consumer.messages().await?)
+}
+
+/// Follows EVENTS from `after` until every id in `ids` is decided.
+async fn read_decisions(
+    events: &mut async_nats::jetstream::stream::Stream,
+    after: u64,
+    ids: &[OrderId],
+    timeout: Duration,
+) -> anyhow::Result<Findings> {
+    let mut messages = events_after(events, after).await?;
     let mut audit = Audit::default();
     let deadline = tokio::time::Instant::now() + timeout;
     let mut waiting: std::collections::HashSet<&OrderId> = ids.iter().collect();

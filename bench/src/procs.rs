@@ -1,0 +1,191 @@
+//! The processes a run measures: a nats-server with a fresh temp store and
+//! `allot serve`, each started here and stopped by its own PID, plus their
+//! CPU time and peak memory read from `/proc`.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+
+/// A free loopback TCP port (bound, then released for the child to take).
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("binding a free loopback port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// CPU time and peak resident memory of one process, from `/proc/<pid>`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    /// User plus system CPU seconds since the process started.
+    pub cpu_secs: f64,
+    /// Peak resident set (VmHWM), in MiB.
+    pub peak_rss_mib: f64,
+}
+
+/// Reads `pid`'s CPU seconds (utime + stime) and VmHWM.
+pub fn usage(pid: u32) -> anyhow::Result<Usage> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces; fields after it are plain.
+    let after = stat
+        .rsplit_once(')')
+        .with_context(|| format!("/proc/{pid}/stat has no ')': {stat:?}"))?
+        .1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime are fields 14 and 15, i.e. 11 and 12 after the name.
+    let ticks = |i: usize| -> anyhow::Result<u64> {
+        fields
+            .get(i)
+            .with_context(|| format!("/proc/{pid}/stat: field {} missing", i + 3))?
+            .parse()
+            .with_context(|| format!("/proc/{pid}/stat: field {} not a number", i + 3))
+    };
+    let hz = rustix::param::clock_ticks_per_second() as f64;
+    let cpu_secs = (ticks(11)? + ticks(12)?) as f64 / hz;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .with_context(|| format!("/proc/{pid}/status has no VmHWM line"))?;
+    Ok(Usage {
+        cpu_secs,
+        peak_rss_mib: kib / 1024.0,
+    })
+}
+
+/// A child process this program started; stopped (SIGTERM, then SIGKILL
+/// after 15 s) when dropped.
+pub struct Proc {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(name: &'static str, mut command: Command, log: PathBuf) -> anyhow::Result<Proc> {
+        let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("starting {name}: {command:?}"))?;
+        Ok(Proc { name, child, log })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn usage(&self) -> anyhow::Result<Usage> {
+        usage(self.pid())
+    }
+
+    /// Waits until the log holds `needle`, failing if the process exits.
+    fn wait_for_log(&mut self, needle: &str, within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if std::fs::read_to_string(&self.log)?.contains(needle) {
+                return Ok(());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "{} exited ({status}) before it was ready; log {}",
+                    self.name,
+                    self.log.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!(
+            "{} not ready after {within:?}; log {}",
+            self.name,
+            self.log.display()
+        )
+    }
+
+    /// Stops the process: SIGTERM, then SIGKILL if it lingers.
+    pub fn stop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A nats-server with JetStream on a free loopback port and a temp store.
+pub struct Nats {
+    pub url: String,
+    pub proc: Proc,
+    _store: tempfile::TempDir,
+}
+
+impl Nats {
+    pub fn start(binary: &Path) -> anyhow::Result<Nats> {
+        let store = tempfile::tempdir().context("creating a temp dir for the nats store")?;
+        let port = free_port()?;
+        let mut command = Command::new(binary);
+        command.args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"]);
+        command.arg(store.path().join("js"));
+        let mut proc = Proc::spawn("nats-server", command, store.path().join("nats.log"))?;
+        proc.wait_for_log("Server is ready", Duration::from_secs(20))?;
+        Ok(Nats {
+            url: format!("nats://127.0.0.1:{port}"),
+            proc,
+            _store: store,
+        })
+    }
+
+    pub fn log_dir(&self) -> &Path {
+        self._store.path()
+    }
+}
+
+/// How `allot serve` runs: its binary, config and simulated fulfiller.
+#[derive(Debug, Clone)]
+pub struct AllotSpec {
+    pub binary: PathBuf,
+    pub config: PathBuf,
+    pub latency_p50: String,
+    pub latency_p99: String,
+    pub failure_rate: f64,
+}
+
+/// Starts `allot serve` against `nats`, logging next to the nats store.
+pub fn start_allot(spec: &AllotSpec, nats: &Nats) -> anyhow::Result<Proc> {
+    let mut command = Command::new(&spec.binary);
+    command
+        .arg("serve")
+        .arg("--nats-url")
+        .arg(&nats.url)
+        .arg("--config")
+        .arg(&spec.config)
+        .args(["--fulfiller", "simulated"])
+        .args(["--latency-p50", &spec.latency_p50])
+        .args(["--latency-p99", &spec.latency_p99])
+        .args(["--failure-rate", &spec.failure_rate.to_string()])
+        .env("RUST_LOG", "warn");
+    Proc::spawn("allot serve", command, nats.log_dir().join("allot.log"))
+}

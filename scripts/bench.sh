@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Issue 5's end-to-end benchmark in one command: allot against raw
+# JetStream, PostgreSQL and Redis, three scenarios, tables and charts.
+#
+#   scripts/bench.sh            # full run: 200,000 orders per scenario
+#   scripts/bench.sh --quick    # 20,000 orders per scenario (a minute or two)
+#   scripts/bench.sh --scenarios hot_sku --orders 50000   # any allot-bench flag
+#
+# Installs what is missing (nats-server via scripts/setup.sh; postgresql and
+# redis-server from Debian packages; matplotlib into .tools/venv), starts
+# PostgreSQL and Redis on free loopback ports with temp data dirs, builds
+# release, runs target/release/allot-bench (which starts its own
+# nats-server and `allot serve` per run), then draws docs/bench/*.png.
+# Stops only the servers it started, by PID. Output: docs/bench/results.json,
+# results.md, machine.txt, throughput.png, latency.png.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bench_args=()
+for a in "$@"; do
+    case "$a" in
+    --quick) bench_args+=(--orders 20000) ;;
+    *) bench_args+=("$a") ;;
+    esac
+done
+
+./scripts/setup.sh >/dev/null
+. scripts/env.sh
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+if [ ! -x .tools/venv/bin/python ] || ! .tools/venv/bin/python -c 'import matplotlib' 2>/dev/null; then
+    python3 -m venv .tools/venv
+    .tools/venv/bin/pip install -q matplotlib
+fi
+
+cargo build --locked --release --bin allot
+cargo build --locked --release -p allot-bench
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+work=$(mktemp -d /tmp/allot-bench.XXXXXX)
+chmod 755 "$work"
+pids=()
+cleanup() {
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+        kill -TERM "${pids[i]}" 2>/dev/null || true
+        wait "${pids[i]}" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# PostgreSQL refuses to run as root: as root, run it as the postgres user
+# (setpriv execs, so $! is the postmaster's own PID).
+as_pg=()
+if [ "$(id -u)" = 0 ]; then
+    as_pg=(setpriv --reuid=postgres --regid=postgres --init-groups)
+fi
+mkdir -p "$work/pg"
+[ ${#as_pg[@]} -gt 0 ] && chown postgres: "$work/pg"
+"${as_pg[@]}" "$pgbin/initdb" -D "$work/pg/data" -A trust -U postgres >"$work/initdb.log"
+pg_port=$(free_port)
+# synchronous_commit=off: a commit returns before its WAL is flushed (flushed
+# within ~200 ms), as a JetStream publish ack comes before the store's fsync
+# (nats-server's default sync_interval is 2 min) and Redis everysec.
+"${as_pg[@]}" "$pgbin/postgres" -D "$work/pg/data" -p "$pg_port" -k "$work/pg" \
+    -c listen_addresses=127.0.0.1 -c max_connections=200 -c synchronous_commit=off \
+    -c shared_buffers=256MB >"$work/postgres.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+    "$pgbin/pg_isready" -q -h 127.0.0.1 -p "$pg_port" && break
+    sleep 0.1
+done
+"$pgbin/pg_isready" -q -h 127.0.0.1 -p "$pg_port" || { cat "$work/postgres.log"; echo "postgres did not start" >&2; exit 1; }
+
+redis_port=$(free_port)
+mkdir -p "$work/redis"
+redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work/redis" \
+    --appendonly yes --appendfsync everysec --save '' >"$work/redis.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+    redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
+    sleep 0.1
+done
+redis-cli -p "$redis_port" ping >/dev/null || { cat "$work/redis.log"; echo "redis-server did not start" >&2; exit 1; }
+
+mkdir -p docs/bench
+{
+    echo "date: $(date -u '+%F %T UTC')"
+    echo "cores: $(nproc) ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1))"
+    echo "memory: $(free -g | awk '/^Mem:/ {print $2}') GiB"
+    echo "kernel: $(uname -r)"
+    echo "nats-server: $(nats-server --version) (JetStream file storage in a temp dir, default settings: sync_interval 2m)"
+    echo "postgres: $("$pgbin/postgres" --version) (synchronous_commit=off, shared_buffers=256MB)"
+    echo "redis: $(redis-server --version | cut -d' ' -f3)"
+    echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+} >docs/bench/machine.txt
+
+./target/release/allot-bench \
+    --nats-server "$(command -v nats-server)" \
+    --pg "host=127.0.0.1 port=$pg_port user=postgres dbname=postgres" \
+    --redis "redis://127.0.0.1:$redis_port/" \
+    --date "$(date -u +%F)" \
+    "${bench_args[@]}"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >>docs/bench/machine.txt
+.tools/venv/bin/python scripts/bench_charts.py docs/bench/results.json docs/bench
+echo "results: docs/bench/results.md, docs/bench/*.png"
