@@ -12,7 +12,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 seconds="${1:-600}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(order_msgpack order_json http_bodies)
+[ ${#targets[@]} -gt 0 ] || targets=(order_msgpack order_json http_bodies intake_command)
 "$root/scripts/fuzz-setup.sh" >/dev/null
 cargo_fuzz="$root/.tools/cargo/bin/cargo-fuzz"
 nice_level="${FUZZ_NICE:-10}"
