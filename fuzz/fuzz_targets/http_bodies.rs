@@ -18,7 +18,10 @@ const MAX_BATCH: usize = 1000;
 fuzz_target!(|data: &[u8]| {
     if let Ok(commands) = parse_batch(data, MAX_BATCH) {
         let seen = walk(commands, &Limits::default());
-        assert!(seen <= MAX_BATCH, "{seen} commands passed a batch limit of {MAX_BATCH}");
+        assert!(
+            seen <= MAX_BATCH,
+            "{seen} commands passed a batch limit of {MAX_BATCH}"
+        );
     }
     let _ = parse_json::<SetBody>(data);
     let _ = parse_json::<RestockBody>(data);
