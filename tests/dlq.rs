@@ -27,23 +27,9 @@ use tokio::time::Instant;
 
 use common::allot::{
     jetstream, order_id, partition, publish_all, AllotProcess, ConfigFile, Ledger, Outgoing,
+    ONE_SHARD,
 };
 use common::nats::NatsServer;
-
-/// One shard, one warehouse; out of stock means rejected.
-const ONE_SHARD: &str = r#"
-[shards]
-count = 1
-
-[routing]
-default_region = "eu"
-
-[routing.regions]
-eu = ["ams"]
-
-[exhaustion]
-default = { policy = "reject" }
-"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_over_max_deliver_is_dead_lettered_listed_and_replayed_then_decided() {

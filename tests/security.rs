@@ -21,24 +21,10 @@ use rcgen::{
 };
 use tempfile::TempDir;
 
-use common::allot::{order_id, partition, publish_all, AllotProcess, ConfigFile, Ledger, Outgoing};
+use common::allot::{
+    order_id, partition, publish_all, AllotProcess, ConfigFile, Ledger, Outgoing, ONE_SHARD,
+};
 use common::nats::NatsServer;
-
-/// One shard, one warehouse; out of stock means rejected, so an order with
-/// no stock is decided at once.
-const ONE_SHARD: &str = r#"
-[shards]
-count = 1
-
-[routing]
-default_region = "eu"
-
-[routing.regions]
-eu = ["ams"]
-
-[exhaustion]
-default = { policy = "reject" }
-"#;
 
 /// What allot logs when the server refuses its credentials.
 const REFUSED: &str = "NATS refused allot's credentials";
