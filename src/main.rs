@@ -41,6 +41,11 @@ enum Cmd {
     },
     /// Show an order's status and history (from the views).
     Status(StatusArgs),
+    /// Intake messages given up after nats.max_deliver deliveries.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCmd,
+    },
     /// Run a deterministic flash sale on the in-memory ports and audit it.
     Simulate(SimArgs),
     /// Work with config files.
@@ -273,6 +278,28 @@ enum StockCmd {
     Adjust(StockArgs),
 }
 
+#[derive(Subcommand)]
+enum DlqCmd {
+    /// Print the dead letters, oldest first.
+    List {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Put dead letters back on their original subject, then delete them.
+    Replay {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The DLQ sequence of one dead letter (as `list` prints it).
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        seq: Option<u64>,
+        /// Every dead letter.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
 #[derive(clap::Args)]
 struct StockArgs {
     #[command(flatten)]
@@ -359,6 +386,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Demo(args) => tokio_main(demo(args)),
         Cmd::Stock { command } => tokio_main(stock(command)),
         Cmd::Status(args) => tokio_main(status(args)),
+        Cmd::Dlq { command } => tokio_main(dlq(command)),
     }
 }
 
@@ -440,6 +468,29 @@ async fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+async fn dlq(command: DlqCmd) -> anyhow::Result<ExitCode> {
+    use allot::service::dlq::{list, replay_letters, Replay};
+    let lines = match command {
+        DlqCmd::List { config, limit } => {
+            let config = config.load().context("loading the config")?;
+            list(&NatsOptions::from(&config.nats), limit).await?
+        }
+        DlqCmd::Replay {
+            config,
+            seq,
+            all: _,
+        } => {
+            let config = config.load().context("loading the config")?;
+            let which = seq.map_or(Replay::All, Replay::One);
+            replay_letters(&NatsOptions::from(&config.nats), which).await?
+        }
+    };
+    for line in lines {
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn view_buckets(

@@ -278,6 +278,23 @@ async fn every_error_status_says_what_was_wrong() {
     for f in ["id", "sku", "quantity"] {
         assert!(fields.iter().any(|x| x == f), "{f} not in {body}");
     }
+    // 400: string lengths; ids, SKUs and warehouses are at most 64 bytes.
+    let long = json!({"v": 1, "id": "i".repeat(65), "sku": "S".repeat(65), "quantity": 1});
+    let (s, body) = r.send(Method::POST, "/v1/orders", Some(&long)).await;
+    assert_eq!(
+        (s, field_errors(&body)),
+        (StatusCode::BAD_REQUEST, vec!["id".into(), "sku".into()]),
+        "{body}"
+    );
+    assert!(body["message"].as_str().unwrap().contains("65"), "{body}");
+    let long_path = format!("/v1/stock/ams/{}", "S".repeat(65));
+    let (s, body) = r
+        .send(Method::PUT, &long_path, Some(&json!({"on_hand": 1})))
+        .await;
+    assert_eq!(
+        (s, field_errors(&body)),
+        (StatusCode::BAD_REQUEST, vec!["sku".into()])
+    );
     // 400: unknown region.
     let lost = json!({"v": 1, "id": "r-1", "sku": "MUG", "quantity": 1, "region": "mars"});
     let (s, body) = r.send(Method::POST, "/v1/orders", Some(&lost)).await;
@@ -403,6 +420,13 @@ async fn a_batch_answers_each_command_in_order_and_nests() {
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
     assert!(body["message"].as_str().unwrap().contains("nest"), "{body}");
+    // 413: over http.max_body_bytes (1 MiB by default).
+    let huge = format!(r#"{{"commands":[],"pad":"{}"}}"#, "x".repeat(1024 * 1024));
+    assert_eq!(
+        r.raw("/v1/commands", Some("application/json"), huge.into_bytes())
+            .await,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
     r.allot.stop().await.unwrap();
 }
 

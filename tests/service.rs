@@ -513,13 +513,26 @@ async fn bad_messages_on_the_order_subject_are_rejected_as_invalid_with_their_re
             "id",
             "has ' ' at byte 2",
         ),
+        // String lengths: ids and SKUs are at most 64 bytes.
+        Bad::new(
+            &order(&"i".repeat(65), "T5-MUG", 1, 1).encode(),
+            None,
+            "id",
+            "65 bytes long",
+        ),
+        Bad::new(
+            &order("t5-longsku", &"S".repeat(65), 1, 1).encode(),
+            Some("t5-longsku"),
+            "sku",
+            "65 bytes long",
+        ),
     ];
     let names = ids("t5", 200);
     let mut outgoing = Vec::new();
     let mut bad_at = Vec::new();
     for (i, name) in names.iter().enumerate() {
         outgoing.push(Outgoing::order(name, &mug, 1));
-        if i % 25 == 12 {
+        if i % 20 == 12 {
             bad_at.push(outgoing.len());
             outgoing.push(Outgoing::raw(&mug, bad[bad_at.len() - 1].payload.clone()));
         }

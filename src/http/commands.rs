@@ -39,10 +39,10 @@ struct Request {
     commands: Vec<Value>,
 }
 
-/// One command, as written in a batch.
+/// One command, as written in a batch ([`parse_command`]).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
-enum Item {
+pub enum BatchItem {
     /// An order as `POST /v1/orders` takes it.
     PlaceOrder(Value),
     CancelOrder {
@@ -88,26 +88,45 @@ struct Results {
 
 pub async fn run(State(api): State<Shared>, headers: HeaderMap, body: Body) -> Response {
     let parsed = async {
-        let request: Request = body::json(&headers, body, api.max_body_bytes).await?;
-        let count = count(&request.commands, 1)?;
-        if count > api.max_batch_size {
-            return Err(ApiError::field(
-                "commands",
-                format!(
-                    "{count} commands in all, more than the {} allowed (limits.max_batch_size)",
-                    api.max_batch_size
-                ),
-            ));
-        }
-        Ok(request)
+        let bytes = body::json_bytes(&headers, body, api.max_body_bytes).await?;
+        parse_batch(&bytes, api.max_batch_size)
     };
     match parsed.await {
-        Ok(request) => Json(Results {
-            results: run_all(&api, request.commands).await,
+        Ok(commands) => Json(Results {
+            results: run_all(&api, commands).await,
         })
         .into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// Parses a `POST /v1/commands` body into its top-level commands, not yet
+/// read one by one ([`parse_command`] does that, so one bad command does
+/// not refuse the others). Refuses a body that is not `{"commands": [...]}`,
+/// holds more than `max_batch_size` commands in all or nests deeper than
+/// [`MAX_NESTING`]. Pure: no I/O, so the fuzz target `http_bodies` runs it.
+pub fn parse_batch(bytes: &[u8], max_batch_size: usize) -> Result<Vec<Value>, ApiError> {
+    let request: Request = body::parse(bytes)?;
+    let count = count(&request.commands, 1)?;
+    if count > max_batch_size {
+        return Err(ApiError::field(
+            "commands",
+            format!(
+                "{count} commands in all, more than the {max_batch_size} allowed (limits.max_batch_size)"
+            ),
+        ));
+    }
+    Ok(request.commands)
+}
+
+/// Reads command number `index` of a batch; the error names it.
+pub fn parse_command(index: usize, item: Value) -> Result<BatchItem, ApiError> {
+    serde_json::from_value(item).map_err(|e| {
+        ApiError::field(
+            &format!("commands[{index}]"),
+            format!("{e}; expected one of place_order, cancel_order, set_stock, restock, adjust_stock, batch"),
+        )
+    })
 }
 
 /// Commands in `items`, nested ones included; refuses nesting deeper than
@@ -141,32 +160,27 @@ fn run_all(api: &Shared, items: Vec<Value>) -> BoxFuture<'_, Vec<Outcome>> {
 }
 
 async fn run_one(api: &Shared, index: usize, item: Value) -> Outcome {
-    let item: Item = match serde_json::from_value(item) {
+    let item = match parse_command(index, item) {
         Ok(item) => item,
-        Err(e) => {
-            return failed(ApiError::field(
-                &format!("commands[{index}]"),
-                format!("{e}; expected one of place_order, cancel_order, set_stock, restock, adjust_stock, batch"),
-            ))
-        }
+        Err(e) => return failed(e),
     };
     let done = match item {
-        Item::Batch(inner) => {
+        BatchItem::Batch(inner) => {
             return Outcome::Batch {
                 status: 200,
                 batch: run_all(api, inner).await,
             }
         }
-        Item::PlaceOrder(order) => {
+        BatchItem::PlaceOrder(order) => {
             let bytes = serde_json::to_vec(&order).unwrap_or_default();
             orders::place(api, &bytes)
                 .await
                 .map(|(status, accepted)| (status.as_u16(), to_value(accepted)))
         }
-        Item::CancelOrder { id } => orders::cancel_order(api, &id)
+        BatchItem::CancelOrder { id } => orders::cancel_order(api, &id)
             .await
             .map(|c| (202, to_value(c))),
-        Item::SetStock {
+        BatchItem::SetStock {
             warehouse,
             sku,
             on_hand,
@@ -178,7 +192,7 @@ async fn run_one(api: &Shared, index: usize, item: Value) -> Outcome {
             })
             .await
         }
-        Item::Restock {
+        BatchItem::Restock {
             warehouse,
             sku,
             units,
@@ -190,7 +204,7 @@ async fn run_one(api: &Shared, index: usize, item: Value) -> Outcome {
             })
             .await
         }
-        Item::AdjustStock {
+        BatchItem::AdjustStock {
             warehouse,
             sku,
             delta,
@@ -234,4 +248,42 @@ fn failed(e: ApiError) -> Outcome {
 
 fn to_value(v: impl Serialize) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_parses_into_its_top_level_commands() {
+        let body = br#"{"commands":[{"cancel_order":{"id":"o-1"}},{"batch":[{"cancel_order":{"id":"o-2"}}]}]}"#;
+        let commands = parse_batch(body, 3).expect("a valid batch");
+        assert_eq!(commands.len(), 2);
+        let second = parse_command(1, commands[1].clone()).expect("a batch item");
+        assert!(matches!(second, BatchItem::Batch(ref inner) if inner.len() == 1));
+    }
+
+    #[test]
+    fn nested_commands_count_against_the_batch_size() {
+        let body = br#"{"commands":[{"cancel_order":{"id":"o-1"}},{"batch":[{"cancel_order":{"id":"o-2"}}]}]}"#;
+        let e = parse_batch(body, 2).expect_err("3 commands in all");
+        assert!(e.message.contains("3 commands in all"), "{}", e.message);
+    }
+
+    #[test]
+    fn batches_nested_too_deep_are_refused() {
+        let mut body = String::from(r#"{"cancel_order":{"id":"o"}}"#);
+        for _ in 0..MAX_NESTING {
+            body = format!(r#"{{"batch":[{body}]}}"#);
+        }
+        let body = format!(r#"{{"commands":[{body}]}}"#);
+        let e = parse_batch(body.as_bytes(), 1000).expect_err("too deep");
+        assert!(e.message.contains("nest deeper"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_bad_command_is_named_by_its_index() {
+        let e = parse_command(4, serde_json::json!({"sell": {}})).expect_err("unknown command");
+        assert!(e.message.contains("commands[4]"), "{}", e.message);
+    }
 }

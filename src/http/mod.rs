@@ -31,8 +31,11 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing::info;
 
+pub use body::parse as parse_json;
+pub use commands::{parse_batch, parse_command, BatchItem, MAX_NESTING};
 pub use error::ApiError;
 pub use health::Health;
+pub use stock::{AdjustBody, RestockBody, SetBody};
 
 use crate::adapters::nats::views::Board;
 use crate::config::Router;

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use async_nats::{Client, ConnectOptions, Event};
-use tracing::{info, warn};
+use async_nats::{Client, ClientError, ConnectOptions, Event};
+use tracing::{error, info, warn};
 
 use crate::telemetry::NatsMetrics;
 
@@ -45,7 +45,10 @@ impl From<&crate::config::NatsConfig> for NatsOptions {
 }
 
 /// Connects (retrying until the first connection succeeds) and logs every
-/// disconnect, reconnect and slow-consumer event.
+/// disconnect, reconnect and slow-consumer event. A server that refuses the
+/// credentials is logged at error on every attempt, naming the settings to
+/// check; allot keeps retrying, as the server's accounts may be fixed
+/// without restarting it.
 pub async fn connect(o: &NatsOptions) -> anyhow::Result<Client> {
     let mut options = match (&o.credentials_file, &o.nkey_seed, &o.token, &o.user) {
         (Some(path), ..) => ConnectOptions::with_credentials_file(path.clone())
@@ -86,6 +89,11 @@ pub async fn connect(o: &NatsOptions) -> anyhow::Result<Client> {
                         metrics.disconnected();
                         warn!("NATS disconnected; reconnecting");
                     }
+                    Event::ClientError(ClientError::Other(e)) if refused(&e) => error!(
+                        error = %e,
+                        "NATS refused allot's credentials (check nats.creds, nats.nkey, nats.token, nats.user and nats.password); retrying"
+                    ),
+                    Event::ClientError(e) => warn!(error = %e, "NATS connection failed; retrying"),
                     other => info!(event = %other, "NATS"),
                 }
             }
@@ -101,4 +109,10 @@ pub async fn connect(o: &NatsOptions) -> anyhow::Result<Client> {
         .connect(servers)
         .await
         .with_context(|| format!("connecting to NATS at {}", o.url))
+}
+
+/// Whether a connect error is the server refusing the credentials (as
+/// async-nats names its `AuthorizationViolation` and `Authentication` kinds).
+fn refused(error: &str) -> bool {
+    error == "authorization violation" || error == "failed signing nonce"
 }

@@ -1,8 +1,10 @@
 //! Wiring for `allot serve`: connect to NATS, set up the streams, and run
-//! ingress plus one runtime task per shard until asked to stop.
+//! ingress plus one runtime task per shard until asked to stop; the
+//! operator commands that talk to a running deployment (`demo`, `dlq`).
 
 mod connect;
 pub mod demo;
+pub mod dlq;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -13,6 +15,7 @@ use tracing::{error, info};
 
 pub use connect::{connect, NatsOptions};
 
+use crate::adapters::nats::dlq::{ensure_dlq, move_dead_letters};
 use crate::adapters::nats::views::{ensure_view_buckets, follow_stock, project, Board, ViewSinks};
 use crate::adapters::nats::{
     ensure_replicated_streams, serve_ingress, AnyFulfiller, NatsFulfiller, NatsIntake, NatsLog,
@@ -168,6 +171,9 @@ pub async fn serve(
     )
     .await
     .context("setting up the JetStream streams")?;
+    ensure_dlq(&js)
+        .await
+        .context("setting up the dead-letter streams")?;
     health.set_streams_verified();
     let limits = Limits::from_config(&config);
     let fulfiller = match options.fulfiller {
@@ -207,6 +213,13 @@ pub async fn serve(
             if let Err(e) = serve_ingress(client, js, router, limits, stop).await {
                 error!(error = %e, "ingress stopped");
             }
+            None
+        }
+    });
+    tasks.spawn({
+        let (js, orders, stop) = (js.clone(), streams.orders.clone(), stop.clone());
+        async move {
+            move_dead_letters(js, orders, stop).await;
             None
         }
     });

@@ -29,6 +29,7 @@
 //! [`Router`](crate::config::Router) ([`ValidatedOrder::route`]) to become a
 //! domain [`Order`](crate::domain::Order).
 
+mod command;
 mod decision;
 mod error;
 mod order;
@@ -37,6 +38,7 @@ mod raw;
 #[cfg(test)]
 mod tests;
 
+pub use command::{decode_command, MAX_COMMAND_DEPTH};
 pub use decision::{Decision, DecisionMessage, MAX_DECISION_BYTES};
 pub use error::{Invalid, WireError};
 pub use order::{

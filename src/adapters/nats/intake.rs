@@ -18,10 +18,10 @@ use tracing::{debug, warn};
 
 use super::{shard_consumer, shard_order_subject};
 use crate::config::Router;
-use crate::domain::{Command, Order, OrderId, PartitionKey, Sku, WarehouseId};
+use crate::domain::{Order, OrderId, PartitionKey, Sku, WarehouseId};
 use crate::ports::{Delivery, Intake, IntakeQueue, ShardId};
 use crate::scheduler::AckId;
-use crate::wire::{decode_order, Limits, WireError};
+use crate::wire::{decode_command, decode_order, Limits, WireError};
 
 /// Header telling internal messages apart from producers' orders.
 pub const KIND_HEADER: &str = "Allot-Kind";
@@ -86,7 +86,7 @@ impl NatsIntake {
             why,
         };
         match kind.as_deref() {
-            Some(KIND_COMMAND) => Some(match rmp_serde::from_slice::<Command>(&message.payload) {
+            Some(KIND_COMMAND) => Some(match decode_command(&message.payload) {
                 Ok(command) => Intake::Command(command),
                 Err(e) => invalid("payload", format!("unreadable stock command: {e}")),
             }),

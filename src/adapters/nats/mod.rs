@@ -9,7 +9,10 @@
 //! - `orders.<shard>.<warehouse>.<sku>`: ingress, reroutes and stock
 //!   commands publish straight to a shard (pinned SKUs need this).
 //! - `events.<shard>`: the shard's decisions, one message per batch.
+//! - `dlq.<shard>`: intake messages given up after `max_deliver` deliveries
+//!   (see `dlq`).
 
+pub mod dlq;
 mod fulfiller;
 mod ingress;
 mod intake;

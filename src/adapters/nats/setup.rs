@@ -35,7 +35,7 @@ pub enum SetupError {
     },
 }
 
-fn broker(
+pub(super) fn broker(
     what: impl Into<String>,
 ) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> SetupError {
     let what = what.into();
@@ -156,7 +156,7 @@ pub async fn ensure_replicated_streams(
     })
 }
 
-async fn ensure_stream(
+pub(super) async fn ensure_stream(
     js: &jetstream::Context,
     wanted: StreamConfig,
 ) -> Result<stream::Stream, SetupError> {

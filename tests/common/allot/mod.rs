@@ -45,6 +45,22 @@ default = { policy = "reject" }
 /// How often the waits look again.
 const POLL: Duration = Duration::from_millis(50);
 
+/// One shard, one warehouse; out of stock means rejected, so an order with
+/// no stock is decided at once.
+pub const ONE_SHARD: &str = r#"
+[shards]
+count = 1
+
+[routing]
+default_region = "eu"
+
+[routing.regions]
+eu = ["ams"]
+
+[exhaustion]
+default = { policy = "reject" }
+"#;
+
 /// A validated config, also written to a file for the `allot` binary.
 pub struct ConfigFile {
     pub config: Config,
