@@ -8,16 +8,22 @@
 FROM rust:1.89-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src benches \
+# The workspace's other members (the bench and the load test) only need
+# their manifests here: the image builds the allot binary alone.
+COPY bench/Cargo.toml bench/Cargo.toml
+COPY loadtest/goose/Cargo.toml loadtest/goose/Cargo.toml
+RUN mkdir -p src benches bench/src loadtest/goose/src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
     && echo 'fn main() {}' > benches/core.rs \
-    && cargo build --release --locked --bin allot \
+    && echo 'fn main() {}' > bench/src/main.rs \
+    && echo 'fn main() {}' > loadtest/goose/src/main.rs \
+    && cargo build --release --locked -p allot --bin allot \
     && rm -rf src benches
 COPY src src
 COPY benches benches
 COPY docs docs
-RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin allot
+RUN touch src/main.rs src/lib.rs && cargo build --release --locked -p allot --bin allot
 
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --home-dir /etc/allot allot
