@@ -61,9 +61,16 @@ pub enum Command {
 pub enum Outcome {
     /// Enacted (payment captured, fulfilment requested, ...).
     Fulfilled,
-    /// Not enacted. A retryable failure (timeout, unavailable) is tried again
-    /// with the same idempotency key; a permanent one rejects the order.
+    /// Not enacted. A retryable failure (unavailable, overloaded) is tried
+    /// again with the same idempotency key; a permanent one rejects the
+    /// order.
     Failed { reason: String, retryable: bool },
+    /// No answer (a timeout, a lost or unreadable reply): the work may or
+    /// may not have been done. The order stays reserved and is asked again
+    /// under the same idempotency key, without limit (backing off up to
+    /// `retry.max_backoff`), until a worker answers: rejecting it could undo
+    /// an enactment that happened.
+    Unknown { reason: String },
 }
 
 /// Why an order was rejected.

@@ -358,6 +358,23 @@ impl Decider<'_> {
                     self.emit(Event::OrderCancelled { id: id.clone() });
                 }
             }
+            Outcome::Unknown { reason } => {
+                // Asked again whatever the budget: only an answer may settle
+                // an order whose work may have been done.
+                let retry = attempts.saturating_add(1);
+                self.emit(Event::OrderRetrying {
+                    id: id.clone(),
+                    attempt: retry,
+                    reason,
+                });
+                return OutcomeEffect::Retry {
+                    attempt: Attempt {
+                        ticket: attempt.ticket,
+                        retry,
+                    },
+                    after: self.rules.retry.backoff(retry),
+                };
+            }
             Outcome::Failed { reason, .. } if cancelled => {
                 self.release(id, reason, RejectReason::Cancelled)
             }

@@ -73,9 +73,8 @@ impl<F: Fulfiller> Workers<F> {
         let answer =
             tokio::time::timeout(self.timeout, self.fulfiller.fulfil(order, attempt)).await;
         let timed_out = answer.is_err();
-        let outcome = answer.unwrap_or_else(|_| Outcome::Failed {
+        let outcome = answer.unwrap_or_else(|_| Outcome::Unknown {
             reason: format!("worker timed out after {:?}", self.timeout),
-            retryable: true,
         });
         pool.metrics.record(&outcome, timed_out, started.elapsed());
         outcome

@@ -202,6 +202,38 @@ fn retryable_failures_retry_then_exhaust() {
     h.check_invariants();
 }
 
+/// A worker that does not answer may have done the work: the order stays
+/// reserved and is asked again, past the retry budget, until an answer
+/// settles it. Rejecting it would put sold units back on sale.
+#[test]
+fn unknown_outcomes_are_asked_again_past_the_retry_budget() {
+    let mut h = Harness::new(ShardConfig::default());
+    set_stock(&mut h, "w1", 1);
+    h.place(order("a", "w1", 1));
+    h.flush();
+    let budget = Rules::default().retry.max_retries;
+    for _ in 0..budget + 3 {
+        let d = h
+            .settle(
+                0,
+                Outcome::Unknown {
+                    reason: "worker timed out".into(),
+                },
+            )
+            .expect("a dispatch is outstanding");
+        assert_eq!(d.order.id.as_str(), "a");
+        assert_eq!(h.finals("a"), 0, "undecided while the outcome is unknown");
+        h.advance(Duration::from_secs(10));
+    }
+    assert_eq!(h.shard.state().partition(0).available, 0, "still reserved");
+    h.fulfil_all();
+    assert!(matches!(
+        h.final_of("a"),
+        Some(Event::OrderConfirmed { .. })
+    ));
+    h.check_invariants();
+}
+
 #[test]
 fn queued_orders_wait_for_in_flight_work_then_resolve_in_one_batch() {
     let mut h = Harness::new(ShardConfig::default());

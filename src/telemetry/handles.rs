@@ -305,6 +305,7 @@ impl WorkerMetrics {
     pub fn record(&self, outcome: &Outcome, timed_out: bool, elapsed: Duration) {
         let h = match outcome {
             _ if timed_out => &self.timeout,
+            Outcome::Unknown { .. } => &self.timeout,
             Outcome::Fulfilled => &self.ok,
             Outcome::Failed {
                 retryable: true, ..

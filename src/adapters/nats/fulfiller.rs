@@ -67,17 +67,18 @@ impl Fulfiller for NatsFulfiller {
         };
         let sent = self.client.request(fulfil_subject(order), payload.into());
         match tokio::time::timeout(self.timeout, sent).await {
-            Err(_) => failed(
-                format!("no answer from a worker in {:?}", self.timeout),
-                true,
-            ),
-            Ok(Err(e)) => failed(format!("worker request failed: {e}"), true),
+            Err(_) => unknown(format!("no answer from a worker in {:?}", self.timeout)),
+            // No worker got the request: certainly not enacted.
+            Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
+                failed(format!("no worker for {}", fulfil_subject(order)), true)
+            }
+            Ok(Err(e)) => unknown(format!("worker request failed: {e}")),
             Ok(Ok(reply)) => match rmp_serde::from_slice::<FulfilReply>(&reply.payload) {
                 Ok(FulfilReply { ok: true, .. }) => Outcome::Fulfilled,
                 Ok(FulfilReply {
                     reason, retryable, ..
                 }) => failed(reason.unwrap_or_else(|| "worker refused".into()), retryable),
-                Err(e) => failed(format!("unreadable worker answer: {e}"), true),
+                Err(e) => unknown(format!("unreadable worker answer: {e}")),
             },
         }
     }
@@ -85,6 +86,12 @@ impl Fulfiller for NatsFulfiller {
 
 fn failed(reason: String, retryable: bool) -> Outcome {
     Outcome::Failed { reason, retryable }
+}
+
+/// The request went out and no usable answer came back: the worker may have
+/// enacted the order.
+fn unknown(reason: String) -> Outcome {
+    Outcome::Unknown { reason }
 }
 
 /// The fulfiller chosen by configuration.
