@@ -594,8 +594,10 @@ fn is_forwarded_hop(live: &Live, order: &Order) -> bool {
 /// True if `order` is `copy` or `copy` rerouted on along its fallbacks, as
 /// the rules reroute. The hops visit distinct warehouses, so a chain may
 /// come back to a shard it passed (another of its warehouses) but never to
-/// the partition that rerouted `copy`.
-fn is_hop_of(copy: &Order, order: &Order) -> bool {
+/// the partition that rerouted `copy`. A producer's message identical to a
+/// hop cannot be told from it, and is taken as the hand-off: the order is
+/// still decided once.
+pub fn is_hop_of(copy: &Order, order: &Order) -> bool {
     let mut hop = copy.clone();
     loop {
         if hop == *order {

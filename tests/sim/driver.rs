@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU64;
 use std::time::Duration;
 
-use allot::domain::rules::forwarded_order;
+use allot::domain::rules::{forwarded_order, is_hop_of};
 use allot::domain::{
     CancelConfirmed, Command, Event, Final, Order, OrderId, Outcome, PartitionKey, Priority,
     Quantity, RejectReason, ShardState, Status, Timestamp,
@@ -60,17 +60,18 @@ fn on_hand(state: &ShardState, key: &PartitionKey) -> u64 {
 
 /// Whether placing `order` now must be answered `Duplicate`.
 fn known(state: &ShardState, order: &Order) -> bool {
-    let to = &order.partition.warehouse;
     match state.live(&order.id) {
-        // The exact forwarded copy of an order this shard rerouted is expected.
+        // The forwarded copy of an order this shard rerouted, or a later hop
+        // of it (identical messages included), is the hand-off.
         Some(l) => {
             !(l.status == Status::Forwarding
-                && l.rerouted_to.as_ref() == Some(to)
-                && forwarded_order(&l.order, to) == *order)
+                && l.rerouted_to
+                    .as_ref()
+                    .is_some_and(|to| is_hop_of(&forwarded_order(&l.order, to), order)))
         }
-        None => state.decided(&order.id).is_some_and(|d| {
-            !(d.outcome == Final::Rerouted(to.clone()) && d.forwarded.as_deref() == Some(order))
-        }),
+        None => state
+            .decided(&order.id)
+            .is_some_and(|d| !d.forwarded.as_deref().is_some_and(|f| is_hop_of(f, order))),
     }
 }
 
