@@ -43,21 +43,11 @@ fi
 cargo build --locked --release --bin allot
 cargo build --locked --release -p allot-bench
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
+# shellcheck source=scripts/stack.sh
+. scripts/stack.sh
 work=$(mktemp -d /tmp/allot-bench.XXXXXX)
 chmod 755 "$work"
-pids=()
-cleanup() {
-    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-        kill -TERM "${pids[i]}" 2>/dev/null || true
-        wait "${pids[i]}" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+trap 'stack_stop; rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
 
 # PostgreSQL refuses to run as root: as root, run it as the postgres user
@@ -76,7 +66,7 @@ pg_port=$(free_port)
 "${as_pg[@]}" "$pgbin/postgres" -D "$work/pg/data" -p "$pg_port" -k "$work/pg" \
     -c listen_addresses=127.0.0.1 -c max_connections=200 -c synchronous_commit=off \
     -c shared_buffers=256MB >"$work/postgres.log" 2>&1 &
-pids+=($!)
+stack_track $!
 for _ in $(seq 100); do
     "$pgbin/pg_isready" -q -h 127.0.0.1 -p "$pg_port" && break
     sleep 0.1
@@ -87,7 +77,7 @@ redis_port=$(free_port)
 mkdir -p "$work/redis"
 redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work/redis" \
     --appendonly yes --appendfsync everysec --save '' >"$work/redis.log" 2>&1 &
-pids+=($!)
+stack_track $!
 for _ in $(seq 100); do
     redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
     sleep 0.1

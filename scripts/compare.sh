@@ -15,34 +15,25 @@ rounds=${2:-3}
 orders=${3:-20000}
 ./scripts/setup.sh >/dev/null
 . scripts/env.sh
+# shellcheck source=scripts/stack.sh
+. scripts/stack.sh
 cargo build --locked --release --bin allot >/dev/null
 allot=./target/release/allot
 work=$(mktemp -d)
-pids=()
-cleanup() {
-    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-        kill -TERM "${pids[i]}" 2>/dev/null || true
-        wait "${pids[i]}" 2>/dev/null || true
-    done
-    pids=()
-}
-trap 'cleanup; rm -rf "$work"' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+trap 'stack_stop; rm -rf "$work"' EXIT
 
 # run_once LABEL NATS_CONFIG INSTANCES: prints decided orders/s.
 run_once() {
     local dir="$work/$1-$RANDOM" port i ops
-    mkdir -p "$dir/store"
+    mkdir -p "$dir"
     printf '%s\n' "$2" >"$dir/nats.conf"
     port=$(free_port)
-    nats-server -js -a 127.0.0.1 -p "$port" -sd "$dir/store" -c "$dir/nats.conf" >"$dir/nats.log" 2>&1 &
-    pids+=($!)
-    for _ in $(seq 100); do grep -q "Server is ready" "$dir/nats.log" && break; sleep 0.1; done
+    stack_start_nats "$dir" "$port" -c "$dir/nats.conf" >&2
     for i in $(seq "$3"); do
         ops=$(free_port)
         "$allot" serve --nats-url "nats://127.0.0.1:$port" --http-bind 127.0.0.1:0 \
             --ops-bind "127.0.0.1:$ops" --set cluster.lease_ttl=2s >"$dir/allot-$i.log" 2>&1 &
-        pids+=($!)
+        stack_track $!
         # Ready: this instance holds its share of the shards.
         for _ in $(seq 200); do
             python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$ops/readyz', timeout=1)" 2>/dev/null && break
@@ -54,7 +45,7 @@ run_once() {
     "$allot" demo --nats-url "nats://127.0.0.1:$port" --orders "$orders" >"$dir/demo.txt"
     grep -q "PASS" "$dir/demo.txt" || { cat "$dir/demo.txt" >&2; exit 1; }
     awk '/decided orders\/s end to end/ {print $NF}' "$dir/demo.txt"
-    cleanup
+    stack_stop
 }
 
 case "$mode" in

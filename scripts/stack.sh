@@ -1,6 +1,7 @@
 # Source me: helpers the scripts that start nats-server and allot share.
-# `stack_start_nats DIR PORT` starts nats-server with its store and log in
-# DIR and waits until it is ready; `stack_track PID` records a process the
+# `stack_start_nats DIR PORT [ARGS...]` starts nats-server (extra ARGS,
+# e.g. `-c nats.conf`) with its store and log in DIR and waits until it is
+# ready; `stack_track PID` records a process the
 # EXIT trap stops (`trap stack_stop EXIT`), last started first, so allot
 # drains through the broker before nats-server goes. Nothing else is stopped.
 
@@ -14,13 +15,15 @@ stack_stop() {
         kill -TERM "${stack_pids[i]}" 2>/dev/null || true
         wait "${stack_pids[i]}" 2>/dev/null || true
     done
+    stack_pids=()
 }
 
 stack_start_nats() {
     local dir=$1 port=$2
+    shift 2
     mkdir -p "$dir/nats"
     "${ALLOT_NATS_SERVER:-$(command -v nats-server)}" -js -a 127.0.0.1 -p "$port" \
-        -sd "$dir/nats" >"$dir/nats.log" 2>&1 &
+        -sd "$dir/nats" "$@" >"$dir/nats.log" 2>&1 &
     stack_track $!
     for _ in $(seq 100); do
         grep -q "Server is ready" "$dir/nats.log" && return 0

@@ -22,8 +22,8 @@ use allot::audit::Findings;
 use allot::cluster::LEASES_BUCKET;
 use allot::domain::OrderId;
 use common::allot::{
-    jetstream, order_id, partition, publish_all, wait_for_streams, wait_intake_drained,
-    AllotProcess, ConfigFile, Ledger, Outgoing,
+    jetstream, one_warehouse, order_id, partition, publish_all, wait_for_streams,
+    wait_intake_drained, AllotProcess, ConfigFile, Ledger, Outgoing,
 };
 use common::nats::{NatsCluster, NatsServer};
 
@@ -31,22 +31,8 @@ const SHARDS: u32 = 6;
 
 fn config() -> ConfigFile {
     ConfigFile::new(&format!(
-        r#"
-[shards]
-count = {SHARDS}
-
-[routing]
-default_region = "eu"
-
-[routing.regions]
-eu = ["ams"]
-
-[exhaustion]
-default = {{ policy = "reject" }}
-
-[workers]
-default_concurrency = 32
-"#
+        "{}\n[workers]\ndefault_concurrency = 32\n",
+        one_warehouse(SHARDS)
     ))
 }
 

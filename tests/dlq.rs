@@ -26,15 +26,15 @@ use futures::StreamExt;
 use tokio::time::Instant;
 
 use common::allot::{
-    jetstream, order_id, partition, publish_all, AllotProcess, ConfigFile, Ledger, Outgoing,
-    ONE_SHARD,
+    jetstream, one_warehouse, order_id, partition, publish_all, AllotProcess, ConfigFile, Ledger,
+    Outgoing,
 };
 use common::nats::NatsServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_over_max_deliver_is_dead_lettered_listed_and_replayed_then_decided() {
     let server = NatsServer::start();
-    let config = ConfigFile::new(ONE_SHARD);
+    let config = ConfigFile::new(&one_warehouse(1));
     let js = jetstream(&server.url()).await;
     ensure_streams(&js, &config.config.router(), 2, Duration::from_secs(1))
         .await

@@ -15,8 +15,8 @@ use allot::adapters::nats::EVENTS_STREAM;
 use allot::domain::Event;
 use allot::telemetry::names::{self, Kind};
 use common::allot::{
-    exact_fulfiller, order_id, publish_all, submit, wait_for_streams, wait_intake_drained,
-    ConfigFile, InProcess, Ledger, Outgoing, Sale, ONE_WAREHOUSE,
+    exact_fulfiller, one_warehouse, order_id, publish_all, submit, wait_for_streams,
+    wait_intake_drained, ConfigFile, InProcess, Ledger, Outgoing, Sale,
 };
 use common::nats::NatsServer;
 
@@ -92,7 +92,7 @@ async fn metrics_of_a_sale_match_what_the_log_decided() {
     let handle = allot::telemetry::install().expect("the recorder installs");
     allot::telemetry::install().expect("a second install returns the same handle");
     let mut server = NatsServer::start();
-    let config = ConfigFile::new(ONE_WAREHOUSE);
+    let config = ConfigFile::new(&one_warehouse(4));
     let allot = InProcess::serve(&server.url(), &config.config, exact_fulfiller(11));
     let client = async_nats::connect(server.url()).await.expect("connect");
     let js = async_nats::jetstream::new(client.clone());

@@ -22,7 +22,7 @@ use rcgen::{
 use tempfile::TempDir;
 
 use common::allot::{
-    order_id, partition, publish_all, AllotProcess, ConfigFile, Ledger, Outgoing, ONE_SHARD,
+    one_warehouse, order_id, partition, publish_all, AllotProcess, ConfigFile, Ledger, Outgoing,
 };
 use common::nats::NatsServer;
 
@@ -113,7 +113,7 @@ async fn mutual_tls_is_served_and_a_client_without_a_certificate_is_refused() {
 
 #[test]
 fn an_unreadable_creds_file_stops_allot_naming_the_file() {
-    let config = ConfigFile::new(ONE_SHARD);
+    let config = ConfigFile::new(&one_warehouse(1));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_allot"))
         .args(["serve", "--nats-url", "nats://127.0.0.1:1"])
         .args(["--nats-creds", "/nonexistent/allot.creds"])
@@ -133,7 +133,7 @@ fn an_unreadable_creds_file_stops_allot_naming_the_file() {
 /// Starts `allot serve` with `flags`; an order published by a client with
 /// `client`'s credentials is decided.
 async fn serves_an_order(server: &NatsServer, client: &NatsOptions, flags: &[&str], id: &str) {
-    let config = ConfigFile::new(ONE_SHARD);
+    let config = ConfigFile::new(&one_warehouse(1));
     let allot = AllotProcess::serve(&server.url(), &config, flags);
     let js = async_nats::jetstream::new(connect(client).await.expect("test client connects"));
     publish_all(&js, &[Outgoing::order(id, &partition("ams", "SEC-MUG"), 1)]).await;
@@ -150,7 +150,7 @@ async fn serves_an_order(server: &NatsServer, client: &NatsOptions, flags: &[&st
 
 /// Starts `allot serve` with `flags`; it logs `why` and never connects.
 async fn is_refused(server: &NatsServer, flags: &[&str], why: &str) {
-    let config = ConfigFile::new(ONE_SHARD);
+    let config = ConfigFile::new(&one_warehouse(1));
     let allot = AllotProcess::serve(&server.url(), &config, flags);
     assert!(
         allot.wait_logged(why, 1, Duration::from_secs(10)).await,

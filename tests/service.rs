@@ -16,9 +16,9 @@ use allot::domain::{Event, OrderId, RejectReason};
 use allot::ports::{AppendError, EventLog, IntakeQueue};
 use allot::wire::{Limits, OrderMessage};
 use common::allot::{
-    exact_fulfiller, jetstream, order_id, partition, publish_all, submit, wait_for_streams,
-    wait_intake_drained, AllotProcess, ConfigFile, InProcess, Ledger, Outgoing, Sale,
-    ONE_WAREHOUSE,
+    exact_fulfiller, jetstream, one_warehouse, order_id, partition, publish_all, submit,
+    wait_for_streams, wait_intake_drained, AllotProcess, ConfigFile, InProcess, Ledger, Outgoing,
+    Sale,
 };
 use common::nats::NatsServer;
 
@@ -37,11 +37,12 @@ const SLOW_EXACT: &[&str] = &[
     "3s",
 ];
 
-/// [`ONE_WAREHOUSE`] with few workers, so a sale of a few hundred units
-/// takes seconds and a fault lands with orders queued and in flight.
+/// [`one_warehouse`] (4 shards) with few workers, so a sale of a few
+/// hundred units takes seconds and a fault lands with orders queued and in flight.
 fn few_workers() -> ConfigFile {
     ConfigFile::new(&format!(
-        "{ONE_WAREHOUSE}\n[workers]\ndefault_concurrency = 8\n"
+        "{}\n[workers]\ndefault_concurrency = 8\n",
+        one_warehouse(4)
     ))
 }
 
@@ -59,7 +60,7 @@ fn order_ids(ids: &[String]) -> Vec<OrderId> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flash_sale_of_10000_orders_for_100_units_confirms_exactly_100() {
     let server = NatsServer::start();
-    let config = ConfigFile::new(ONE_WAREHOUSE);
+    let config = ConfigFile::new(&one_warehouse(4));
     let allot = InProcess::serve(&server.url(), &config.config, exact_fulfiller(1));
     let js = jetstream(&server.url()).await;
     wait_for_streams(&js, Duration::from_secs(20)).await;
@@ -136,24 +137,7 @@ async fn allot_sigkilled_mid_sale_then_restarted_decides_every_order_once() {
     publish_all(&js, &sale.orders(half..sale.names.len())).await;
 
     let mut allot = AllotProcess::serve(&server.url(), &config, SLOW_EXACT);
-    let undecided = ledger
-        .wait_decided(&js, &sale.ids, Duration::from_secs(40))
-        .await;
-    assert_eq!(
-        undecided,
-        0,
-        "after the restart. allot's log:\n{}",
-        allot.log()
-    );
-    assert!(
-        wait_intake_drained(&js, 4, Duration::from_secs(10)).await,
-        "intake left unacked. allot's log:\n{}",
-        allot.log()
-    );
-    let status = allot.terminate(Duration::from_secs(20)).await;
-    assert!(status.success(), "{status}; log:\n{}", allot.log());
-    ledger.catch_up(&js).await.expect("read EVENTS");
-    sale.assert_sold_out(&ledger);
+    sold_out_after(&mut allot, &js, &mut ledger, &sale).await;
 }
 
 /// A graceful restart mid-sale loses nothing: SIGTERM stops the fetching,
@@ -166,11 +150,7 @@ async fn allot_sigtermed_mid_sale_then_restarted_loses_no_order() {
     let server = NatsServer::start();
     let config = few_workers();
     let sale = Sale::one_sku_per_shard(&config.config, "ams", "G1", 500, 50);
-    let flags: Vec<&str> = SLOW_EXACT
-        .iter()
-        .copied()
-        .chain(["--drain-deadline", "300ms"])
-        .collect();
+    let flags = slow_exact_and(&["--drain-deadline", "300ms"]);
     let (mut allot, js, mut ledger, half) =
         first_half_under_way(&server, &config, &sale, &flags).await;
     let status = allot.terminate(Duration::from_secs(20)).await;
@@ -185,19 +165,7 @@ async fn allot_sigtermed_mid_sale_then_restarted_loses_no_order() {
     publish_all(&js, &sale.orders(half..sale.names.len())).await;
 
     let mut allot = AllotProcess::serve(&server.url(), &config, &flags);
-    let undecided = ledger
-        .wait_decided(&js, &sale.ids, Duration::from_secs(40))
-        .await;
-    assert_eq!(undecided, 0, "after the restart. log:\n{}", allot.log());
-    assert!(
-        wait_intake_drained(&js, 4, Duration::from_secs(10)).await,
-        "intake left unacked. log:\n{}",
-        allot.log()
-    );
-    let status = allot.terminate(Duration::from_secs(20)).await;
-    assert!(status.success(), "{status}; log:\n{}", allot.log());
-    ledger.catch_up(&js).await.expect("read EVENTS");
-    sale.assert_sold_out(&ledger);
+    sold_out_after(&mut allot, &js, &mut ledger, &sale).await;
 }
 
 /// nats-server is restarted mid-sale, then frozen for longer than allot's
@@ -287,11 +255,7 @@ async fn instances_share_shards_by_lease_and_take_over_from_a_killed_one() {
     let server = NatsServer::start();
     let config = few_workers();
     let sale = Sale::one_sku_per_shard(&config.config, "ams", "L1", 500, 50);
-    let flags: Vec<&str> = SLOW_EXACT
-        .iter()
-        .copied()
-        .chain(["--set", "cluster.lease_ttl=2s"])
-        .collect();
+    let flags = slow_exact_and(&["--set", "cluster.lease_ttl=2s"]);
     let (mut first, js, mut ledger, half) =
         first_half_under_way(&server, &config, &sale, &flags).await;
     let second = AllotProcess::serve(&server.url(), &config, &flags);
@@ -319,21 +283,9 @@ async fn instances_share_shards_by_lease_and_take_over_from_a_killed_one() {
         "the survivor did not take the killed instance's shards: {}",
         second.log()
     );
-    let undecided = ledger
-        .wait_decided(&js, &sale.ids, Duration::from_secs(40))
-        .await;
-    assert_eq!(undecided, 0, "{}", second.log());
-    assert!(
-        wait_intake_drained(&js, 4, Duration::from_secs(15)).await,
-        "intake left unacked: {}",
-        second.log()
-    );
     let mut second = second;
-    let status = second.terminate(Duration::from_secs(20)).await;
-    assert!(status.success(), "{status}; log:\n{}", second.log());
+    sold_out_after(&mut second, &js, &mut ledger, &sale).await;
     assert_eq!(second.count("shard fenced"), 0, "{}", second.log());
-    ledger.catch_up(&js).await.expect("read EVENTS");
-    sale.assert_sold_out(&ledger);
 }
 
 /// A second `allot serve` started by mistake on the same streams: both pull
@@ -348,11 +300,7 @@ async fn second_allot_on_the_same_shards_is_fenced_and_the_sale_completes() {
     let server = NatsServer::start();
     let config = few_workers();
     let sale = Sale::one_sku_per_shard(&config.config, "ams", "T4", 500, 50);
-    let flags: Vec<&str> = SLOW_EXACT
-        .iter()
-        .copied()
-        .chain(["--set", "cluster.leases=false"])
-        .collect();
+    let flags = slow_exact_and(&["--set", "cluster.leases=false"]);
     let first = AllotProcess::serve(&server.url(), &config, &flags);
     let js = jetstream(&server.url()).await;
     wait_for_streams(&js, Duration::from_secs(20)).await;
@@ -446,7 +394,8 @@ impl Bad {
 async fn bad_messages_on_the_order_subject_are_rejected_as_invalid_with_their_reason() {
     let server = NatsServer::start();
     let config = ConfigFile::new(&format!(
-        "{ONE_WAREHOUSE}\n[limits]\nmax_payload_bytes = 1024\n"
+        "{}\n[limits]\nmax_payload_bytes = 1024\n",
+        one_warehouse(4)
     ));
     let allot = InProcess::serve(&server.url(), &config.config, exact_fulfiller(5));
     let js = jetstream(&server.url()).await;
@@ -596,7 +545,7 @@ async fn bad_messages_on_the_order_subject_are_rejected_as_invalid_with_their_re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_sent_twice_is_decided_once() {
     let server = NatsServer::start();
-    let config = ConfigFile::new(ONE_WAREHOUSE);
+    let config = ConfigFile::new(&one_warehouse(4));
     let allot = InProcess::serve(&server.url(), &config.config, exact_fulfiller(6));
     let client = async_nats::connect(server.url()).await.expect("connect");
     let js = async_nats::jetstream::new(client.clone());
@@ -724,7 +673,7 @@ async fn released_intake_hands_its_messages_to_the_next_owner_at_once() {
     let server = NatsServer::start();
     let client = async_nats::connect(server.url()).await.expect("connect");
     let js = async_nats::jetstream::new(client.clone());
-    let config = ConfigFile::new(ONE_WAREHOUSE).config;
+    let config = ConfigFile::new(&one_warehouse(4)).config;
     let router = config.router();
     let limits = Limits::from_config(&config);
     // The default ack wait: without the hand-back nothing comes for 30 s.
@@ -774,6 +723,34 @@ async fn released_intake_hands_its_messages_to_the_next_owner_at_once() {
         }
     }
     assert_eq!(seen.len(), 50, "the next owner got only these: {seen:?}");
+}
+
+/// [`SLOW_EXACT`] and `extra` flags.
+fn slow_exact_and(extra: &[&'static str]) -> Vec<&'static str> {
+    SLOW_EXACT.iter().chain(extra).copied().collect()
+}
+
+/// The end of a fault test: every order decided, the intake drained,
+/// `allot` stopped cleanly (exit 0), and the sale sold out exactly.
+async fn sold_out_after(
+    allot: &mut AllotProcess,
+    js: &async_nats::jetstream::Context,
+    ledger: &mut Ledger,
+    sale: &Sale,
+) {
+    let undecided = ledger
+        .wait_decided(js, &sale.ids, Duration::from_secs(40))
+        .await;
+    assert_eq!(undecided, 0, "allot's log:\n{}", allot.log());
+    assert!(
+        wait_intake_drained(js, 4, Duration::from_secs(15)).await,
+        "intake left unacked. allot's log:\n{}",
+        allot.log()
+    );
+    let status = allot.terminate(Duration::from_secs(20)).await;
+    assert!(status.success(), "{status}; log:\n{}", allot.log());
+    ledger.catch_up(js).await.expect("read EVENTS");
+    sale.assert_sold_out(ledger);
 }
 
 /// Starts an `allot` process on `server`, stocks `sale`, publishes the first

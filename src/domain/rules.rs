@@ -358,23 +358,9 @@ impl Decider<'_> {
                     self.emit(Event::OrderCancelled { id: id.clone() });
                 }
             }
-            Outcome::Unknown { reason } => {
-                // Asked again whatever the budget: only an answer may settle
-                // an order whose work may have been done.
-                let retry = attempts.saturating_add(1);
-                self.emit(Event::OrderRetrying {
-                    id: id.clone(),
-                    attempt: retry,
-                    reason,
-                });
-                return OutcomeEffect::Retry {
-                    attempt: Attempt {
-                        ticket: attempt.ticket,
-                        retry,
-                    },
-                    after: self.rules.retry.backoff(retry),
-                };
-            }
+            // Asked again whatever the budget: only an answer may settle an
+            // order whose work may have been done.
+            Outcome::Unknown { reason } => return self.retry(id, attempt, reason),
             Outcome::Failed { reason, .. } if cancelled => {
                 self.release(id, reason, RejectReason::Cancelled)
             }
@@ -382,19 +368,7 @@ impl Decider<'_> {
                 reason,
                 retryable: true,
             } if attempts < self.rules.retry.max_retries => {
-                let retry = attempts + 1;
-                self.emit(Event::OrderRetrying {
-                    id: id.clone(),
-                    attempt: retry,
-                    reason,
-                });
-                return OutcomeEffect::Retry {
-                    attempt: Attempt {
-                        ticket: attempt.ticket,
-                        retry,
-                    },
-                    after: self.rules.retry.backoff(retry),
-                };
+                return self.retry(id, attempt, reason);
             }
             Outcome::Failed {
                 reason,
@@ -500,6 +474,24 @@ impl Decider<'_> {
                 },
             };
             self.emit(event);
+        }
+    }
+
+    /// Schedules the next attempt of a reserved order after `attempt`,
+    /// under the same ticket (the same idempotency key for the worker).
+    fn retry(&mut self, id: &OrderId, attempt: Attempt, reason: String) -> OutcomeEffect {
+        let retry = attempt.retry.saturating_add(1);
+        self.emit(Event::OrderRetrying {
+            id: id.clone(),
+            attempt: retry,
+            reason,
+        });
+        OutcomeEffect::Retry {
+            attempt: Attempt {
+                ticket: attempt.ticket,
+                retry,
+            },
+            after: self.rules.retry.backoff(retry),
         }
     }
 

@@ -26,11 +26,13 @@ pub use ledger::{wait_intake_drained, Ledger};
 pub use process::{AllotProcess, InProcess};
 pub use sale::{publish_all, submit, wait_for_streams, Outgoing, Sale};
 
-/// One region with one warehouse and four shards; out of stock means
-/// rejected.
-pub const ONE_WAREHOUSE: &str = r#"
+/// One region with one warehouse and `shards` shards; out of stock means
+/// rejected, so an order with no stock is decided at once.
+pub fn one_warehouse(shards: u32) -> String {
+    format!(
+        r#"
 [shards]
-count = 4
+count = {shards}
 
 [routing]
 default_region = "eu"
@@ -39,27 +41,13 @@ default_region = "eu"
 eu = ["ams"]
 
 [exhaustion]
-default = { policy = "reject" }
-"#;
+default = {{ policy = "reject" }}
+"#
+    )
+}
 
 /// How often the waits look again.
 const POLL: Duration = Duration::from_millis(50);
-
-/// One shard, one warehouse; out of stock means rejected, so an order with
-/// no stock is decided at once.
-pub const ONE_SHARD: &str = r#"
-[shards]
-count = 1
-
-[routing]
-default_region = "eu"
-
-[routing.regions]
-eu = ["ams"]
-
-[exhaustion]
-default = { policy = "reject" }
-"#;
 
 /// A validated config, also written to a file for the `allot` binary.
 pub struct ConfigFile {
