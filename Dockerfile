@@ -8,8 +8,11 @@
 FROM rust:1.89-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
-# The workspace's other members (the bench and the load test) only need
-# their manifests here: the image builds the allot binary alone.
+# The core crate is a path dependency: it comes whole (it is small and
+# changes with the service). The workspace's other members (the bench and
+# the load test) only need their manifests here: the image builds the
+# allot binary alone.
+COPY core core
 COPY bench/Cargo.toml bench/Cargo.toml
 COPY loadtest/goose/Cargo.toml loadtest/goose/Cargo.toml
 RUN mkdir -p src benches bench/src loadtest/goose/src \

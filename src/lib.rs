@@ -17,16 +17,14 @@
 #![forbid(unsafe_code)]
 
 pub mod adapters;
-pub mod audit;
 pub mod cluster;
 pub mod config;
-pub mod domain;
 pub mod http;
 pub mod ports;
 pub mod runtime;
-pub mod scheduler;
 pub mod service;
 pub mod sim;
 pub mod telemetry;
-pub mod testkit;
 pub mod wire;
+
+pub use allot_core::{audit, domain, scheduler};

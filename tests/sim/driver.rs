@@ -13,7 +13,7 @@ use allot::domain::{
     Quantity, RejectReason, ShardState, Status, Timestamp,
 };
 use allot::scheduler::{AckId, Dispatch, Reply};
-use allot::testkit::{Harness, Ledger};
+use allot_core::testkit::{Harness, Ledger};
 
 use super::scenario::{oid, wh, Part, Scenario, Step, BIG_HORIZON};
 

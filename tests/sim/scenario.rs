@@ -8,7 +8,7 @@ use allot::domain::{
     Rules, Sku, SkuPattern, WarehouseId,
 };
 use allot::scheduler::ShardConfig;
-use allot::testkit::Forwarding;
+use allot_core::testkit::Forwarding;
 use proptest::prelude::*;
 
 pub const BIG_HORIZON: usize = 100_000;

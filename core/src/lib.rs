@@ -1,0 +1,23 @@
+//! allot's core: everything that decides, and nothing that waits. No I/O,
+//! no async, no clock: time comes in as a value, and every input and output
+//! is plain data, so the same code runs under the service, the simulation
+//! and the tests.
+//!
+//! # Layout
+//!
+//! - [`domain`]: validated values, commands, events, the shard state they
+//!   fold into, and the rules that decide.
+//! - [`scheduler`]: the sans-IO scheduler of one shard (`handle_*` inputs
+//!   with `now`, `poll_output()` outputs): group commit, acks after
+//!   durability, dispatch, timers.
+//! - [`audit`]: checks the promises (no oversell, one decision per order,
+//!   stock conserved) from event logs alone.
+//! - `testkit` (feature `testkit`): a synchronous single-shard driver for
+//!   tests.
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod domain;
+pub mod scheduler;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
