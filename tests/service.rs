@@ -387,9 +387,10 @@ impl Bad {
 
 /// Garbage, oversized and invalid messages published straight to
 /// `orders.<warehouse>.<sku>` among good orders: each becomes one
-/// `OrderRejected { reason: Invalid { field, why } }`, under the producer's
-/// id when it could be read and is valid, else `invalid:<stream sequence>`;
-/// the good orders around them are all decided.
+/// `OrderRejected { reason: Invalid { errors }, partition }`, under the
+/// producer's id when it could be read and is valid, else
+/// `invalid:<stream sequence>`, with the partition its subject named; the
+/// good orders around them are all decided.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_messages_on_the_order_subject_are_rejected_as_invalid_with_their_reason() {
     let server = NatsServer::start();
@@ -514,8 +515,12 @@ async fn bad_messages_on_the_order_subject_are_rejected_as_invalid_with_their_re
         .filter_map(|e| match e {
             Event::OrderRejected {
                 id,
-                reason: RejectReason::Invalid { field, why },
-            } => Some((id, field.as_str(), why.as_str())),
+                reason: RejectReason::Invalid { errors },
+                partition,
+            } => {
+                assert_eq!(partition.as_ref(), Some(&mug), "{id}: {errors:?}");
+                Some((id, errors[0].field.as_str(), errors[0].why.as_str()))
+            }
             _ => None,
         })
         .collect();

@@ -103,7 +103,7 @@ impl Audit {
                 self.shift(id, |s| &mut s.sold, |s| &mut s.available);
                 self.findings.cancelled_after_confirm += 1;
             }
-            Event::OrderRejected { id, reason } => {
+            Event::OrderRejected { id, reason, .. } => {
                 self.decided(id);
                 *self.findings.rejected.entry(reason.label()).or_default() += 1;
             }

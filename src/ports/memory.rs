@@ -152,7 +152,7 @@ impl IntakeQueue for MemIntake {
     }
 
     async fn submit(&self, shard: ShardId, order: Order) {
-        self.push(shard, Intake::Order(order));
+        self.push(shard, Intake::Forwarded(order));
     }
 
     async fn release(&self, shard: ShardId) {
@@ -227,7 +227,7 @@ mod tests {
         q.redeliver(1);
         let again = now_or_never(q.fetch(1, 10));
         assert_eq!(again.len(), 1);
-        assert_eq!(again[0].item, Intake::Order(order("b")));
+        assert_eq!(again[0].item, Intake::Forwarded(order("b")));
         assert_eq!(again[0].delivery_count, 2);
     }
 }

@@ -8,7 +8,8 @@ mod simulated;
 use std::future::Future;
 use std::time::SystemTime;
 
-use crate::domain::{Attempt, Command, Event, Order, OrderId, Outcome};
+use crate::domain::{Attempt, Event, Order, Outcome};
+pub use crate::wire::Intake;
 use crate::scheduler::AckId;
 
 pub use memory::{MemIntake, MemLog, MemSnapshots};
@@ -53,22 +54,6 @@ pub trait EventLog: Send + Sync {
         shard: ShardId,
         after: u64,
     ) -> impl Future<Output = Result<Vec<(u64, Vec<Event>)>, AppendError>> + Send;
-}
-
-/// What an intake message holds, once decoded and validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Intake {
-    Order(Order),
-    /// A stock command (set, restock, adjust): they travel the same path as
-    /// orders, so a shard's log alone rebuilds its partitions.
-    Command(Command),
-    /// A message that failed validation: recorded as a rejection, never
-    /// dropped. `id` is the order's id, or a synthetic one if unreadable.
-    Invalid {
-        id: OrderId,
-        field: String,
-        why: String,
-    },
 }
 
 /// One intake message handed to a shard.

@@ -52,9 +52,13 @@ pub fn now() -> Timestamp {
 pub fn feed(shard: &mut Shard, delivery: Delivery, now: Timestamp) -> Reply {
     let ack = Some(delivery.ack);
     match delivery.item {
-        Intake::Order(order) => shard.handle_order(order, ack, now),
+        Intake::Order(order) | Intake::Forwarded(order) => shard.handle_order(order, ack, now),
         Intake::Command(command) => shard.handle_command(command, ack, now),
-        Intake::Invalid { id, field, why } => shard.handle_invalid(id, &field, &why, ack, now),
+        Intake::Invalid {
+            id,
+            errors,
+            partition,
+        } => shard.handle_invalid(id, errors, partition, ack, now),
     }
 }
 

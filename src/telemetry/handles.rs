@@ -210,7 +210,7 @@ impl ShardMetrics {
         let mut redelivered = 0;
         for d in batch {
             let k = match d.item {
-                Intake::Order(_) => 0,
+                Intake::Order(_) | Intake::Forwarded(_) => 0,
                 Intake::Command(_) => 1,
                 Intake::Invalid { .. } => 2,
             };

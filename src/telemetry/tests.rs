@@ -129,6 +129,7 @@ fn a_batch_counts_only_once_durable() {
         Event::OrderRejected {
             id: crate::domain::OrderId::new("o-1").unwrap(),
             reason: crate::domain::RejectReason::OutOfStock,
+            partition: None,
         },
     ];
     let tally = BatchTally::of(&events);

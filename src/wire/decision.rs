@@ -69,7 +69,7 @@ impl DecisionMessage {
             Event::OrderQueued { order } => (&order.id, Decision::Queued),
             Event::OrderReserved { id } => (id, Decision::Reserved),
             Event::OrderConfirmed { id } => (id, Decision::Confirmed),
-            Event::OrderRejected { id, reason } => (
+            Event::OrderRejected { id, reason, .. } => (
                 id,
                 Decision::Rejected {
                     reason: reason.label().to_owned(),
@@ -182,9 +182,12 @@ mod tests {
                 Event::OrderRejected {
                     id: id(),
                     reason: RejectReason::Invalid {
-                        field: "quantity".into(),
-                        why: "0 is out of range, must be 1..=1000".into(),
+                        errors: vec![crate::domain::FieldError::new(
+                            "quantity",
+                            "0 is out of range, must be 1..=1000",
+                        )],
                     },
+                    partition: None,
                 },
                 Decision::Rejected {
                     reason: "invalid".into(),

@@ -1,43 +1,9 @@
 //! Why a message was refused, in a shape the scheduler can record as a
 //! [`RejectReason::Invalid`] and a producer can act on.
 
-use std::fmt;
 
 use super::RESERVED_ID_PREFIX;
-use crate::domain::{OrderId, RejectReason};
-
-/// One field that breaks the schema: `field` is its name as in the schema
-/// (`"payload"` for the message as a whole), `why` says what is wrong and
-/// what is allowed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invalid {
-    pub field: &'static str,
-    pub why: String,
-}
-
-impl Invalid {
-    pub(super) fn new(field: &'static str, why: impl Into<String>) -> Self {
-        Self {
-            field,
-            why: why.into(),
-        }
-    }
-}
-
-impl fmt::Display for Invalid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.why)
-    }
-}
-
-impl From<Invalid> for RejectReason {
-    fn from(i: Invalid) -> Self {
-        RejectReason::Invalid {
-            field: i.field.to_owned(),
-            why: i.why,
-        }
-    }
-}
+use crate::domain::{FieldError, OrderId, RejectReason};
 
 /// Why a payload is not a valid message. `id` is the message's `id` field
 /// as sent, if it was a string and was read before decoding stopped; it
@@ -63,7 +29,7 @@ pub enum WireError {
     #[error("{}{}", about(.id), list(.problems))]
     Invalid {
         id: Option<String>,
-        problems: Vec<Invalid>,
+        problems: Vec<FieldError>,
     },
 }
 
@@ -96,30 +62,22 @@ impl WireError {
     }
 
     /// Every problem, as `{ field, why }`.
-    pub fn problems(&self) -> Vec<Invalid> {
+    pub fn problems(&self) -> Vec<FieldError> {
         match self {
-            WireError::TooLarge { size, max } => vec![Invalid::new(
+            WireError::TooLarge { size, max } => vec![FieldError::new(
                 "payload",
                 format!("{size} bytes, more than the {max} allowed"),
             )],
-            WireError::Malformed { field, why, .. } => vec![Invalid::new(field, why.clone())],
+            WireError::Malformed { field, why, .. } => vec![FieldError::new(*field, why.clone())],
             WireError::Invalid { problems, .. } => problems.clone(),
         }
     }
 
-    /// The reason to record: the first problem's field, and its `why`
-    /// followed by the other problems, if any (`"...; also sku: ..."`).
+    /// The reason to record: every problem, each as `{field, why}`.
     pub fn reject_reason(&self) -> RejectReason {
-        let mut problems = self.problems().into_iter();
-        let Some(mut first) = problems.next() else {
-            // `Invalid` is only built with problems; stay total anyway.
-            return Invalid::new("payload", "invalid").into();
-        };
-        for (i, p) in problems.enumerate() {
-            first.why.push_str(if i == 0 { "; also " } else { "; " });
-            first.why.push_str(&p.to_string());
+        RejectReason::Invalid {
+            errors: self.problems(),
         }
-        first.into()
     }
 
     /// A short stable label, for metrics: `too_large`, `malformed`, `invalid`.
@@ -143,7 +101,7 @@ fn about(id: &Option<String>) -> String {
     }
 }
 
-fn list(problems: &[Invalid]) -> String {
-    let all: Vec<String> = problems.iter().map(Invalid::to_string).collect();
+fn list(problems: &[FieldError]) -> String {
+    let all: Vec<String> = problems.iter().map(FieldError::to_string).collect();
     format!("invalid {}", all.join("; "))
 }

@@ -32,6 +32,7 @@
 mod command;
 mod decision;
 mod error;
+pub mod intake;
 mod order;
 mod raw;
 
@@ -40,7 +41,12 @@ mod tests;
 
 pub use command::{decode_command, MAX_COMMAND_DEPTH};
 pub use decision::{Decision, DecisionMessage, MAX_DECISION_BYTES};
-pub use error::{Invalid, WireError};
+pub use error::WireError;
+pub use intake::{
+    encode_command, encode_forward, encode_forward_bytes, Encoded, Intake, IntakeDecoder,
+    KIND_COMMAND, KIND_FORWARD, KIND_HEADER,
+};
+pub use crate::domain::FieldError;
 pub use order::{
     decode_order, decode_order_json, encode_order, OrderMessage, ValidatedOrder, MAX_DEPTH,
 };

@@ -5,7 +5,8 @@
 use serde::{Deserialize as _, Serialize};
 
 use super::raw::{RawOrder, Scalar};
-use super::{Invalid, Limits, WireError, RESERVED_ID_PREFIX, VERSION};
+use super::{Limits, WireError, RESERVED_ID_PREFIX, VERSION};
+use crate::domain::FieldError;
 use crate::config::{RouteError, Router};
 use crate::domain::{Order, OrderId, Priority, Quantity, Region, Sku, ValueError, WarehouseId};
 
@@ -201,10 +202,10 @@ fn validate(mut raw: RawOrder, limits: &Limits) -> Result<ValidatedOrder, WireEr
     if let Err(p) = version(raw.take("v")) {
         return Err(fail(vec![p]));
     }
-    let mut problems: Vec<Invalid> = raw
+    let mut problems: Vec<FieldError> = raw
         .repeated
         .iter()
-        .map(|&i| Invalid::new(super::raw::FIELDS[i], "given more than once"))
+        .map(|&i| FieldError::new(super::raw::FIELDS[i], "given more than once"))
         .collect();
     let p = &mut problems;
     let id = keep(p, "id", required(raw.take("id")).and_then(order_id));
@@ -250,7 +251,7 @@ fn validate(mut raw: RawOrder, limits: &Limits) -> Result<ValidatedOrder, WireEr
     }
 }
 
-pub(super) fn version(v: Option<Scalar>) -> Result<(), Invalid> {
+pub(super) fn version(v: Option<Scalar>) -> Result<(), FieldError> {
     let why = match v {
         Some(Scalar::UInt(n)) if n == u64::from(VERSION) => return Ok(()),
         Some(Scalar::UInt(n)) => {
@@ -259,12 +260,12 @@ pub(super) fn version(v: Option<Scalar>) -> Result<(), Invalid> {
         None => format!("missing; this allot reads version {VERSION}"),
         Some(other) => format!("must be an integer, got {}", other.kind()),
     };
-    Err(Invalid::new("v", why))
+    Err(FieldError::new("v", why))
 }
 
 /// `r`'s value, or `None` with its error noted under `field`.
-fn keep<T>(problems: &mut Vec<Invalid>, field: &'static str, r: Result<T, String>) -> Option<T> {
-    r.map_err(|why| problems.push(Invalid::new(field, why)))
+fn keep<T>(problems: &mut Vec<FieldError>, field: &'static str, r: Result<T, String>) -> Option<T> {
+    r.map_err(|why| problems.push(FieldError::new(field, why)))
         .ok()
 }
 
@@ -318,7 +319,7 @@ fn priority(s: Scalar) -> Result<Priority, String> {
     }
 }
 
-/// A domain error without the field's name, which [`Invalid`] already has.
+/// A domain error without the field's name, which [`FieldError`] already has.
 fn why(e: &ValueError) -> String {
     match e {
         ValueError::Empty { max, .. } => format!("is empty, must be 1..={max} characters"),

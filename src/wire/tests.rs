@@ -36,8 +36,8 @@ fn decode_both(m: &OrderMessage) -> Result<ValidatedOrder, WireError> {
 }
 
 /// The fields named by an error, in order.
-fn fields(e: &WireError) -> Vec<&'static str> {
-    e.problems().iter().map(|p| p.field).collect()
+fn fields(e: &WireError) -> Vec<String> {
+    e.problems().into_iter().map(|p| p.field).collect()
 }
 
 fn hex(text: &str) -> Vec<u8> {
@@ -186,7 +186,7 @@ fn missing_fields_are_named() {
     let e = decode_order_json(br#"{"id":"a","sku":"B","quantity":1}"#, &limits()).unwrap_err();
     assert_eq!(
         e.problems(),
-        [Invalid::new("v", "missing; this allot reads version 1")]
+        [FieldError::new("v", "missing; this allot reads version 1")]
     );
 }
 
@@ -241,7 +241,7 @@ fn wrong_types_are_named_with_what_was_sent() {
     ];
     for (field, value, why) in cases {
         let e = decode_value(&with(field, value)).unwrap_err();
-        assert_eq!(e.problems(), [Invalid::new(field, why)]);
+        assert_eq!(e.problems(), [FieldError::new(field, why)]);
     }
     // MessagePack binary where a string belongs: {"id": bin8 "a", ...}.
     let mut packed = rmp_serde::to_vec_named(&json!({"v": 1, "sku": "B", "quantity": 1})).unwrap();
@@ -263,7 +263,7 @@ fn quantity_limit_comes_from_the_config() {
     let e = decode_order(&m.encode(), &small).unwrap_err();
     assert_eq!(
         e.problems(),
-        [Invalid::new("quantity", "6 is out of range, must be 1..=5")]
+        [FieldError::new("quantity", "6 is out of range, must be 1..=5")]
     );
     let m = OrderMessage {
         quantity: 5,
@@ -294,7 +294,7 @@ fn a_field_given_twice_is_invalid() {
     let e = decode_order_json(text, &limits()).unwrap_err();
     assert_eq!(
         e.problems(),
-        [Invalid::new("quantity", "given more than once")]
+        [FieldError::new("quantity", "given more than once")]
     );
     let mut packed = rmp_serde::to_vec_named(&with("quantity", 1.into())).unwrap();
     packed[0] += 1;
@@ -312,7 +312,7 @@ fn an_unsupported_version_is_reported_alone() {
     let e = decode_value(&obj).unwrap_err();
     assert_eq!(
         e.problems(),
-        [Invalid::new(
+        [FieldError::new(
             "v",
             "version 2 is not supported; this allot reads 1"
         )]
@@ -331,8 +331,10 @@ fn rejections_are_named_by_the_id_when_it_is_usable() {
     assert_eq!(
         e.reject_reason(),
         RejectReason::Invalid {
-            field: "quantity".into(),
-            why: "0 is out of range, must be 1..=1000".into()
+            errors: vec![FieldError::new(
+                "quantity",
+                "0 is out of range, must be 1..=1000"
+            )]
         }
     );
     let e = decode_value(&with("id", "a b".into())).unwrap_err();
@@ -354,17 +356,17 @@ fn rejections_are_named_by_the_id_when_it_is_usable() {
 }
 
 #[test]
-fn several_problems_make_one_reason_that_lists_them_all() {
+fn several_problems_make_one_reason_that_lists_every_field() {
     let mut obj = with("quantity", 0.into());
     obj["sku"] = "a.b".into();
     let e = decode_value(&obj).unwrap_err();
     assert_eq!(
         e.reject_reason(),
         RejectReason::Invalid {
-            field: "sku".into(),
-            why: "has '.' at byte 1 (allowed: A-Z a-z 0-9 _ -); also quantity: 0 is out of \
-                  range, must be 1..=1000"
-                .into()
+            errors: vec![
+                FieldError::new("sku", "has '.' at byte 1 (allowed: A-Z a-z 0-9 _ -)"),
+                FieldError::new("quantity", "0 is out of range, must be 1..=1000"),
+            ]
         }
     );
     assert_eq!(

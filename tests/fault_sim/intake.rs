@@ -191,7 +191,7 @@ impl IntakeQueue for FaultIntake {
             .entry(shard)
             .or_default()
             .transit
-            .push((at, Intake::Order(order)));
+            .push((at, Intake::Forwarded(order)));
     }
 
     async fn release(&self, shard: ShardId) {

@@ -145,8 +145,8 @@ pub fn draw(rng: &mut ChaCha8Rng) -> Scenario {
                 shard: route(&order.partition),
                 item: Intake::Invalid {
                     id,
-                    field: "quantity".into(),
-                    why: "0, must be 1..=1000".into(),
+                    errors: vec![allot::domain::FieldError::new("quantity", "0, must be 1..=1000")],
+                    partition: None,
                 },
             });
         }

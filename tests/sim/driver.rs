@@ -126,8 +126,8 @@ impl Sim {
                 let now = self.h.now;
                 let reply = self.h.shard.handle_invalid(
                     id.clone(),
-                    "quantity",
-                    "0, must be 1..=1000",
+                    vec![allot::domain::FieldError::new("quantity", "0, must be 1..=1000")],
+                    None,
                     None,
                     now,
                 );
@@ -370,6 +370,7 @@ impl Sim {
                 Event::OrderRejected {
                     id,
                     reason: RejectReason::BackorderExpired,
+                    ..
                 } => {
                     self.backorders.get_mut(id).expect("backordered").1 = Some(now);
                 }

@@ -73,14 +73,42 @@ pub enum Outcome {
     Unknown { reason: String },
 }
 
-/// Why an order was rejected.
+/// One field of a message or request that breaks its rules: `field` is
+/// its name or path (`quantity`, `lines[2].sku`, `payload` for the whole
+/// message), `why` says what is wrong and what is allowed. The one type
+/// every edge reports a bad field with.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub why: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, why: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            why: why.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.why)
+    }
+}
+
+/// Why an order was rejected. In the log it is a map whose `kind` is the
+/// reason's label (`{"kind": "out_of_stock"}`, `{"kind": "invalid",
+/// "errors": [{"field": "quantity", "why": "..."}]}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RejectReason {
     /// No stock left, and the policy rejects (or rerouting ran out of
     /// warehouses).
     OutOfStock,
-    /// The order itself is invalid; `field` names what, `why` says how.
-    Invalid { field: String, why: String },
+    /// The order itself is invalid: every bad field, at least one.
+    Invalid { errors: Vec<FieldError> },
     /// Cancelled by request before it was enacted.
     Cancelled,
     /// Every attempt failed with a retryable error; the last one is given.
@@ -95,7 +123,16 @@ impl std::fmt::Display for RejectReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::OutOfStock => f.write_str("out of stock"),
-            Self::Invalid { field, why } => write!(f, "invalid {field}: {why}"),
+            Self::Invalid { errors } => {
+                f.write_str("invalid ")?;
+                for (i, e) in errors.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("; ")?;
+                    }
+                    write!(f, "{e}")?;
+                }
+                Ok(())
+            }
             Self::Cancelled => f.write_str("cancelled"),
             Self::RetriesExhausted { last } => write!(f, "retries exhausted: {last}"),
             Self::FulfilmentFailed { reason } => write!(f, "fulfilment failed: {reason}"),
@@ -138,8 +175,15 @@ pub enum Event {
     /// Its reservation went back to stock (a failure or a cancel); an
     /// `OrderRejected` follows.
     OrderReleased { id: OrderId, reason: String },
-    /// Final: not fulfilled, for `reason`.
-    OrderRejected { id: OrderId, reason: RejectReason },
+    /// Final: not fulfilled, for `reason`. `partition` is set for an order
+    /// rejected before it was queued (invalid): the partition its subject
+    /// named, if that was readable.
+    OrderRejected {
+        id: OrderId,
+        reason: RejectReason,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        partition: Option<PartitionKey>,
+    },
     /// Out of stock: held until restock or `until`.
     OrderBackordered { id: OrderId, until: Timestamp },
     /// Out of stock here: handed to warehouse `to` (final for this

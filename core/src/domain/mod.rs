@@ -10,7 +10,7 @@ pub mod rules;
 pub mod state;
 pub mod types;
 
-pub use messages::{Command, Event, Order, Outcome, RejectReason};
+pub use messages::{Command, Event, FieldError, Order, Outcome, RejectReason};
 pub use policy::{CancelConfirmed, Exhaustion, ExhaustionRules, RetryPolicy, SkuPattern};
 pub use rules::{
     decide, Attempt, CommandError, Decider, Known, OutcomeEffect, Rules, Settled, Verdict,

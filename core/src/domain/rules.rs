@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::messages::{Command, Event, Order, Outcome, RejectReason};
+use super::messages::{Command, Event, FieldError, Order, Outcome, RejectReason};
 use super::orders::Slot;
 use super::policy::{CancelConfirmed, Exhaustion, ExhaustionRules, RetryPolicy};
 use super::state::{Final, Live, PartitionIdx, ShardState, Status};
@@ -196,7 +196,12 @@ impl Decider<'_> {
 
     /// Records an order that failed validation as rejected, unless its id
     /// is known (then the earlier decision stands).
-    pub fn reject_invalid(&mut self, id: OrderId, field: &str, why: &str) -> Result<(), Known> {
+    pub fn reject_invalid(
+        &mut self,
+        id: OrderId,
+        errors: Vec<FieldError>,
+        partition: Option<PartitionKey>,
+    ) -> Result<(), Known> {
         if let Some(live) = self.state.live(&id) {
             return Err(Known::Live(live.status));
         }
@@ -205,10 +210,8 @@ impl Decider<'_> {
         }
         self.emit(Event::OrderRejected {
             id,
-            reason: RejectReason::Invalid {
-                field: field.to_owned(),
-                why: why.to_owned(),
-            },
+            reason: RejectReason::Invalid { errors },
+            partition,
         });
         Ok(())
     }
@@ -221,6 +224,7 @@ impl Decider<'_> {
                 Status::Queued | Status::Backordered { .. } => self.emit(Event::OrderRejected {
                     id: id.clone(),
                     reason: RejectReason::Cancelled,
+                    partition: None,
                 }),
                 Status::Reserved if !live.cancel_requested => {
                     self.emit(Event::OrderCancelRequested { id: id.clone() })
@@ -333,6 +337,7 @@ impl Decider<'_> {
                 self.emit(Event::OrderRejected {
                     id: newest,
                     reason: RejectReason::Cancelled,
+                    partition: None,
                 });
             }
         }
@@ -400,6 +405,7 @@ impl Decider<'_> {
         self.emit(Event::OrderRejected {
             id: id.clone(),
             reason: why,
+            partition: None,
         });
     }
 
@@ -460,6 +466,7 @@ impl Decider<'_> {
                 Exhaustion::Reject => Event::OrderRejected {
                     id,
                     reason: RejectReason::OutOfStock,
+                    partition: None,
                 },
                 Exhaustion::Backorder { ttl } => Event::OrderBackordered {
                     id,
@@ -470,6 +477,7 @@ impl Decider<'_> {
                     None => Event::OrderRejected {
                         id,
                         reason: RejectReason::OutOfStock,
+                        partition: None,
                     },
                 },
             };
@@ -526,6 +534,7 @@ impl Decider<'_> {
             self.emit(Event::OrderRejected {
                 id,
                 reason: RejectReason::BackorderExpired,
+                partition: None,
             });
         }
     }

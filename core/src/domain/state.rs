@@ -461,7 +461,7 @@ impl ShardState {
                 self.at(slot).status = Status::Releasing;
                 self.trim_lane(p, LaneKind::Reservations);
             }
-            Event::OrderRejected { id, reason: _ } => match self.orders.slot_of(id) {
+            Event::OrderRejected { id, .. } => match self.orders.slot_of(id) {
                 None => {
                     if self.decided.get(id).is_some() {
                         return Err("order was decided already".into());

@@ -44,7 +44,8 @@ use rustc_hash::FxHashMap;
 use crate::domain::rules::{forwarded_order, Decider};
 use crate::domain::Verdict;
 use crate::domain::{
-    Attempt, Command, CommandError, Event, Order, OrderId, Outcome, OutcomeEffect, PartitionIdx,
+    Attempt, Command, CommandError, Event, FieldError, Order, OrderId, Outcome, OutcomeEffect,
+    PartitionIdx, PartitionKey,
     Rules, Settled, ShardState, Status, Timestamp,
 };
 pub use group::{AckId, AppendBatch, Dispatch, Output};
@@ -213,16 +214,17 @@ impl Shard {
         self.command(Command::PlaceOrder(order), now)
     }
 
-    /// An order that failed validation: recorded as rejected with its reason.
+    /// An order that failed validation: recorded as rejected with every
+    /// bad field, under the partition its subject named (if readable).
     pub fn handle_invalid(
         &mut self,
         id: OrderId,
-        field: &str,
-        why: &str,
+        errors: Vec<FieldError>,
+        partition: Option<PartitionKey>,
         ack: Option<AckId>,
         now: Timestamp,
     ) -> Reply {
-        let reply = match self.decider().reject_invalid(id, field, why) {
+        let reply = match self.decider().reject_invalid(id, errors, partition) {
             Ok(()) => Reply::Accepted,
             Err(known) => Reply::Duplicate(known),
         };

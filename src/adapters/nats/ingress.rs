@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use super::intake::{KIND_COMMAND, KIND_HEADER};
+use crate::wire::{KIND_COMMAND, KIND_HEADER};
 use super::shard_order_subject;
 use crate::config::Router;
 use crate::domain::{Command, OrderId};

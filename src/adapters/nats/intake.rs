@@ -18,17 +18,10 @@ use tracing::{debug, warn};
 
 use super::{shard_consumer, shard_order_subject};
 use crate::config::Router;
-use crate::domain::{Order, OrderId, PartitionKey, Sku, WarehouseId};
+use crate::domain::Order;
 use crate::ports::{Delivery, Intake, IntakeQueue, ShardId};
 use crate::scheduler::AckId;
-use crate::wire::{decode_command, decode_order, Limits, WireError};
-
-/// Header telling internal messages apart from producers' orders.
-pub const KIND_HEADER: &str = "Allot-Kind";
-/// A stock command: MessagePack of `domain::Command`.
-pub const KIND_COMMAND: &str = "command";
-/// A rerouted order handed on by a shard: MessagePack of `domain::Order`.
-pub const KIND_FORWARD: &str = "forward";
+use crate::wire::{encode_forward_bytes, IntakeDecoder, Limits, KIND_FORWARD, KIND_HEADER};
 
 /// How long one fetch waits for a first message before answering empty.
 const FETCH_WAIT: Duration = Duration::from_millis(250);
@@ -78,111 +71,26 @@ impl NatsIntake {
             .headers
             .as_ref()
             .and_then(|h| h.get(KIND_HEADER))
-            .map(|v| v.as_str().to_owned());
-        let invalid = |field: &str, why: String| Intake::Invalid {
-            id: OrderId::new(&format!("{}{seq}", crate::wire::RESERVED_ID_PREFIX))
-                .expect("valid id"),
-            field: field.to_owned(),
-            why,
+            .map(|v| v.as_str());
+        let decoder = IntakeDecoder {
+            router: &self.router,
+            limits: &self.limits,
         };
-        match kind.as_deref() {
-            Some(KIND_COMMAND) => Some(match decode_command(&message.payload) {
-                Ok(command) => Intake::Command(command),
-                Err(e) => invalid("payload", format!("unreadable stock command: {e}")),
-            }),
-            Some(KIND_FORWARD) => Some(match rmp_serde::from_slice::<Order>(&message.payload) {
-                Ok(order) => Intake::Order(order),
-                Err(e) => invalid("payload", format!("unreadable forwarded order: {e}")),
-            }),
-            _ => {
-                let item = self.decode_order(message.subject.as_str(), &message.payload, seq);
-                if let Intake::Order(order) = &item {
-                    let owner = self.router.shard_for(&order.partition);
-                    if owner != shard {
-                        // A pinned SKU published on the hashed subject: hand it
-                        // to the shard that owns its partition.
-                        self.forward(owner, order).await;
-                        return None;
-                    }
-                }
-                Some(item)
+        let item = decoder.decode(message.subject.as_str(), kind, &message.payload, seq);
+        if let Intake::Order(order) = &item {
+            let owner = self.router.shard_for(&order.partition);
+            if owner != shard {
+                // A pinned SKU published on the hashed subject: hand it to
+                // the shard that owns its partition.
+                self.forward(owner, order).await;
+                return None;
             }
         }
-    }
-
-    /// A producer's order, validated; its partition comes from the subject
-    /// `orders.<shard>.<warehouse>.<sku>` it was filed under.
-    fn decode_order(&self, subject: &str, payload: &[u8], seq: u64) -> Intake {
-        let rejected = |e: WireError| match e.reject_reason() {
-            crate::domain::RejectReason::Invalid { field, why } => Intake::Invalid {
-                id: e.rejection_id(seq),
-                field,
-                why,
-            },
-            other => Intake::Invalid {
-                id: e.rejection_id(seq),
-                field: "payload".into(),
-                why: other.to_string(),
-            },
-        };
-        let order = match decode_order(payload, &self.limits) {
-            Ok(order) => order,
-            Err(e) => return rejected(e),
-        };
-        let mut tokens = subject.split('.').skip(2);
-        let (Some(w), Some(s)) = (tokens.next(), tokens.next()) else {
-            return Intake::Invalid {
-                id: order.id,
-                field: "subject".into(),
-                why: format!("{subject} is not orders.<shard>.<warehouse>.<sku>"),
-            };
-        };
-        let (Ok(warehouse), Ok(sku)) = (WarehouseId::new(w), Sku::new(s)) else {
-            return Intake::Invalid {
-                id: order.id,
-                field: "subject".into(),
-                why: format!("{subject} does not name a valid warehouse and SKU"),
-            };
-        };
-        if order.sku != sku || order.warehouse.as_ref().is_some_and(|ow| *ow != warehouse) {
-            return Intake::Invalid {
-                id: order.id,
-                field: "sku".into(),
-                why: format!(
-                    "the order is for {}/{} but was published on {subject}",
-                    order.warehouse.as_ref().map_or("-", |w| w.as_str()),
-                    order.sku
-                ),
-            };
-        }
-        let fallbacks = order
-            .region
-            .as_ref()
-            .and_then(|_| {
-                self.router
-                    .route(&sku, Some(&warehouse), order.region.as_ref())
-                    .ok()
-            })
-            .map(|r| r.fallbacks)
-            .unwrap_or_default();
-        Intake::Order(Order {
-            id: order.id,
-            partition: PartitionKey::new(warehouse, sku),
-            quantity: order.quantity,
-            region: order.region,
-            priority: order.priority,
-            fallbacks,
-        })
+        Some(item)
     }
 
     async fn forward(&self, shard: ShardId, order: &Order) {
-        let payload = match rmp_serde::to_vec_named(order) {
-            Ok(p) => Bytes::from(p),
-            Err(e) => {
-                warn!(order = %order.id, error = %e, "order not encodable for forwarding");
-                return;
-            }
-        };
+        let payload = Bytes::from(encode_forward_bytes(order));
         let mut backoff = Duration::from_millis(50);
         loop {
             let message = PublishMessage::build()

@@ -28,7 +28,8 @@ pub use ingress::{
     file_command, file_order, serve_ingress, submit, submit_received, FieldError, FiledCommand,
     SubmitReply,
 };
-pub use intake::{NatsIntake, KIND_COMMAND, KIND_FORWARD, KIND_HEADER};
+pub use intake::NatsIntake;
+pub use crate::wire::{KIND_COMMAND, KIND_FORWARD, KIND_HEADER};
 pub use log::{decode_batch, encode_batch, NatsLog};
 pub use setup::{ensure_replicated_streams, ensure_streams, SetupError, Streams};
 pub use snapshots::NatsSnapshots;

@@ -518,6 +518,7 @@ mod tests {
             Event::OrderRejected {
                 id: id("b"),
                 reason: RejectReason::OutOfStock,
+                partition: None,
             },
         ];
         let (orders, stock) = p.apply(7, &batch);

@@ -28,8 +28,10 @@ fn oversized_payloads_are_refused_unread() {
     assert_eq!(
         e.reject_reason(),
         RejectReason::Invalid {
-            field: "payload".into(),
-            why: "65 bytes, more than the 64 allowed".into()
+            errors: vec![FieldError::new(
+                "payload",
+                "65 bytes, more than the 64 allowed"
+            )]
         }
     );
     // JSON too, and garbage is not even looked at.
@@ -83,7 +85,7 @@ fn trailing_bytes_are_malformed() {
     let e = decode_order(&packed, &limits()).unwrap_err();
     assert_eq!(
         e.problems(),
-        [Invalid::new("payload", "trailing bytes after the message")]
+        [FieldError::new("payload", "trailing bytes after the message")]
     );
     assert_eq!(e.order_id(), Some(OrderId::new("ord-17").unwrap()));
 }
@@ -149,7 +151,7 @@ fn nesting_is_capped_the_same_in_both_formats() {
     let e = decode_value(&nested(MAX_DEPTH)).unwrap_err();
     assert_eq!(
         e.problems(),
-        [Invalid::new(
+        [FieldError::new(
             "payload",
             format!("nested more than {MAX_DEPTH} levels deep")
         )]
@@ -188,7 +190,7 @@ fn well_formed(e: &WireError) -> bool {
     !problems.is_empty()
         && problems
             .iter()
-            .all(|p| p.field == "payload" || FIELDS.contains(&p.field))
+            .all(|p| p.field == "payload" || FIELDS.contains(&p.field.as_str()))
 }
 
 proptest! {
