@@ -19,12 +19,13 @@
 pub mod adapters;
 pub mod cluster;
 pub mod config;
-pub mod http;
+pub mod ingress;
 pub mod ports;
 pub mod runtime;
 pub mod service;
 pub mod sim;
 pub mod telemetry;
+pub mod views;
 pub mod wire;
 
 pub use allot_core::{audit, domain, scheduler};

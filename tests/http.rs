@@ -10,7 +10,7 @@ use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use allot::http::{Listening, OPENAPI};
+use allot::adapters::http::{Listening, OPENAPI};
 use common::allot::{exact_fulfiller, ConfigFile, InProcess};
 use common::nats::NatsServer;
 
@@ -45,7 +45,8 @@ impl Running {
         let server = NatsServer::start();
         let config = ConfigFile::new(toml);
         let handle = allot::telemetry::install().expect("the metrics recorder installs");
-        let metrics: allot::http::RenderMetrics = std::sync::Arc::new(move || handle.render());
+        let metrics: allot::adapters::http::RenderMetrics =
+            std::sync::Arc::new(move || handle.render());
         let allot = InProcess::serve_with(
             &server.url(),
             &config.config,

@@ -449,7 +449,7 @@ async fn bad_messages_on_the_order_subject_are_rejected_as_invalid_with_their_re
             &order("t5-elsewhere", "T5-OTHER", 1, 1).encode(),
             Some("t5-elsewhere"),
             "sku",
-            "the order is for ams/T5-OTHER but was published on orders.",
+            "the order names sku T5-OTHER but was published for T5-MUG",
         ),
         Bad::new(
             &order("t5-v2", "T5-MUG", 1, 2).encode(),

@@ -11,13 +11,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use allot::adapters::nats::decode_batch;
+use allot::adapters::nats::events::EventsReader;
 use allot::audit::{Audit, Findings};
 use allot::domain::{Event, OrderId};
-use allot::service::demo::events_after;
-use anyhow::Context as _;
+use allot::wire::log::Chains;
 use async_nats::jetstream::stream::Stream;
-use futures::StreamExt as _;
 use tokio::time::Instant;
 
 use crate::workload::order_index;
@@ -43,7 +41,12 @@ pub async fn follow(
     orders: usize,
     timeout: Duration,
 ) -> anyhow::Result<(StockSeen, tokio::task::JoinHandle<anyhow::Result<Followed>>)> {
-    let mut messages = events_after(events, after).await?;
+    let mut reader = EventsReader::new(
+        events.clone(),
+        "events.*",
+        Chains::from_anywhere(),
+        after + 1,
+    );
     let stock_seen = StockSeen::default();
     let seen = stock_seen.clone();
     let task = tokio::spawn(async move {
@@ -56,12 +59,12 @@ pub async fn follow(
         let mut audit = Audit::default();
         let mut waiting = orders;
         while waiting > 0 {
-            let message = match tokio::time::timeout(timeout, messages.next()).await {
-                Err(_) | Ok(None) => break,
-                Ok(Some(m)) => m.context("reading EVENTS")?,
+            // Each batch once, in its shard's order.
+            let Some(read) = reader.next(timeout).await? else {
+                break;
             };
             let now = Instant::now();
-            for event in decode_batch(&message.payload).context("an EVENTS batch")? {
+            for event in read.batch.events {
                 waiting -= f.note(&event, now);
                 if matches!(event, Event::StockSet { .. }) {
                     seen.fetch_add(1, Ordering::Relaxed);

@@ -5,9 +5,14 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use allot::adapters::nats::{EVENTS_STREAM, ORDERS_STREAM};
+use std::sync::Arc;
+
+use allot::adapters::nats::producer::Producer;
+use allot::adapters::nats::{NatsFiler, EVENTS_STREAM, ORDERS_STREAM};
 use allot::config::Config;
-use allot::service::demo::{send_set_stock, wait_for_stream};
+use allot::domain::Command;
+use allot::ingress::Ingress;
+use allot::wire::Limits;
 use anyhow::Context as _;
 use futures::stream::FuturesUnordered;
 use futures::TryStreamExt as _;
@@ -50,13 +55,14 @@ pub async fn run(
     let nats = Nats::start(nats_bin)?;
     let mut allot = start_allot(spec, &nats)?;
     let client = async_nats::connect(&nats.url).await?;
-    let js = async_nats::jetstream::new(client.clone());
-    let mut events = wait_for_stream(&js, EVENTS_STREAM).await?;
-    wait_for_stream(&js, ORDERS_STREAM).await?;
+    let producer = Producer::new(client.clone());
+    let js = producer.jetstream().clone();
+    let mut events = producer.wait_for_stream(EVENTS_STREAM).await?;
+    producer.wait_for_stream(ORDERS_STREAM).await?;
     let after = events.info().await?.state.last_sequence;
     let n = workload.orders.len();
     let (stock_seen, follower) = follow(&events, after, n, Duration::from_secs(30)).await?;
-    set_stock(&js, spec, workload).await?;
+    set_stock(client.clone(), spec, workload).await?;
     let partitions = workload.partitions.len() as u64;
     let deadline = Instant::now() + Duration::from_secs(120);
     while stock_seen.load(Ordering::Relaxed) < partitions {
@@ -139,35 +145,37 @@ pub async fn run(
     Ok(result)
 }
 
-/// Sets every partition's stock with keyed commands, acks awaited.
+/// Sets every partition's stock with keyed commands through the ingress,
+/// 1,000 at a time.
 async fn set_stock(
-    js: &async_nats::jetstream::Context,
+    client: async_nats::Client,
     spec: &AllotSpec,
     workload: &Workload,
 ) -> anyhow::Result<()> {
     let config =
         Config::load(&spec.config).with_context(|| format!("loading {}", spec.config.display()))?;
-    let router = config.router();
-    let mut acks = FuturesUnordered::new();
+    let ingress = Ingress::new(
+        Arc::new(NatsFiler::for_client(client)),
+        config.router(),
+        Limits::from_config(&config),
+    );
+    let mut filing = FuturesUnordered::new();
     for (i, partition) in workload.partitions.iter().enumerate() {
-        // The client holds back publishes while too many acks are unread,
-        // so read them as we go (10,000 unread stalled it).
-        if acks.len() >= 1_000 {
-            acks.try_next()
+        if filing.len() >= 1_000 {
+            filing
+                .try_next()
                 .await
                 .context("JetStream refused a stock command")?;
         }
-        let ack = send_set_stock(
-            js,
-            &router,
-            partition.clone(),
-            workload.scenario.stock,
-            &format!("stock-{i}"),
-        )
-        .await?;
-        acks.push(std::future::IntoFuture::into_future(ack));
+        let set = Command::SetStock {
+            partition: partition.clone(),
+            on_hand: workload.scenario.stock,
+        };
+        let ingress = &ingress;
+        filing.push(async move { ingress.command(&format!("stock-{i}"), set).await });
     }
-    acks.try_collect::<Vec<_>>()
+    filing
+        .try_collect::<Vec<_>>()
         .await
         .context("JetStream refused a stock command")?;
     Ok(())

@@ -192,6 +192,11 @@ impl Harness {
         self.events().cloned().collect()
     }
 
+    /// Every durable log entry (its sequence is its index + 1).
+    pub fn batches(&self) -> &[Vec<Event>] {
+        &self.batches
+    }
+
     /// Every durable event, in order, borrowed.
     pub fn events(&self) -> impl Iterator<Item = &Event> {
         self.batches.iter().flatten()

@@ -5,7 +5,7 @@
 //! `max_batch_size` commands in all.
 #![no_main]
 
-use allot::http::{
+use allot::adapters::http::{
     parse_batch, parse_command, parse_json, AdjustBody, BatchItem, RestockBody, SetBody,
 };
 use allot::wire::{decode_order_json, Limits};

@@ -237,6 +237,7 @@ fn every_section_error(figment: &Figment, first: figment::Error) -> ConfigError 
     check::<LogConfig>(figment, "log", &mut errors);
     check::<FulfillerConfig>(figment, "fulfiller", &mut errors);
     check::<RuntimeSection>(figment, "runtime", &mut errors);
+    check::<ViewsSection>(figment, "views", &mut errors);
     check::<ClusterConfig>(figment, "cluster", &mut errors);
     // An unknown section, or a problem outside the sections, is only in
     // the first error.

@@ -40,7 +40,7 @@ pub use sections::{
 };
 pub use service::{
     ClusterConfig, FulfillerConfig, FulfillerKind, HttpConfig, LogConfig, LogFormat, NatsConfig,
-    RuntimeSection,
+    RuntimeSection, ViewsSection,
 };
 
 /// Where [`check`] looks when given no path, relative to the working
@@ -64,6 +64,7 @@ pub struct Config {
     pub log: LogConfig,
     pub fulfiller: FulfillerConfig,
     pub runtime: RuntimeSection,
+    pub views: ViewsSection,
     pub cluster: ClusterConfig,
 }
 

@@ -197,6 +197,33 @@ impl Default for RuntimeSection {
     }
 }
 
+/// `[views]`: the read model each instance keeps in memory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ViewsSection {
+    /// Orders kept for `GET /v1/orders/{id}` (all shards); past it the
+    /// oldest decided ones are forgotten first (about 150 bytes each).
+    pub max_orders: usize,
+    /// How often an owned shard's views are checkpointed (start-up replays
+    /// the log from the last checkpoint).
+    #[serde(with = "super::duration")]
+    pub checkpoint_interval: Duration,
+    /// Publish every decision of the shards this instance owns on core
+    /// NATS `decisions.<warehouse>.<sku>` (best effort; EVENTS is the
+    /// durable feed).
+    pub publish_decisions: bool,
+}
+
+impl Default for ViewsSection {
+    fn default() -> Self {
+        Self {
+            max_orders: 2_000_000,
+            checkpoint_interval: Duration::from_secs(60),
+            publish_decisions: true,
+        }
+    }
+}
+
 /// A string that may arrive as another scalar: `ALLOT__HTTP__AUTH_TOKEN=1234`
 /// reaches serde as the number 1234, and is still meant as text.
 fn lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {

@@ -108,6 +108,13 @@ impl Config {
         if f.timeout.is_zero() {
             out.push(Problem::new("fulfiller.timeout", "is 0s, must be positive"));
         }
+        positive(out, "views.max_orders", self.views.max_orders as u64);
+        if self.views.checkpoint_interval.is_zero() {
+            out.push(Problem::new(
+                "views.checkpoint_interval",
+                "is 0s, must be positive",
+            ));
+        }
         let c = &self.cluster;
         at_least(
             out,

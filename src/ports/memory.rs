@@ -8,7 +8,9 @@ use std::time::SystemTime;
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 
-use super::{AppendError, Delivery, EventLog, Intake, IntakeQueue, ShardId, Snapshots};
+use super::{
+    AppendError, Checkpoints, Delivery, EventLog, Intake, IntakeQueue, Logged, ShardId, Snapshots,
+};
 use crate::domain::{Event, Order};
 use crate::scheduler::AckId;
 
@@ -62,11 +64,7 @@ impl EventLog for MemLog {
         Ok(actual + 1)
     }
 
-    async fn read(
-        &self,
-        shard: ShardId,
-        after: u64,
-    ) -> Result<Vec<(u64, Vec<Event>)>, AppendError> {
+    async fn read(&self, shard: ShardId, after: u64) -> Result<Vec<Logged>, AppendError> {
         let shards = self.shards.lock();
         let Some(log) = shards.get(&shard) else {
             return Ok(Vec::new());
@@ -75,7 +73,11 @@ impl EventLog for MemLog {
             .iter()
             .enumerate()
             .skip(after as usize)
-            .map(|(i, b)| (i as u64 + 1, b.clone()))
+            .map(|(i, b)| Logged {
+                seq: i as u64 + 1,
+                prev: i as u64,
+                events: b.clone(),
+            })
             .collect())
     }
 }
@@ -164,6 +166,23 @@ impl IntakeQueue for MemIntake {
 #[derive(Debug, Default)]
 pub struct MemSnapshots {
     shards: Mutex<FxHashMap<ShardId, (u64, Vec<u8>)>>,
+    named: Mutex<FxHashMap<String, (u64, Vec<u8>)>>,
+}
+
+impl Checkpoints for MemSnapshots {
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>, AppendError> {
+        Ok(self.named.lock().get(name).cloned())
+    }
+
+    async fn save_checkpoint(
+        &self,
+        name: &str,
+        seq: u64,
+        bytes: Vec<u8>,
+    ) -> Result<(), AppendError> {
+        self.named.lock().insert(name.to_owned(), (seq, bytes));
+        Ok(())
+    }
 }
 
 impl Snapshots for MemSnapshots {

@@ -9,8 +9,9 @@ use std::future::Future;
 use std::time::SystemTime;
 
 use crate::domain::{Attempt, Event, Order, Outcome};
-pub use crate::wire::Intake;
 use crate::scheduler::AckId;
+use crate::wire::DecisionMessage;
+pub use crate::wire::Intake;
 
 pub use memory::{MemIntake, MemLog, MemSnapshots};
 pub use simulated::{Latency, SimulatedFulfiller};
@@ -33,6 +34,15 @@ pub enum AppendError {
     Unavailable(String),
 }
 
+/// One entry of a shard's log: its sequence, the sequence of the entry
+/// before it (0 for the first), and its events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    pub seq: u64,
+    pub prev: u64,
+    pub events: Vec<Event>,
+}
+
 /// The shard event log: one entry per decided batch, appended only at an
 /// expected last sequence (optimistic concurrency).
 pub trait EventLog: Send + Sync {
@@ -48,12 +58,14 @@ pub trait EventLog: Send + Sync {
         events: &[Event],
     ) -> impl Future<Output = Result<u64, AppendError>> + Send;
 
-    /// Every entry of the shard after sequence `after`, in order.
+    /// Every entry of the shard after sequence `after`, in order, each
+    /// once, chained (`prev` of each is the sequence before it; the first
+    /// follows `after`).
     fn read(
         &self,
         shard: ShardId,
         after: u64,
-    ) -> impl Future<Output = Result<Vec<(u64, Vec<Event>)>, AppendError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Logged>, AppendError>> + Send;
 }
 
 /// One intake message handed to a shard.
@@ -95,6 +107,47 @@ pub trait Snapshots: Send + Sync {
         seq: u64,
         bytes: Vec<u8>,
     ) -> impl Future<Output = Result<(), AppendError>> + Send;
+}
+
+/// Named checkpoints of read models (the views of each shard): the log
+/// sequence they reflect and their bytes.
+pub trait Checkpoints: Send + Sync {
+    fn load_checkpoint(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<(u64, Vec<u8>)>, AppendError>> + Send;
+    fn save_checkpoint(
+        &self,
+        name: &str,
+        seq: u64,
+        bytes: Vec<u8>,
+    ) -> impl Future<Output = Result<(), AppendError>> + Send;
+}
+
+/// One log entry of some shard, as a feed of every shard delivers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedEntry {
+    pub shard: ShardId,
+    pub seq: u64,
+    pub events: Vec<Event>,
+    /// When the log stored it, for the views' lag.
+    pub stored: SystemTime,
+}
+
+/// Every shard's log, followed from given positions: each entry once, in
+/// its shard's order (gaps are read again, repeats skipped, inside).
+pub trait LogFeed: Send {
+    /// The next entry; `None` when none came within `wait`.
+    fn next(
+        &mut self,
+        wait: std::time::Duration,
+    ) -> impl Future<Output = Result<Option<FeedEntry>, AppendError>> + Send;
+}
+
+/// Where decisions are published for subscribers, best effort (the
+/// durable feed is the log itself).
+pub trait DecisionSink: Send + Sync {
+    fn publish(&self, decisions: Vec<DecisionMessage>) -> impl Future<Output = ()> + Send;
 }
 
 /// Enacts released orders (payment capture, fulfilment request, ...). The

@@ -6,6 +6,7 @@
 
 mod recover;
 mod shard_task;
+pub mod views;
 mod workers;
 
 use std::cell::Cell;
@@ -113,6 +114,10 @@ impl OwnedShards {
         self.0.lock().len()
     }
 
+    pub fn contains(&self, shard: ShardId) -> bool {
+        self.0.lock().contains(&shard)
+    }
+
     pub fn list(&self) -> Vec<ShardId> {
         self.0.lock().iter().copied().collect()
     }
@@ -153,6 +158,14 @@ pub enum RuntimeError {
     /// The log or snapshot holds something this shard cannot apply.
     #[error("shard {shard}: rebuilding from its log: {source}")]
     Corrupt { shard: ShardId, source: StateError },
+    /// The log read back skipped or repeated an entry.
+    #[error("shard {shard}: log entry {seq} follows {prev}, but recovery was at {last}")]
+    Chain {
+        shard: ShardId,
+        seq: u64,
+        prev: u64,
+        last: u64,
+    },
     /// A snapshot could not be decoded.
     #[error("shard {shard}: snapshot at sequence {seq} is unreadable: {why}")]
     Snapshot {

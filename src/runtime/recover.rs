@@ -35,13 +35,23 @@ pub async fn recover<L: EventLog, S: Snapshots>(
         .await
         .map_err(|source| RuntimeError::Log { shard, source })?;
     let entries = tail.len();
-    for (entry_seq, events) in tail {
-        for event in &events {
+    for entry in tail {
+        // Each entry once, in order: a log that skips or repeats one is
+        // not rebuilt from.
+        if entry.prev != seq {
+            return Err(RuntimeError::Chain {
+                shard,
+                seq: entry.seq,
+                prev: entry.prev,
+                last: seq,
+            });
+        }
+        for event in &entry.events {
             state
                 .evolve(event)
                 .map_err(|source| RuntimeError::Corrupt { shard, source })?;
         }
-        seq = entry_seq;
+        seq = entry.seq;
     }
     info!(
         shard,

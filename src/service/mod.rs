@@ -1,31 +1,34 @@
-//! Wiring for `allot serve`: connect to NATS, set up the streams, and run
-//! ingress plus one runtime task per shard until asked to stop; the
-//! operator commands that talk to a running deployment (`demo`, `dlq`).
-
-mod connect;
-pub mod demo;
-pub mod dlq;
+//! Wiring for `allot serve` (the composition root): connect to NATS, set
+//! up the streams, build the ports, the ingress and the views, and run
+//! the shards (by lease or all), the views, `allot.submit` and the HTTP
+//! API until asked to stop.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
-pub use connect::{connect, NatsOptions};
+pub use crate::adapters::nats::{connect, NatsOptions};
 
-use crate::adapters::nats::dlq::{ensure_dlq, move_dead_letters};
-use crate::adapters::nats::views::{ensure_view_buckets, follow_stock, project, Board, ViewSinks};
-use crate::adapters::nats::{
-    ensure_replicated_streams, serve_ingress, AnyFulfiller, NatsFulfiller, NatsIntake, NatsLog,
-    NatsSnapshots,
+use futures::FutureExt;
+
+use crate::adapters::http::{
+    api_routes, listen, ops_routes, Api, Health, ListenError, Listening, RenderMetrics,
 };
-use crate::cluster::{Coordinator, Leases, StartShard};
+use crate::adapters::nats::dlq::{ensure_dlq, move_dead_letters};
+use crate::adapters::nats::reads::serve_reads;
+use crate::adapters::nats::{
+    ensure_replicated_streams, serve_submit, AnyFulfiller, ConnectError, NatsDecisions, NatsFeed,
+    NatsFiler, NatsFulfiller, NatsIntake, NatsLog, NatsSnapshots, SetupError, Streams,
+};
+use crate::cluster::{Coordinator, LeaseError, Leases, ShardOutcome, StartShard};
 use crate::config::{Config, FulfillerKind};
-use crate::http::{api_routes, listen, ops_routes, Api, Health, Listening, RenderMetrics};
+use crate::ingress::Ingress;
 use crate::ports::{IntakeQueue as _, Latency, SimulatedFulfiller};
+use crate::runtime::views::{follow_views, restore_views, CaughtUp, ViewsConfig};
 use crate::runtime::{run_shard, Ports, RuntimeConfig, ShardExit, Workers};
+use crate::views::Views;
 use crate::wire::Limits;
 
 /// Which workers enact released orders.
@@ -104,32 +107,40 @@ impl ServeOptions {
         }
     }
 }
-/// What runs one shard in this instance: its actor task and its views
-/// projector, until `stop` (drain) or `abort` (at once: the shard's work is
-/// dropped and its unacked intake handed back to the queue).
-fn shard_starter(
-    ports: Arc<NatsPorts>,
-    runtime: RuntimeConfig,
-    client: async_nats::Client,
-    events: async_nats::jetstream::stream::Stream,
-    sinks: ViewSinks,
-) -> StartShard {
+/// Why `allot serve` stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The streams, consumers or buckets could not be set up or verified.
+    #[error("setting up the JetStream streams: {0}")]
+    Setup(#[from] SetupError),
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    /// The lease bucket could not be opened.
+    #[error("shard leases: {0}")]
+    Leases(#[from] LeaseError),
+    /// A shard task failed (its log unreadable, say).
+    #[error("shard {shard}: {why}")]
+    Shard { shard: u32, why: String },
+    #[error("a task panicked: {0}")]
+    Panicked(String),
+}
+
+/// What runs one shard in this instance: its actor task, until `stop`
+/// (drain) or `abort` (at once: the shard's work is dropped and its unacked
+/// intake handed back to the queue).
+fn shard_starter(ports: Arc<NatsPorts>, runtime: RuntimeConfig) -> StartShard {
     Arc::new(move |shard, stop, abort| {
         let (ports, runtime) = (ports.clone(), runtime.clone());
-        let (client, events, sinks) = (client.clone(), events.clone(), sinks.clone());
         Box::pin(async move {
-            let views_stop = CancellationToken::new();
-            let views = tokio::spawn(project(client, shard, events, sinks, views_stop.clone()));
-            let outcome = tokio::select! {
+            tokio::select! {
                 r = run_shard(shard, ports.clone(), runtime, stop) => r.map_err(|e| e.to_string()),
                 () = abort.cancelled() => {
                     ports.intake.release(shard).await;
                     Ok(ShardExit::Fenced)
                 }
-            };
-            views_stop.cancel();
-            let _ = tokio::time::timeout(Duration::from_secs(5), views).await;
-            outcome
+            }
         })
     })
 }
@@ -141,12 +152,17 @@ pub async fn serve(
     config: Config,
     options: ServeOptions,
     stop: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), ServeError> {
     let client = connect(&options.nats).await?;
     let js = async_nats::jetstream::new(client.clone());
     let router = config.router();
+    let caught_up = Arc::new(CaughtUp::default());
     let health = Arc::new(Health::new(
-        client.clone(),
+        {
+            let client = client.clone();
+            Arc::new(move || client.connection_state() == async_nats::connection::State::Connected)
+        },
+        caught_up.clone(),
         options.runtime.owned.clone(),
         router.shard_count() as usize,
     ));
@@ -161,57 +177,61 @@ pub async fn serve(
         }
         None => None,
     };
-    let replicas = config.nats.replicas;
     let streams = ensure_replicated_streams(
         &js,
         &router,
         options.max_deliver,
         options.ack_wait,
-        replicas,
+        config.nats.replicas,
     )
-    .await
-    .context("setting up the JetStream streams")?;
-    ensure_dlq(&js)
-        .await
-        .context("setting up the dead-letter streams")?;
+    .await?;
+    ensure_dlq(&js).await?;
     health.set_streams_verified();
     let limits = Limits::from_config(&config);
-    let fulfiller = match options.fulfiller {
-        FulfillerChoice::Simulated {
-            latency,
-            failure_rate,
-            seed,
-        } => AnyFulfiller::Simulated(Box::new(SimulatedFulfiller::new(
-            latency,
-            failure_rate,
-            0.5,
-            seed,
-        ))),
-        FulfillerChoice::Nats { timeout } => {
-            AnyFulfiller::Nats(NatsFulfiller::new(client.clone(), timeout))
-        }
-    };
-    let concurrency_config = config.clone();
-    let shard_router = router.clone();
-    let ports = Arc::new(Ports {
-        log: NatsLog::new(js.clone(), streams.events.clone()),
-        intake: NatsIntake::new(js.clone(), streams.orders.clone(), router.clone(), limits),
-        snapshots: NatsSnapshots::new(streams.snapshots.clone()),
-        workers: Workers::new(
-            fulfiller,
-            move |w| concurrency_config.concurrency_for(w),
-            options.runtime.worker_timeout,
-        ),
-        shard_of: Box::new(move |p| shard_router.shard_for(p)),
-    });
+    let ports = Arc::new(nats_ports(
+        &config, &options, &client, &js, &streams, limits,
+    ));
     let mut runtime = options.runtime.clone();
     runtime.shard = config.shard_config();
+    let ingress = Arc::new(Ingress::new(
+        Arc::new(NatsFiler::new(js.clone())),
+        router.clone(),
+        limits,
+    ));
+    let views = Arc::new(Views::new(router.shard_count(), config.views.max_orders));
+    let checkpoints = Arc::new(NatsSnapshots::new(streams.snapshots.clone()));
+    let at = restore_views(&views, &*checkpoints).await;
     let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(
+        follow_views(
+            NatsFeed::new(streams.events.clone(), &at),
+            views.clone(),
+            checkpoints,
+            Arc::new(NatsDecisions::new(client.clone())),
+            runtime.owned.clone(),
+            caught_up,
+            ViewsConfig {
+                checkpoint_every: config.views.checkpoint_interval,
+                publish_decisions: config.views.publish_decisions,
+            },
+            stop.clone(),
+        )
+        .map(|()| None),
+    );
     tasks.spawn({
-        let (client, js, router, stop) = (client.clone(), js.clone(), router.clone(), stop.clone());
+        let (client, ingress, stop) = (client.clone(), ingress.clone(), stop.clone());
         async move {
-            if let Err(e) = serve_ingress(client, js, router, limits, stop).await {
+            if let Err(e) = serve_submit(client, ingress, stop).await {
                 error!(error = %e, "ingress stopped");
+            }
+            None
+        }
+    });
+    tasks.spawn({
+        let (client, views, stop) = (client.clone(), views.clone(), stop.clone());
+        async move {
+            if let Err(e) = serve_reads(client, views, stop).await {
+                error!(error = %e, "views over NATS stopped");
             }
             None
         }
@@ -223,38 +243,15 @@ pub async fn serve(
             None
         }
     });
-    let (orders_view, stock_view) = ensure_view_buckets(&js, replicas)
-        .await
-        .map_err(anyhow::Error::msg)?;
-    let sinks = ViewSinks {
-        orders: orders_view.clone(),
-        stock: stock_view,
-        checkpoints: streams.snapshots.clone(),
-        board: Arc::new(Board::new()),
-    };
-    tasks.spawn({
-        let (stock, board, stop) = (sinks.stock.clone(), sinks.board.clone(), stop.clone());
-        async move {
-            follow_stock(stock, board, stop).await;
-            None
-        }
-    });
-    let start = shard_starter(
-        ports,
-        runtime,
-        client.clone(),
-        streams.events.clone(),
-        sinks.clone(),
-    );
+    let start = shard_starter(ports, runtime);
     if config.cluster.leases {
-        let id = config
-            .cluster
-            .instance_id
-            .clone()
-            .unwrap_or_else(|| format!("allot-{:08x}", rand::random::<u32>()));
-        let leases = Leases::open(&js, id, config.cluster.lease_ttl, replicas)
-            .await
-            .map_err(anyhow::Error::msg)?;
+        let leases = Leases::open(
+            &js,
+            instance_id(&config),
+            config.cluster.lease_ttl,
+            config.nats.replicas,
+        )
+        .await?;
         let coordinator = Coordinator {
             leases,
             shards: router.shard_count(),
@@ -274,15 +271,11 @@ pub async fn serve(
         }
     }
     let api = Api {
-        js: js.clone(),
-        router: router.clone(),
-        limits,
-        orders_view,
-        board: sinks.board,
+        ingress,
+        views,
         auth_token: config.http.auth_token.clone(),
         max_body_bytes: config.http.max_body_bytes,
         max_batch_size: config.limits.max_batch_size,
-        ingress: crate::telemetry::IngressMetrics::new(),
     };
     let mut app = api_routes(api, config.http.request_timeout);
     if ops.is_none() {
@@ -294,24 +287,7 @@ pub async fn serve(
         ops: ops.as_ref().map(|(addr, _)| *addr),
     });
     info!(shards = router.shard_count(), "allot serving");
-    let mut failure = None;
-    while let Some(done) = tasks.join_next().await {
-        match done {
-            Ok(Some((shard, Ok(ShardExit::Fenced)))) => {
-                error!(shard, "shard fenced by another writer")
-            }
-            Ok(Some((shard, Err(e)))) => {
-                error!(shard, error = %e, "shard failed");
-                failure.get_or_insert(anyhow::anyhow!("shard {shard}: {e}"));
-                stop.cancel();
-            }
-            Ok(_) => {}
-            Err(e) => {
-                failure.get_or_insert(anyhow::anyhow!("a task panicked: {e}"));
-                stop.cancel();
-            }
-        }
-    }
+    let failure = supervise(&mut tasks, &stop).await;
     let _ = api_task.await;
     ops_stop.cancel();
     if let Some((_, task)) = ops {
@@ -320,4 +296,80 @@ pub async fn serve(
     let _ = tokio::time::timeout(Duration::from_secs(5), client.drain()).await;
     info!("allot stopped");
     failure.map_or(Ok(()), Err)
+}
+
+/// This instance's id in the lease bucket: the configured one, else random.
+fn instance_id(config: &Config) -> String {
+    config
+        .cluster
+        .instance_id
+        .clone()
+        .unwrap_or_else(|| format!("allot-{:08x}", rand::random::<u32>()))
+}
+
+/// The shards' ports on NATS, with the configured workers.
+fn nats_ports(
+    config: &Config,
+    options: &ServeOptions,
+    client: &async_nats::Client,
+    js: &async_nats::jetstream::Context,
+    streams: &Streams,
+    limits: Limits,
+) -> NatsPorts {
+    let fulfiller = match options.fulfiller.clone() {
+        FulfillerChoice::Simulated {
+            latency,
+            failure_rate,
+            seed,
+        } => AnyFulfiller::Simulated(Box::new(SimulatedFulfiller::new(
+            latency,
+            failure_rate,
+            0.5,
+            seed,
+        ))),
+        FulfillerChoice::Nats { timeout } => {
+            AnyFulfiller::Nats(NatsFulfiller::new(client.clone(), timeout))
+        }
+    };
+    let router = config.router();
+    let concurrency = config.clone();
+    let shard_router = router.clone();
+    Ports {
+        log: NatsLog::new(js.clone(), streams.events.clone()),
+        intake: NatsIntake::new(js.clone(), streams.orders.clone(), router, limits),
+        snapshots: NatsSnapshots::new(streams.snapshots.clone()),
+        workers: Workers::new(
+            fulfiller,
+            move |w| concurrency.concurrency_for(w),
+            options.runtime.worker_timeout,
+        ),
+        shard_of: Box::new(move |p| shard_router.shard_for(p)),
+    }
+}
+
+/// Waits for every task; a failed shard or a panic stops the rest and is
+/// the error returned.
+async fn supervise(
+    tasks: &mut tokio::task::JoinSet<Option<(u32, ShardOutcome)>>,
+    stop: &CancellationToken,
+) -> Option<ServeError> {
+    let mut failure = None;
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(Some((shard, Ok(ShardExit::Fenced)))) => {
+                error!(shard, "shard fenced by another writer")
+            }
+            Ok(Some((shard, Err(e)))) => {
+                error!(shard, error = %e, "shard failed");
+                failure.get_or_insert(ServeError::Shard { shard, why: e });
+                stop.cancel();
+            }
+            Ok(_) => {}
+            Err(e) => {
+                failure.get_or_insert(ServeError::Panicked(e.to_string()));
+                stop.cancel();
+            }
+        }
+    }
+    failure
 }

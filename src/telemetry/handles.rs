@@ -395,3 +395,34 @@ impl NatsMetrics {
         self.disconnects.increment(1);
     }
 }
+
+/// The views' lag and size.
+#[derive(Clone)]
+pub struct ViewMetrics {
+    lag: Histogram,
+    orders: Gauge,
+}
+
+impl Default for ViewMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ViewMetrics {
+    pub fn new() -> Self {
+        Self {
+            lag: histogram!(VIEW_LAG),
+            orders: gauge!(VIEW_ORDERS),
+        }
+    }
+
+    /// A batch became visible `lag` after the log stored it.
+    pub fn applied(&self, lag: Duration) {
+        self.lag.record(lag.as_secs_f64());
+    }
+
+    pub fn orders(&self, n: usize) {
+        self.orders.set(n as f64);
+    }
+}

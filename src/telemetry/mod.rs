@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
 
-pub use handles::{BatchTally, IngressMetrics, NatsMetrics, Received, ShardMetrics, WorkerMetrics};
+pub use handles::{
+    BatchTally, IngressMetrics, NatsMetrics, Received, ShardMetrics, ViewMetrics, WorkerMetrics,
+};
 pub use metrics_exporter_prometheus::PrometheusHandle;
 use names::{Kind, METRICS};
 

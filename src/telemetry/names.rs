@@ -24,6 +24,8 @@ pub const WORKER_DURATION: &str = "allot_worker_duration_seconds";
 pub const NATS_CONNECTED: &str = "allot_nats_connected";
 pub const NATS_RECONNECTS: &str = "allot_nats_reconnects_total";
 pub const NATS_DISCONNECTS: &str = "allot_nats_disconnects_total";
+pub const VIEW_LAG: &str = "allot_view_lag_seconds";
+pub const VIEW_ORDERS: &str = "allot_view_orders";
 
 /// Label names: the only ones allot uses (never an order id or SKU).
 pub const SHARD: &str = "shard";
@@ -224,6 +226,18 @@ pub const METRICS: &[Metric] = &[
         "NATS connections re-established after the first.",
     ),
     counter(NATS_DISCONNECTS, &[], "NATS connections lost."),
+    histogram(
+        VIEW_LAG,
+        Unit::Seconds,
+        &[],
+        "From a batch stored in EVENTS to its decisions visible in this instance's views.",
+        DECISION_SECONDS,
+    ),
+    gauge(
+        VIEW_ORDERS,
+        &[],
+        "Orders held in this instance's views (live and decided, every shard).",
+    ),
 ];
 
 /// The metric called `name`, if allot exports it.

@@ -6,10 +6,11 @@
 
 use crate::domain::Command;
 
-/// Deepest nesting of MessagePack maps and arrays in a command. Each
-/// `Batch` level costs two (its map and its list), `Keyed` one or two; 32
-/// leaves room for the HTTP API's `MAX_NESTING` of 8 batches with keys.
-pub const MAX_COMMAND_DEPTH: usize = 32;
+/// Deepest nesting of MessagePack maps and arrays in a command, from
+/// [`Command::MAX_NESTING`]: each `Batch` level costs two (its map and its
+/// list) and a `Keyed` one or two, so four per level plus the innermost
+/// command's own maps.
+pub const MAX_COMMAND_DEPTH: usize = 4 * Command::MAX_NESTING;
 
 /// Decodes a command, refusing nesting deeper than [`MAX_COMMAND_DEPTH`].
 pub fn decode_command(bytes: &[u8]) -> Result<Command, rmp_serde::decode::Error> {
@@ -59,7 +60,7 @@ mod tests {
             partition,
             on_hand: 3,
         };
-        for _ in 0..crate::http::MAX_NESTING {
+        for _ in 0..Command::MAX_NESTING {
             command = Command::Batch {
                 commands: vec![command],
             };

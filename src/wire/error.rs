@@ -1,7 +1,6 @@
 //! Why a message was refused, in a shape the scheduler can record as a
 //! [`RejectReason::Invalid`] and a producer can act on.
 
-
 use super::RESERVED_ID_PREFIX;
 use crate::domain::{FieldError, OrderId, RejectReason};
 

@@ -120,7 +120,10 @@ impl IntakeDecoder<'_> {
         let partition = subject_partition(subject);
         let unreadable = |what: &str, e: &dyn std::fmt::Display| Intake::Invalid {
             id: reserved_id(seq),
-            errors: vec![FieldError::new("payload", format!("unreadable {what}: {e}"))],
+            errors: vec![FieldError::new(
+                "payload",
+                format!("unreadable {what}: {e}"),
+            )],
             partition: partition.clone().ok(),
         };
         match kind {
@@ -148,12 +151,7 @@ impl IntakeDecoder<'_> {
 
     /// A producer's order: validated, checked against the partition its
     /// subject names, and given the fallbacks of its region.
-    fn order(
-        &self,
-        subject: Result<PartitionKey, FieldError>,
-        payload: &[u8],
-        seq: u64,
-    ) -> Intake {
+    fn order(&self, subject: Result<PartitionKey, FieldError>, payload: &[u8], seq: u64) -> Intake {
         let order = match decode_order(payload, self.limits) {
             Ok(order) => order,
             Err(e) => {
@@ -177,7 +175,11 @@ impl IntakeDecoder<'_> {
         // A body that names another warehouse or SKU than its subject is
         // refused, naming each field that differs.
         let mut errors = Vec::new();
-        if order.warehouse.as_ref().is_some_and(|w| *w != partition.warehouse) {
+        if order
+            .warehouse
+            .as_ref()
+            .is_some_and(|w| *w != partition.warehouse)
+        {
             errors.push(FieldError::new(
                 "warehouse",
                 format!(
@@ -208,7 +210,11 @@ impl IntakeDecoder<'_> {
             .as_ref()
             .and_then(|_| {
                 self.router
-                    .route(&partition.sku, Some(&partition.warehouse), order.region.as_ref())
+                    .route(
+                        &partition.sku,
+                        Some(&partition.warehouse),
+                        order.region.as_ref(),
+                    )
                     .ok()
             })
             .map(|r| r.fallbacks)

@@ -33,12 +33,15 @@ mod command;
 mod decision;
 mod error;
 pub mod intake;
+pub mod log;
 mod order;
 mod raw;
+mod submit;
 
 #[cfg(test)]
 mod tests;
 
+pub use crate::domain::FieldError;
 pub use command::{decode_command, MAX_COMMAND_DEPTH};
 pub use decision::{Decision, DecisionMessage, MAX_DECISION_BYTES};
 pub use error::WireError;
@@ -46,10 +49,10 @@ pub use intake::{
     encode_command, encode_forward, encode_forward_bytes, Encoded, Intake, IntakeDecoder,
     KIND_COMMAND, KIND_FORWARD, KIND_HEADER,
 };
-pub use crate::domain::FieldError;
 pub use order::{
     decode_order, decode_order_json, encode_order, OrderMessage, ValidatedOrder, MAX_DEPTH,
 };
+pub use submit::SubmitReply;
 
 use crate::config::Config;
 use crate::domain::PartitionKey;
@@ -62,7 +65,7 @@ pub const VERSION: u32 = 1;
 pub const RESERVED_ID_PREFIX: &str = "invalid:";
 
 /// Where producers send an order for ingress to validate and route, as a
-/// NATS request (planned: used by the upcoming NATS runtime).
+/// NATS request; the reply is a [`SubmitReply`].
 pub const SUBMIT_SUBJECT: &str = "allot.submit";
 
 /// `orders.<warehouse>.<sku>`: where routed orders go, from ingress or from

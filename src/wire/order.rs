@@ -6,8 +6,8 @@ use serde::{Deserialize as _, Serialize};
 
 use super::raw::{RawOrder, Scalar};
 use super::{Limits, WireError, RESERVED_ID_PREFIX, VERSION};
-use crate::domain::FieldError;
 use crate::config::{RouteError, Router};
+use crate::domain::FieldError;
 use crate::domain::{Order, OrderId, Priority, Quantity, Region, Sku, ValueError, WarehouseId};
 
 /// An order as a producer sends it (envelope version 1): a MessagePack map

@@ -263,7 +263,10 @@ fn quantity_limit_comes_from_the_config() {
     let e = decode_order(&m.encode(), &small).unwrap_err();
     assert_eq!(
         e.problems(),
-        [FieldError::new("quantity", "6 is out of range, must be 1..=5")]
+        [FieldError::new(
+            "quantity",
+            "6 is out of range, must be 1..=5"
+        )]
     );
     let m = OrderMessage {
         quantity: 5,

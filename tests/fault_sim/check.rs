@@ -50,8 +50,10 @@ pub fn unsettled(world: &World, ports: &FaultPorts, scenario: &Scenario) -> Stri
 fn history(world: &World, scenario: &Scenario, ids: &[&OrderId]) -> String {
     let mut history = String::new();
     for shard in shard_ids(scenario) {
-        for (seq, events) in now_or_never(world.log.read(shard, 0)).unwrap_or_default() {
-            for e in events
+        for entry in now_or_never(world.log.read(shard, 0)).unwrap_or_default() {
+            let seq = entry.seq;
+            for e in entry
+                .events
                 .iter()
                 .filter(|e| e.order_id().is_some_and(|id| ids.contains(&id)))
             {

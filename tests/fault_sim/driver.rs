@@ -147,7 +147,9 @@ async fn produce(world: Arc<World>, ports: Arc<FaultPorts>, scenario: Arc<Scenar
 
 fn describe(item: &allot::ports::Intake) -> String {
     match item {
-        allot::ports::Intake::Order(o) | allot::ports::Intake::Forwarded(o) => format!("{} {} x{}", o.id, o.partition, o.quantity.get()),
+        allot::ports::Intake::Order(o) | allot::ports::Intake::Forwarded(o) => {
+            format!("{} {} x{}", o.id, o.partition, o.quantity.get())
+        }
         allot::ports::Intake::Command(c) => format!("{c:?}"),
         allot::ports::Intake::Invalid { id, .. } => format!("invalid {id}"),
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use allot::domain::{Attempt, Event, Order, OrderId, Outcome, ShardState};
-use allot::ports::{AppendError, EventLog, Fulfiller, MemSnapshots, ShardId, Snapshots};
+use allot::ports::{AppendError, EventLog, Fulfiller, Logged, MemSnapshots, ShardId, Snapshots};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::world::World;
@@ -78,11 +78,7 @@ impl EventLog for FaultLog {
         Ok(seq)
     }
 
-    async fn read(
-        &self,
-        shard: ShardId,
-        after: u64,
-    ) -> Result<Vec<(u64, Vec<Event>)>, AppendError> {
+    async fn read(&self, shard: ShardId, after: u64) -> Result<Vec<Logged>, AppendError> {
         self.world.log.read(shard, after).await
     }
 }
@@ -115,15 +111,15 @@ impl FaultSnapshots {
         }
         let entries =
             allot::ports::now_or_never(self.world.log.read(shard, *at)).unwrap_or_default();
-        for (entry, events) in entries.iter().take_while(|(s, _)| *s <= seq) {
-            for e in events {
+        for entry in entries.iter().take_while(|l| l.seq <= seq) {
+            for e in &entry.events {
                 if let Err(err) = rebuilt.evolve(e) {
                     return self
                         .world
                         .violation(format!("s{shard} log does not replay: {err}"));
                 }
             }
-            *at = *entry;
+            *at = entry.seq;
         }
         if *rebuilt != live {
             self.world.violation(format!(

@@ -145,7 +145,10 @@ pub fn draw(rng: &mut ChaCha8Rng) -> Scenario {
                 shard: route(&order.partition),
                 item: Intake::Invalid {
                     id,
-                    errors: vec![allot::domain::FieldError::new("quantity", "0, must be 1..=1000")],
+                    errors: vec![allot::domain::FieldError::new(
+                        "quantity",
+                        "0, must be 1..=1000",
+                    )],
                     partition: None,
                 },
             });

@@ -126,7 +126,10 @@ impl Sim {
                 let now = self.h.now;
                 let reply = self.h.shard.handle_invalid(
                     id.clone(),
-                    vec![allot::domain::FieldError::new("quantity", "0, must be 1..=1000")],
+                    vec![allot::domain::FieldError::new(
+                        "quantity",
+                        "0, must be 1..=1000",
+                    )],
                     None,
                     None,
                     now,

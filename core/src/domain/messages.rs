@@ -56,6 +56,26 @@ pub enum Command {
     Keyed { id: OrderId, command: Box<Command> },
 }
 
+impl Command {
+    /// Deepest nesting of batches a command may have (every edge refuses
+    /// deeper ones before decoding them further).
+    pub const MAX_NESTING: usize = 8;
+
+    /// The partition a cancel or stock change is about (a keyed one's
+    /// inner command's); `None` for orders and batches, which go their own
+    /// ways.
+    pub fn partition(&self) -> Option<&PartitionKey> {
+        match self {
+            Command::CancelOrder { partition, .. }
+            | Command::SetStock { partition, .. }
+            | Command::Restock { partition, .. }
+            | Command::AdjustStock { partition, .. } => Some(partition),
+            Command::Keyed { command, .. } => command.partition(),
+            Command::PlaceOrder(_) | Command::Batch { .. } => None,
+        }
+    }
+}
+
 /// How a worker's enactment of a released order ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {

@@ -45,8 +45,7 @@ use crate::domain::rules::{forwarded_order, Decider};
 use crate::domain::Verdict;
 use crate::domain::{
     Attempt, Command, CommandError, Event, FieldError, Order, OrderId, Outcome, OutcomeEffect,
-    PartitionIdx, PartitionKey,
-    Rules, Settled, ShardState, Status, Timestamp,
+    PartitionIdx, PartitionKey, Rules, Settled, ShardState, Status, Timestamp,
 };
 pub use group::{AckId, AppendBatch, Dispatch, Output};
 use group::{GroupCommit, Mark};

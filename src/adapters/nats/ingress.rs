@@ -1,165 +1,96 @@
-//! Ingress on NATS: a request to `allot.submit` carries one order; allot
-//! validates and routes it, files it on its shard's intake subject with
-//! `Nats-Msg-Id` = the order id, and answers "accepted" with the partition,
-//! or the validation errors. Instances share the subject as a queue group.
+//! Ingress on NATS: [`NatsFiler`] puts intake messages on the ORDERS
+//! stream (`orders.<shard>.<warehouse>.<sku>`, `Nats-Msg-Id` = the key, so
+//! the stream drops a retried copy within its duplicate window), and
+//! [`serve_submit`] answers requests on `allot.submit` through the
+//! transport-free [`Ingress`]. Instances share the subject as a queue
+//! group.
+
+use std::sync::Arc;
 
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::Context;
 use async_nats::Client;
-use futures::StreamExt;
-use serde::{Deserialize, Serialize};
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::wire::{KIND_COMMAND, KIND_HEADER};
 use super::shard_order_subject;
-use crate::config::Router;
-use crate::domain::{Command, OrderId};
-use crate::telemetry::{IngressMetrics, Received};
-use crate::wire::{decode_order, Limits, ValidatedOrder, SUBMIT_SUBJECT};
+use crate::domain::PartitionKey;
+use crate::ingress::{Filed, Filer, Ingress, NotFiled};
+use crate::ports::ShardId;
+use crate::wire::{Encoded, SubmitReply, KIND_HEADER, SUBMIT_SUBJECT};
 
-/// The answer to a submit request (MessagePack, named fields).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SubmitReply {
-    pub accepted: bool,
-    #[serde(default)]
-    pub id: Option<String>,
-    #[serde(default)]
-    pub warehouse: Option<String>,
-    #[serde(default)]
-    pub sku: Option<String>,
-    #[serde(default)]
-    pub shard: Option<u32>,
-    /// The id was filed before (the stream's duplicate window dropped this
-    /// copy): the order already exists and this one changed nothing.
-    #[serde(default)]
-    pub duplicate: bool,
-    /// Why it was not accepted: one entry per bad field.
-    #[serde(default)]
-    pub errors: Vec<FieldError>,
+/// Files intake messages on the ORDERS stream.
+#[derive(Clone)]
+pub struct NatsFiler {
+    js: Context,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FieldError {
-    pub field: String,
-    pub why: String,
-}
-
-impl SubmitReply {
-    fn refused(id: Option<String>, errors: Vec<FieldError>) -> Self {
-        Self {
-            accepted: false,
-            id,
-            warehouse: None,
-            sku: None,
-            shard: None,
-            duplicate: false,
-            errors,
-        }
+impl NatsFiler {
+    pub fn new(js: Context) -> Self {
+        Self { js }
     }
 
-    /// The refusal for an order that failed validation.
-    pub fn invalid(e: &crate::wire::WireError) -> Self {
-        let errors = e
-            .problems()
-            .into_iter()
-            .map(|p| FieldError {
-                field: p.field.to_owned(),
-                why: p.why,
+    /// A filer on `client`'s account.
+    pub fn for_client(client: Client) -> Self {
+        Self::new(async_nats::jetstream::new(client))
+    }
+}
+
+impl Filer for NatsFiler {
+    fn file<'a>(
+        &'a self,
+        shard: ShardId,
+        partition: &'a PartitionKey,
+        key: &'a str,
+        message: Encoded,
+    ) -> BoxFuture<'a, Result<Filed, NotFiled>> {
+        async move {
+            let mut publish = PublishMessage::build()
+                .message_id(key)
+                .payload(message.body.into());
+            if let Some(kind) = message.kind {
+                publish = publish.header(KIND_HEADER, kind);
+            }
+            let ack = self
+                .js
+                .send_publish(shard_order_subject(shard, partition), publish)
+                .await
+                .map_err(|e| NotFiled(e.to_string()))?
+                .await
+                .map_err(|e| NotFiled(e.to_string()))?;
+            Ok(Filed {
+                sequence: ack.sequence,
+                duplicate: ack.duplicate,
             })
-            .collect();
-        SubmitReply::refused(e.id().map(str::to_owned), errors)
+        }
+        .boxed()
     }
 }
 
-/// Validates, routes and files one submitted order (MessagePack).
-pub async fn submit(js: &Context, router: &Router, limits: &Limits, payload: &[u8]) -> SubmitReply {
-    submit_received(js, router, limits, payload).await.0
-}
-
-/// [`submit`], also saying how it ended, for [`IngressMetrics::received`].
-pub async fn submit_received(
-    js: &Context,
-    router: &Router,
-    limits: &Limits,
-    payload: &[u8],
-) -> (SubmitReply, Received) {
-    match decode_order(payload, limits) {
-        Ok(order) => file_order(js, router, order).await,
-        Err(e) => (SubmitReply::invalid(&e), Received::Invalid),
+/// Answers one submit request's payload.
+pub async fn submit(ingress: &Ingress, payload: &[u8]) -> SubmitReply {
+    match ingress.submit(payload).await {
+        Ok(placed) => SubmitReply {
+            accepted: true,
+            id: Some(placed.id.to_string()),
+            warehouse: Some(placed.partition.warehouse.to_string()),
+            sku: Some(placed.partition.sku.to_string()),
+            shard: Some(placed.shard),
+            duplicate: placed.filed.duplicate,
+            errors: Vec::new(),
+        },
+        Err((id, e)) => SubmitReply::refused(id, e.errors()),
     }
-}
-
-/// Routes a validated order and files it on its shard's intake subject,
-/// with `Nats-Msg-Id` = its id so a repeat within the stream's duplicate
-/// window is dropped (and reported as `duplicate`).
-pub async fn file_order(
-    js: &Context,
-    router: &Router,
-    order: ValidatedOrder,
-) -> (SubmitReply, Received) {
-    let id = order.id.to_string();
-    let mut filed = order.clone();
-    let (routed, shard) = match order.route(router) {
-        Ok(r) => r,
-        Err(e) => {
-            let error = FieldError {
-                field: "region".into(),
-                why: e.to_string(),
-            };
-            return (
-                SubmitReply::refused(Some(id), vec![error]),
-                Received::Unroutable,
-            );
-        }
-    };
-    // The producer's message, with the warehouse routing chose.
-    filed.warehouse = Some(routed.partition.warehouse.clone());
-    let body = crate::wire::encode_order(&filed);
-    let publish = PublishMessage::build()
-        .message_id(id.clone())
-        .payload(body.into());
-    let filed = match js
-        .send_publish(shard_order_subject(shard, &routed.partition), publish)
-        .await
-    {
-        Ok(ack) => ack.await.map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
-    let ack = match filed {
-        Ok(ack) => ack,
-        Err(why) => {
-            let error = FieldError {
-                field: "broker".into(),
-                why: format!("not filed, retry with the same id: {why}"),
-            };
-            return (
-                SubmitReply::refused(Some(id), vec![error]),
-                Received::NotFiled,
-            );
-        }
-    };
-    let reply = SubmitReply {
-        accepted: true,
-        duplicate: ack.duplicate,
-        id: Some(id),
-        warehouse: Some(routed.partition.warehouse.to_string()),
-        sku: Some(routed.partition.sku.to_string()),
-        shard: Some(shard),
-        errors: Vec::new(),
-    };
-    (reply, Received::Accepted)
 }
 
 /// Answers submit requests until `stop`.
-pub async fn serve_ingress(
+pub async fn serve_submit(
     client: Client,
-    js: Context,
-    router: Router,
-    limits: Limits,
+    ingress: Arc<Ingress>,
     stop: CancellationToken,
 ) -> Result<(), async_nats::SubscribeError> {
-    let metrics = IngressMetrics::new();
     let mut requests = client
         .queue_subscribe(SUBMIT_SUBJECT, "allot-ingress".into())
         .await?;
@@ -172,67 +103,13 @@ pub async fn serve_ingress(
             warn!("submit without a reply subject; ignored (use a request)");
             continue;
         };
-        let (client, js, router) = (client.clone(), js.clone(), router.clone());
-        let metrics = metrics.clone();
+        let (client, ingress) = (client.clone(), ingress.clone());
         tokio::spawn(async move {
-            let (answer, outcome) = submit_received(&js, &router, &limits, &request.payload).await;
-            metrics.received(outcome);
+            let answer = submit(&ingress, &request.payload).await;
             let bytes = rmp_serde::to_vec_named(&answer).expect("replies encode");
             if let Err(e) = client.publish(reply_to, bytes.into()).await {
                 warn!(error = %e, "submit reply not sent");
             }
         });
     }
-}
-
-/// A stock change or cancel filed on its shard's intake.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FiledCommand {
-    pub key: String,
-    pub shard: u32,
-    /// The ORDERS stream sequence it was filed at.
-    pub sequence: u64,
-    /// The key was filed before (within the stream's duplicate window).
-    pub duplicate: bool,
-}
-
-/// Files one partition command (cancel or stock change) on its shard's
-/// intake as `Command::Keyed { key, command }`, with `Nats-Msg-Id` = `key`:
-/// applied at most once however often it is sent.
-pub async fn file_command(
-    js: &Context,
-    router: &Router,
-    key: &str,
-    command: Command,
-) -> Result<FiledCommand, String> {
-    let partition = match &command {
-        Command::CancelOrder { partition, .. }
-        | Command::SetStock { partition, .. }
-        | Command::Restock { partition, .. }
-        | Command::AdjustStock { partition, .. } => partition.clone(),
-        other => return Err(format!("not a single-partition command: {other:?}")),
-    };
-    let id = OrderId::new(key).map_err(|e| format!("key {key:?}: {e}"))?;
-    let keyed = Command::Keyed {
-        id,
-        command: Box::new(command),
-    };
-    let body = rmp_serde::to_vec_named(&keyed).map_err(|e| e.to_string())?;
-    let shard = router.shard_for(&partition);
-    let message = PublishMessage::build()
-        .message_id(key)
-        .header(KIND_HEADER, KIND_COMMAND)
-        .payload(body.into());
-    let ack = js
-        .send_publish(shard_order_subject(shard, &partition), message)
-        .await
-        .map_err(|e| e.to_string())?
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(FiledCommand {
-        key: key.to_owned(),
-        shard,
-        sequence: ack.sequence,
-        duplicate: ack.duplicate,
-    })
 }

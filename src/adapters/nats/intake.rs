@@ -6,28 +6,28 @@
 use std::time::{Duration, SystemTime};
 
 use async_nats::jetstream::consumer::PullConsumer;
-use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::Stream;
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::{self, Context};
-use bytes::Bytes;
 use dashmap::DashMap;
 use futures::{FutureExt, StreamExt};
 use tokio::sync::Mutex;
 use tracing::{debug, warn};
 
-use super::{shard_consumer, shard_order_subject};
+use super::shard_consumer;
+use super::NatsFiler;
 use crate::config::Router;
 use crate::domain::Order;
+use crate::ingress::Filer;
 use crate::ports::{Delivery, Intake, IntakeQueue, ShardId};
 use crate::scheduler::AckId;
-use crate::wire::{encode_forward_bytes, IntakeDecoder, Limits, KIND_FORWARD, KIND_HEADER};
+use crate::wire::{encode_forward, IntakeDecoder, Limits, KIND_HEADER};
 
 /// How long one fetch waits for a first message before answering empty.
 const FETCH_WAIT: Duration = Duration::from_millis(250);
 
 pub struct NatsIntake {
-    js: Context,
+    filer: NatsFiler,
     orders: Stream,
     router: Router,
     limits: Limits,
@@ -41,7 +41,7 @@ impl NatsIntake {
             .map(|_| Mutex::new(None))
             .collect();
         Self {
-            js,
+            filer: NatsFiler::new(js),
             orders,
             router,
             limits,
@@ -89,26 +89,19 @@ impl NatsIntake {
         Some(item)
     }
 
+    /// Hands an order to another shard's intake, retrying until the
+    /// stream has it (the key makes a retry store it once).
     async fn forward(&self, shard: ShardId, order: &Order) {
-        let payload = Bytes::from(encode_forward_bytes(order));
+        let key = format!("{}@{}", order.id, order.partition.warehouse);
         let mut backoff = Duration::from_millis(50);
         loop {
-            let message = PublishMessage::build()
-                .message_id(format!("{}@{}", order.id, order.partition.warehouse))
-                .header(KIND_HEADER, KIND_FORWARD)
-                .payload(payload.clone());
-            let sent = self
-                .js
-                .send_publish(shard_order_subject(shard, &order.partition), message)
+            let filed = self
+                .filer
+                .file(shard, &order.partition, &key, encode_forward(order))
                 .await;
-            match sent {
-                Ok(ack) => match ack.await {
-                    Ok(_) => return,
-                    Err(e) => {
-                        warn!(order = %order.id, error = %e, "forward not acknowledged; retrying")
-                    }
-                },
-                Err(e) => warn!(order = %order.id, error = %e, "forward not sent; retrying"),
+            match filed {
+                Ok(_) => return,
+                Err(e) => warn!(order = %order.id, error = %e, "forward not filed; retrying"),
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(2));

@@ -5,28 +5,17 @@
 //! and answered with its sequence, not stored twice). Sequences are stream
 //! sequences.
 
-use async_nats::jetstream::consumer::{pull, DeliverPolicy};
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{LastRawMessageErrorKind, Stream};
 use async_nats::jetstream::Context;
 use bytes::Bytes;
-use futures::StreamExt;
 
+use super::events::EventsReader;
 use super::events_subject;
 use crate::domain::Event;
-use crate::ports::{AppendError, EventLog, ShardId};
-
-/// A batch as stored: MessagePack, named fields.
-pub fn encode_batch(events: &[Event]) -> Result<Vec<u8>, AppendError> {
-    rmp_serde::to_vec_named(events)
-        .map_err(|e| AppendError::Unavailable(format!("encoding a batch: {e}")))
-}
-
-pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Event>, AppendError> {
-    rmp_serde::from_slice(bytes)
-        .map_err(|e| AppendError::Unavailable(format!("decoding a batch: {e}")))
-}
+use crate::ports::{AppendError, EventLog, Logged, ShardId};
+use crate::wire::log::{encode_batch, Chains};
 
 /// The EVENTS stream as an [`EventLog`].
 #[derive(Clone)]
@@ -62,7 +51,7 @@ impl EventLog for NatsLog {
         batch_id: &str,
         events: &[Event],
     ) -> Result<u64, AppendError> {
-        let payload = Bytes::from(encode_batch(events)?);
+        let payload = Bytes::from(encode_batch(shard, expected_last, events));
         let message = PublishMessage::build()
             .message_id(batch_id)
             .expected_last_subject_sequence(expected_last)
@@ -107,42 +96,30 @@ impl EventLog for NatsLog {
         }
     }
 
-    async fn read(
-        &self,
-        shard: ShardId,
-        after: u64,
-    ) -> Result<Vec<(u64, Vec<Event>)>, AppendError> {
+    async fn read(&self, shard: ShardId, after: u64) -> Result<Vec<Logged>, AppendError> {
         let last = self.last_seq(shard).await?;
         if last <= after {
             return Ok(Vec::new());
         }
-        let unavailable = |e: &dyn std::fmt::Display| AppendError::Unavailable(e.to_string());
-        let deliver_policy = if after == 0 {
-            DeliverPolicy::All
-        } else {
-            DeliverPolicy::ByStartSequence {
-                start_sequence: after + 1,
-            }
-        };
-        let consumer = self
-            .events
-            .create_consumer(pull::OrderedConfig {
-                filter_subject: events_subject(shard),
-                deliver_policy,
-                ..Default::default()
-            })
+        let mut chains = Chains::from_start();
+        chains.resume(shard, after);
+        let mut reader = EventsReader::new(
+            self.events.clone(),
+            events_subject(shard),
+            chains,
+            after + 1,
+        );
+        let batches = reader
+            .read_until(last)
             .await
-            .map_err(|e| unavailable(&e))?;
-        let mut messages = consumer.messages().await.map_err(|e| unavailable(&e))?;
-        let mut out = Vec::new();
-        while let Some(message) = messages.next().await {
-            let message = message.map_err(|e| unavailable(&e))?;
-            let seq = message.info().map_err(|e| unavailable(&e))?.stream_sequence;
-            out.push((seq, decode_batch(&message.payload)?));
-            if seq >= last {
-                break;
-            }
-        }
-        Ok(out)
+            .map_err(|e| AppendError::Unavailable(e.to_string()))?;
+        Ok(batches
+            .into_iter()
+            .map(|b| Logged {
+                seq: b.seq,
+                prev: b.batch.prev,
+                events: b.batch.events,
+            })
+            .collect())
     }
 }

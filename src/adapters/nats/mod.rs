@@ -12,25 +12,28 @@
 //! - `dlq.<shard>`: intake messages given up after `max_deliver` deliveries
 //!   (see `dlq`).
 
+mod connect;
 pub mod dlq;
+pub mod events;
+mod feed;
 mod fulfiller;
 mod ingress;
 mod intake;
 mod log;
+pub mod producer;
+pub mod reads;
 mod setup;
 mod snapshots;
-pub mod views;
 
 use std::time::Duration;
 
-pub use fulfiller::{fulfil_subject, AnyFulfiller, FulfilReply, FulfilRequest, NatsFulfiller};
-pub use ingress::{
-    file_command, file_order, serve_ingress, submit, submit_received, FieldError, FiledCommand,
-    SubmitReply,
-};
-pub use intake::NatsIntake;
 pub use crate::wire::{KIND_COMMAND, KIND_FORWARD, KIND_HEADER};
-pub use log::{decode_batch, encode_batch, NatsLog};
+pub use connect::{connect, ConnectError, NatsOptions};
+pub use feed::{NatsDecisions, NatsFeed};
+pub use fulfiller::{fulfil_subject, AnyFulfiller, FulfilReply, FulfilRequest, NatsFulfiller};
+pub use ingress::{serve_submit, submit, NatsFiler};
+pub use intake::NatsIntake;
+pub use log::NatsLog;
 pub use setup::{ensure_replicated_streams, ensure_streams, SetupError, Streams};
 pub use snapshots::NatsSnapshots;
 

@@ -1,11 +1,11 @@
-//! Shard snapshots in a JetStream object store (snapshots outgrow a KV
-//! value): object `shard-<n>` holds the log sequence (8 bytes, big-endian)
-//! followed by the MessagePack state.
+//! Shard snapshots and view checkpoints in a JetStream object store (they
+//! outgrow a KV value): object `shard-<n>` (`views.<n>`) holds the log sequence (8 bytes, big-endian)
+//! followed by the MessagePack state (views).
 
 use async_nats::jetstream::object_store::{GetErrorKind, ObjectStore};
 use tokio::io::AsyncReadExt;
 
-use crate::ports::{AppendError, ShardId, Snapshots};
+use crate::ports::{AppendError, Checkpoints, ShardId, Snapshots};
 
 #[derive(Clone)]
 pub struct NatsSnapshots {
@@ -22,12 +22,12 @@ fn name(shard: ShardId) -> String {
     format!("shard-{shard}")
 }
 
-impl Snapshots for NatsSnapshots {
-    async fn load(&self, shard: ShardId) -> Result<Option<(u64, Vec<u8>)>, AppendError> {
-        let unavailable = |e: &dyn std::fmt::Display| {
-            AppendError::Unavailable(format!("snapshot of shard {shard}: {e}"))
-        };
-        let mut object = match self.store.get(name(shard)).await {
+impl NatsSnapshots {
+    /// The object `name`: a sequence (8 bytes, big-endian) and bytes.
+    async fn load_named(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>, AppendError> {
+        let unavailable =
+            |e: &dyn std::fmt::Display| AppendError::Unavailable(format!("object {name}: {e}"));
+        let mut object = match self.store.get(name).await {
             Ok(object) => object,
             Err(e) if e.kind() == GetErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(unavailable(&e)),
@@ -44,14 +44,39 @@ impl Snapshots for NatsSnapshots {
         Ok(Some((seq, bytes.split_off(8))))
     }
 
-    async fn save(&self, shard: ShardId, seq: u64, bytes: Vec<u8>) -> Result<(), AppendError> {
+    async fn save_named(&self, name: &str, seq: u64, bytes: Vec<u8>) -> Result<(), AppendError> {
         let mut data = Vec::with_capacity(8 + bytes.len());
         data.extend_from_slice(&seq.to_be_bytes());
         data.extend_from_slice(&bytes);
         self.store
-            .put(name(shard).as_str(), &mut data.as_slice())
+            .put(name, &mut data.as_slice())
             .await
             .map(|_| ())
-            .map_err(|e| AppendError::Unavailable(format!("saving snapshot of shard {shard}: {e}")))
+            .map_err(|e| AppendError::Unavailable(format!("saving object {name}: {e}")))
+    }
+}
+
+impl Snapshots for NatsSnapshots {
+    async fn load(&self, shard: ShardId) -> Result<Option<(u64, Vec<u8>)>, AppendError> {
+        self.load_named(&name(shard)).await
+    }
+
+    async fn save(&self, shard: ShardId, seq: u64, bytes: Vec<u8>) -> Result<(), AppendError> {
+        self.save_named(&name(shard), seq, bytes).await
+    }
+}
+
+impl Checkpoints for NatsSnapshots {
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>, AppendError> {
+        self.load_named(name).await
+    }
+
+    async fn save_checkpoint(
+        &self,
+        name: &str,
+        seq: u64,
+        bytes: Vec<u8>,
+    ) -> Result<(), AppendError> {
+        self.save_named(name, seq, bytes).await
     }
 }

@@ -85,7 +85,10 @@ fn trailing_bytes_are_malformed() {
     let e = decode_order(&packed, &limits()).unwrap_err();
     assert_eq!(
         e.problems(),
-        [FieldError::new("payload", "trailing bytes after the message")]
+        [FieldError::new(
+            "payload",
+            "trailing bytes after the message"
+        )]
     );
     assert_eq!(e.order_id(), Some(OrderId::new("ord-17").unwrap()));
 }

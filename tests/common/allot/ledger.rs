@@ -3,25 +3,30 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{pull, DeliverPolicy};
 use async_nats::jetstream::Context;
-use futures::StreamExt;
 use tokio::time::Instant;
 
-use allot::adapters::nats::{decode_batch, shard_consumer, EVENTS_STREAM, ORDERS_STREAM};
+use allot::adapters::nats::events::{EventsReader, ReadStats};
+use allot::adapters::nats::{shard_consumer, EVENTS_STREAM, ORDERS_STREAM};
 use allot::audit::{Audit, Findings};
 use allot::domain::{Event, OrderId};
+use allot::wire::log::Chains;
 
 use super::POLL;
 
-/// Everything in EVENTS so far, read from the start, with the audit of it.
+/// Everything in EVENTS so far, read from the start (each batch once, in
+/// its shard's order: the readers' chain check), with the audit of it.
 #[derive(Default)]
 pub struct Ledger {
     pub audit: Audit,
     pub events: Vec<Event>,
     /// Confirmations and rejections per order.
     finals: HashMap<OrderId, u32>,
+    /// Where each shard's chain is, across reads.
+    chains: Chains,
     next_seq: u64,
+    /// What the readers skipped or read again, summed over reads.
+    pub read: ReadStats,
 }
 
 impl Ledger {
@@ -34,35 +39,37 @@ impl Ledger {
         if last < start {
             return Ok(());
         }
-        let consumer = events
-            .create_consumer(pull::OrderedConfig {
-                filter_subject: "events.>".into(),
-                deliver_policy: DeliverPolicy::ByStartSequence {
-                    start_sequence: start,
-                },
-                ..Default::default()
-            })
-            .await?;
-        let mut messages = consumer.messages().await?;
-        while let Some(message) = tokio::time::timeout(Duration::from_secs(5), messages.next())
-            .await
-            .map_err(|_| "EVENTS read stalled")?
-        {
-            let message = message?;
-            let seq = message.info()?.stream_sequence;
-            for event in decode_batch(&message.payload)? {
-                self.audit.apply(&event);
-                if let Event::OrderConfirmed { id } | Event::OrderRejected { id, .. } = &event {
-                    *self.finals.entry(id.clone()).or_default() += 1;
-                }
-                self.events.push(event);
+        let chains = std::mem::take(&mut self.chains);
+        let mut reader = EventsReader::new(events, "events.*", chains, start);
+        // Applied one batch at a time, so a read that fails halfway keeps
+        // what it applied and its chains say exactly that.
+        let result = loop {
+            if reader.position() > last {
+                break Ok(());
             }
-            self.next_seq = seq + 1;
-            if seq >= last {
-                break;
+            match reader.next(Duration::from_secs(5)).await {
+                Ok(Some(read)) => self.apply(read.batch.events),
+                Ok(None) => break Err("EVENTS read stalled".into()),
+                Err(e) => break Err(e.into()),
             }
+        };
+        let stats = reader.stats();
+        self.read.seen_again += stats.seen_again;
+        self.read.gaps += stats.gaps;
+        self.read.unreadable += stats.unreadable;
+        self.next_seq = reader.position();
+        self.chains = std::mem::take(&mut reader.chains);
+        result
+    }
+
+    fn apply(&mut self, events: Vec<Event>) {
+        for event in events {
+            self.audit.apply(&event);
+            if let Event::OrderConfirmed { id } | Event::OrderRejected { id, .. } = &event {
+                *self.finals.entry(id.clone()).or_default() += 1;
+            }
+            self.events.push(event);
         }
-        Ok(())
     }
 
     /// Final decisions recorded for `id` (1 when all is well).

@@ -126,8 +126,8 @@ impl Drop for AllotProcess {
 /// `allot::service::serve` on the test's runtime, stopped on drop.
 pub struct InProcess {
     stop: CancellationToken,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    listening: Arc<std::sync::OnceLock<allot::http::Listening>>,
+    task: Option<tokio::task::JoinHandle<Result<(), allot::service::ServeError>>>,
+    listening: Arc<std::sync::OnceLock<allot::adapters::http::Listening>>,
 }
 
 impl InProcess {
@@ -141,7 +141,7 @@ impl InProcess {
         url: &str,
         config: &Config,
         fulfiller: FulfillerChoice,
-        metrics: Option<allot::http::RenderMetrics>,
+        metrics: Option<allot::adapters::http::RenderMetrics>,
     ) -> InProcess {
         let mut config = config.clone();
         config.http.bind = "127.0.0.1:0".parse().unwrap();
@@ -167,7 +167,7 @@ impl InProcess {
     }
 
     /// Where the HTTP servers listen, once they do (within 30 s).
-    pub async fn listening(&self) -> allot::http::Listening {
+    pub async fn listening(&self) -> allot::adapters::http::Listening {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(l) = self.listening.get() {
@@ -179,7 +179,7 @@ impl InProcess {
     }
 
     /// Cancels, waits for the drain, and returns what `serve` returned.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
+    pub async fn stop(mut self) -> Result<(), allot::service::ServeError> {
         self.stop.cancel();
         let task = self.task.take().expect("stopped once");
         tokio::time::timeout(Duration::from_secs(30), task)

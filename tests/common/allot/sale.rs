@@ -9,12 +9,11 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use allot::adapters::nats::{
-    shard_consumer, shard_order_subject, SubmitReply, EVENTS_STREAM, KIND_COMMAND, KIND_HEADER,
-    ORDERS_STREAM,
+    shard_consumer, shard_order_subject, EVENTS_STREAM, KIND_COMMAND, KIND_HEADER, ORDERS_STREAM,
 };
 use allot::config::Config;
 use allot::domain::{Command, OrderId, PartitionKey};
-use allot::wire::{order_subject, OrderMessage, SUBMIT_SUBJECT};
+use allot::wire::{encode_command, order_subject, OrderMessage, SubmitReply, SUBMIT_SUBJECT};
 
 use super::{order_id, partition, Ledger, POLL};
 
@@ -85,13 +84,12 @@ impl Outgoing {
             partition: partition.clone(),
             on_hand,
         };
+        let encoded = encode_command(&command);
         Outgoing {
             subject: shard_order_subject(shard, partition),
             msg_id: Some(format!("stock-{partition}-{on_hand}")),
-            kind: Some(KIND_COMMAND),
-            payload: rmp_serde::to_vec_named(&command)
-                .expect("a command encodes")
-                .into(),
+            kind: encoded.kind,
+            payload: encoded.body.into(),
         }
     }
 

@@ -1,10 +1,10 @@
 //! The HTTP API: JSON under `/v1` (orders, batches of commands, stock,
 //! partitions) and the operations endpoints (`/livez`, `/readyz`,
 //! `/metrics`), which may listen on their own address. The API is a thin
-//! front on the same paths NATS producers use: an order is validated,
-//! routed and filed on its shard's intake subject; reads come from the
-//! views. The OpenAPI document is `docs/openapi.json`, served at
-//! `/v1/openapi.json`.
+//! front on the same paths NATS producers use: orders and commands go
+//! through the [`Ingress`], reads come from the in-memory [`Views`]. No
+//! transport other than HTTP is known here. The OpenAPI document is
+//! `docs/openapi.json`, served at `/v1/openapi.json`.
 //!
 //! Mutating routes need `Authorization: Bearer <http.auth_token>` when a
 //! token is configured; reads, health and metrics stay open.
@@ -20,7 +20,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{kv, Context};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -32,35 +31,29 @@ use tower_http::trace::TraceLayer;
 use tracing::info;
 
 pub use body::parse as parse_json;
-pub use commands::{parse_batch, parse_command, BatchItem, MAX_NESTING};
+pub use commands::{parse_batch, parse_command, BatchItem};
 pub use error::ApiError;
 pub use health::Health;
 pub use stock::{AdjustBody, RestockBody, SetBody};
 
-use crate::adapters::nats::views::Board;
-use crate::config::Router;
-use crate::wire::Limits;
+use crate::ingress::Ingress;
+use crate::views::Views;
 
 /// The OpenAPI document, checked in and served as is.
-pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
+pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
 
 /// Renders the metrics registry as Prometheus text.
 pub type RenderMetrics = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// What the API handlers share.
 pub struct Api {
-    pub js: Context,
-    pub router: Router,
-    pub limits: Limits,
-    pub orders_view: kv::Store,
-    pub board: Arc<Board>,
+    pub ingress: Arc<Ingress>,
+    pub views: Arc<Views>,
     pub auth_token: Option<String>,
     /// Largest body of `POST /v1/commands`.
     pub max_body_bytes: usize,
     /// Most commands in one batch, nested ones included.
     pub max_batch_size: usize,
-    /// Orders received, by outcome (shared with the NATS ingress).
-    pub ingress: crate::telemetry::IngressMetrics,
 }
 
 type Shared = Arc<Api>;
@@ -126,11 +119,10 @@ pub async fn listen(
     addr: SocketAddr,
     app: axum::Router,
     stop: CancellationToken,
-) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("{what}: cannot listen on {addr}: {e}"))?;
-    let bound = listener.local_addr()?;
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), ListenError> {
+    let failed = |source| ListenError { what, addr, source };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(failed)?;
+    let bound = listener.local_addr().map_err(failed)?;
     info!(%bound, "{what} listening");
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
@@ -141,6 +133,15 @@ pub async fn listen(
         }
     });
     Ok((bound, task))
+}
+
+/// A server could not listen.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: cannot listen on {addr}: {source}")]
+pub struct ListenError {
+    what: &'static str,
+    addr: SocketAddr,
+    source: std::io::Error,
 }
 
 /// Where the HTTP servers of one `allot serve` listen.

@@ -8,11 +8,8 @@ use axum::Json;
 use serde::Serialize;
 
 use super::{body, ApiError, Shared};
-use crate::adapters::nats::views::{order_view, OrderView};
-use crate::adapters::nats::{file_command, file_order, SubmitReply};
-use crate::domain::{Command, OrderId, PartitionKey, Sku, WarehouseId};
-use crate::telemetry::Received;
-use crate::wire::decode_order_json;
+use crate::domain::{Command, OrderId};
+use crate::views::OrderStatus;
 
 /// The answer to a filed (or already known) order.
 #[derive(Debug, Serialize)]
@@ -30,45 +27,6 @@ pub struct Accepted {
     pub href: String,
 }
 
-/// An order's status and history, as `GET /v1/orders/{id}` shows it.
-#[derive(Debug, Serialize)]
-pub struct OrderStatus {
-    pub id: String,
-    pub warehouse: String,
-    pub sku: String,
-    pub quantity: u32,
-    pub status: String,
-    /// No later decision will change it (confirmed, rejected, cancelled).
-    #[serde(rename = "final")]
-    pub is_final: bool,
-    pub history: Vec<HistoryLine>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct HistoryLine {
-    /// The EVENTS sequence of the decision.
-    pub seq: u64,
-    pub what: String,
-}
-
-impl From<OrderView> for OrderStatus {
-    fn from(v: OrderView) -> Self {
-        Self {
-            is_final: matches!(v.status.as_str(), "confirmed" | "rejected" | "cancelled"),
-            id: v.id,
-            warehouse: v.warehouse,
-            sku: v.sku,
-            quantity: v.quantity,
-            status: v.status,
-            history: v
-                .history
-                .into_iter()
-                .map(|(seq, what)| HistoryLine { seq, what })
-                .collect(),
-        }
-    }
-}
-
 pub(super) fn href(id: &str) -> String {
     format!("/v1/orders/{id}")
 }
@@ -76,7 +34,8 @@ pub(super) fn href(id: &str) -> String {
 /// Validates, routes and files one order: 202 when filed, 200 with the
 /// existing order when its id is already known.
 pub async fn create(State(api): State<Shared>, headers: HeaderMap, body: Body) -> Response {
-    let bytes = match body::json_bytes(&headers, body, api.limits.max_payload_bytes).await {
+    let bytes = match body::json_bytes(&headers, body, api.ingress.limits().max_payload_bytes).await
+    {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
@@ -95,12 +54,9 @@ pub async fn create(State(api): State<Shared>, headers: HeaderMap, body: Body) -
 
 /// One order from JSON bytes: shared by `POST /v1/orders` and batches.
 pub(super) async fn place(api: &Shared, bytes: &[u8]) -> Result<(StatusCode, Accepted), ApiError> {
-    let order = decode_order_json(bytes, &api.limits).map_err(|e| {
-        api.ingress.received(Received::Invalid);
-        ApiError::invalid(SubmitReply::invalid(&e).errors)
-    })?;
+    let order = api.ingress.validate_json(bytes)?;
     // An id the views know is an order that exists: answer with it.
-    if let Ok(Some(view)) = order_view(&api.orders_view, &order.id).await {
+    if let Some(view) = api.views.order(&order.id) {
         return Ok((
             StatusCode::OK,
             Accepted {
@@ -114,37 +70,23 @@ pub(super) async fn place(api: &Shared, bytes: &[u8]) -> Result<(StatusCode, Acc
             },
         ));
     }
-    let (reply, received) = file_order(&api.js, &api.router, order).await;
-    api.ingress.received(received);
-    if !reply.accepted {
-        let broker = reply.errors.iter().any(|e| e.field == "broker");
-        return Err(if broker {
-            ApiError::unavailable(reply.errors[0].why.clone())
-        } else {
-            ApiError::invalid(reply.errors)
-        });
-    }
-    let id = reply.id.unwrap_or_default();
-    let status = if reply.duplicate {
-        StatusCode::OK
-    } else {
-        StatusCode::ACCEPTED
-    };
+    let placed = api.ingress.place(order).await.map_err(|(_, e)| e)?;
+    let id = placed.id.to_string();
+    let duplicate = placed.filed.duplicate;
     Ok((
-        status,
+        if duplicate {
+            StatusCode::OK
+        } else {
+            StatusCode::ACCEPTED
+        },
         Accepted {
             href: href(&id),
             id,
-            warehouse: reply.warehouse.unwrap_or_default(),
-            sku: reply.sku.unwrap_or_default(),
-            shard: reply.shard,
-            status: if reply.duplicate {
-                "pending"
-            } else {
-                "accepted"
-            }
-            .into(),
-            duplicate: reply.duplicate,
+            warehouse: placed.partition.warehouse.to_string(),
+            sku: placed.partition.sku.to_string(),
+            shard: Some(placed.shard),
+            status: if duplicate { "pending" } else { "accepted" }.into(),
+            duplicate,
         },
     ))
 }
@@ -153,20 +95,17 @@ fn order_id(id: &str) -> Result<OrderId, ApiError> {
     OrderId::new(id).map_err(|e| ApiError::field("id", e.to_string()))
 }
 
-async fn lookup(api: &Shared, id: &OrderId) -> Result<OrderView, ApiError> {
-    match order_view(&api.orders_view, id).await {
-        Ok(Some(view)) => Ok(view),
-        Ok(None) => Err(ApiError::not_found(format!(
+fn lookup(api: &Shared, id: &OrderId) -> Result<OrderStatus, ApiError> {
+    api.views.order(id).ok_or_else(|| {
+        ApiError::not_found(format!(
             "order {id} is unknown (never submitted, or not decided yet)"
-        ))),
-        Err(e) => Err(ApiError::unavailable(format!("reading the views: {e}"))),
-    }
+        ))
+    })
 }
 
 pub async fn show(State(api): State<Shared>, Path(id): Path<String>) -> Response {
-    let found = async { lookup(&api, &order_id(&id)?).await };
-    match found.await {
-        Ok(view) => Json(OrderStatus::from(view)).into_response(),
+    match order_id(&id).and_then(|id| lookup(&api, &id)) {
+        Ok(view) => Json(view).into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -190,7 +129,7 @@ pub struct CancelRequested {
 
 pub(super) async fn cancel_order(api: &Shared, id: &str) -> Result<CancelRequested, ApiError> {
     let id = order_id(id)?;
-    let view = lookup(api, &id).await?;
+    let view = lookup(api, &id)?;
     if matches!(view.status.as_str(), "rejected" | "cancelled") {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -198,10 +137,7 @@ pub(super) async fn cancel_order(api: &Shared, id: &str) -> Result<CancelRequest
             format!("order {id} is already {}; nothing to cancel", view.status),
         ));
     }
-    let partition = PartitionKey::new(
-        WarehouseId::new(&view.warehouse).map_err(|e| ApiError::unavailable(e.to_string()))?,
-        Sku::new(&view.sku).map_err(|e| ApiError::unavailable(e.to_string()))?,
-    );
+    let partition = super::stock::partition(&view.warehouse, &view.sku)?;
     // One key per order: cancelling twice files one command.
     let key = format!("cancel-{}", view.id);
     let key = if key.len() <= 64 {
@@ -213,9 +149,7 @@ pub(super) async fn cancel_order(api: &Shared, id: &str) -> Result<CancelRequest
         id: id.clone(),
         partition,
     };
-    let filed = file_command(&api.js, &api.router, &key, command)
-        .await
-        .map_err(|e| ApiError::unavailable(format!("cancel not filed, retry: {e}")))?;
+    let filed = api.ingress.command(&key, command).await?;
     Ok(CancelRequested {
         href: href(id.as_str()),
         id: id.to_string(),

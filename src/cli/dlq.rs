@@ -1,14 +1,63 @@
 //! `allot dlq list` and `allot dlq replay`: the dead letters of
-//! [`crate::adapters::nats::dlq`] for an operator.
+//! `allot::adapters::nats::dlq` for an operator.
+
+use std::process::ExitCode;
 
 use anyhow::Context as _;
+use clap::Subcommand;
 
-use super::{connect, NatsOptions};
-use crate::adapters::nats::dlq::{
+use allot::adapters::nats::dlq::{
     dead_letter_at, dead_letters, dlq_stream, replay, DeadLetter, DELIVERIES_HEADER, REASON_HEADER,
     SEQ_HEADER, SUBJECT_HEADER, TIME_HEADER,
 };
-use crate::wire::{decode_order, Limits};
+use allot::adapters::nats::{connect, NatsOptions};
+use allot::wire::{decode_order, Limits};
+
+use super::ConfigArgs;
+
+#[derive(Subcommand)]
+pub enum DlqCmd {
+    /// Print the dead letters, oldest first.
+    List {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Put dead letters back on their original subject, then delete them.
+    Replay {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The DLQ sequence of one dead letter (as `list` prints it).
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        seq: Option<u64>,
+        /// Every dead letter.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+pub async fn run(command: DlqCmd) -> anyhow::Result<ExitCode> {
+    let lines = match command {
+        DlqCmd::List { config, limit } => {
+            let config = config.load().context("loading the config")?;
+            list(&NatsOptions::from(&config.nats), limit).await?
+        }
+        DlqCmd::Replay {
+            config,
+            seq,
+            all: _,
+        } => {
+            let config = config.load().context("loading the config")?;
+            let which = seq.map_or(Replay::All, Replay::One);
+            replay_letters(&NatsOptions::from(&config.nats), which).await?
+        }
+    };
+    for line in lines {
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
 
 /// Which dead letters to replay.
 #[derive(Debug, Clone, Copy)]

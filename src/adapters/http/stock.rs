@@ -1,7 +1,7 @@
 //! Stock per partition (`/v1/stock/{warehouse}/{sku}`: read, set, restock,
 //! adjust) and the partitions overview (`/v1/partitions`). Reads come from
-//! the projectors' board (views as of the EVENTS sequence in `as_of`);
-//! changes travel to the partition's shard as keyed commands, like orders.
+//! the views (as of the EVENTS sequence in `as_of`); changes travel to the
+//! partition's shard as keyed commands, like orders.
 
 use std::num::NonZeroU64;
 
@@ -13,9 +13,9 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::{body, ApiError, Shared};
-use crate::adapters::nats::views::{stock_key, StockView};
-use crate::adapters::nats::{file_command, FiledCommand};
 use crate::domain::{Command, PartitionKey, Sku, WarehouseId};
+use crate::ingress::FiledCommand;
+use crate::views::StockView;
 
 /// The largest stock-change body; they are a few fields.
 const STOCK_BODY_LIMIT: usize = 4096;
@@ -33,9 +33,8 @@ pub async fn show(
     Path((warehouse, sku)): Path<(String, String)>,
 ) -> Response {
     let found = partition(&warehouse, &sku).and_then(|p| {
-        api.board
-            .get(&stock_key(&p))
-            .map(|v| v.clone())
+        api.views
+            .stock(&p)
             .ok_or_else(|| ApiError::not_found(format!("{p}: no stock recorded")))
     });
     match found {
@@ -160,9 +159,7 @@ pub(super) async fn file_stock(
     if let Err(e) = crate::domain::OrderId::new(&key) {
         return Err(ApiError::field(IDEMPOTENCY_KEY, e.to_string()));
     }
-    let filed = file_command(&api.js, &api.router, &key, command)
-        .await
-        .map_err(|e| ApiError::unavailable(format!("not filed, retry with the same key: {e}")))?;
+    let filed = api.ingress.command(&key, command).await?;
     Ok(StockChange {
         warehouse: p.warehouse.to_string(),
         sku: p.sku.to_string(),
@@ -226,10 +223,10 @@ pub async fn partitions(
             .into_response();
     }
     let mut all: Vec<StockView> = api
-        .board
-        .iter()
+        .views
+        .partitions()
+        .into_iter()
         .filter(|v| q.warehouse.as_deref().is_none_or(|w| v.warehouse == w))
-        .map(|v| v.clone())
         .collect();
     let mut totals = Totals::default();
     for v in &all {

@@ -5,22 +5,20 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
-use async_nats::jetstream::consumer::{pull, DeliverPolicy};
-use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::Context;
-use bytes::Bytes;
-use futures::StreamExt;
+use std::sync::Arc;
 
-use super::{connect, NatsOptions};
-use crate::adapters::nats::{
-    decode_batch, shard_order_subject, SubmitReply, EVENTS_STREAM, KIND_COMMAND, KIND_HEADER,
-    ORDERS_STREAM,
-};
-use crate::audit::{Audit, Findings};
-use crate::config::Config;
-use crate::domain::{Command, OrderId, PartitionKey, Quantity, Region, Sku, WarehouseId};
-use crate::wire::{order_subject, OrderMessage, ValidatedOrder, SUBMIT_SUBJECT};
+use bytes::Bytes;
+
+use allot::adapters::nats::events::EventsReader;
+use allot::adapters::nats::producer::Producer;
+use allot::adapters::nats::{connect, NatsOptions};
+use allot::adapters::nats::{NatsFiler, EVENTS_STREAM, ORDERS_STREAM};
+use allot::audit::{Audit, Findings};
+use allot::config::Config;
+use allot::domain::{Command, OrderId, PartitionKey, Quantity, Region, Sku, WarehouseId};
+use allot::ingress::Ingress;
+use allot::wire::log::Chains;
+use allot::wire::{order_subject, Limits, OrderMessage, ValidatedOrder};
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -103,11 +101,16 @@ pub async fn run_demo(
     o: &DemoOptions,
 ) -> anyhow::Result<DemoReport> {
     let client = connect(nats).await?;
-    let js = async_nats::jetstream::new(client.clone());
+    let mut producer = Producer::new(client.clone());
     let router = config.router();
-    let mut events = wait_for_stream(&js, EVENTS_STREAM).await?;
-    wait_for_stream(&js, ORDERS_STREAM).await?;
-    let start_seq = events.info().await?.state.last_sequence;
+    let events = producer.wait_for_stream(EVENTS_STREAM).await?;
+    producer.wait_for_stream(ORDERS_STREAM).await?;
+    let start_seq = events.cached_info().state.last_sequence;
+    let ingress = Ingress::new(
+        Arc::new(NatsFiler::for_client(client)),
+        router.clone(),
+        Limits::from_config(config),
+    );
 
     let run: u32 = rand::random::<u32>() % 1_000_000;
     let skus: Vec<Sku> = (0..o.skus)
@@ -128,14 +131,15 @@ pub async fn run_demo(
         for sku in &skus {
             let partition = PartitionKey::new(w.clone(), sku.clone());
             let key = format!("stock-{run}-{w}-{sku}");
-            send_set_stock(&js, &router, partition, o.stock, &key)
-                .await?
-                .await?;
+            let set = Command::SetStock {
+                partition,
+                on_hand: o.stock,
+            };
+            ingress.command(&key, set).await?;
         }
     }
 
     let mut ids = Vec::with_capacity(o.orders as usize);
-    let mut acks = Vec::new();
     let mut duplicates_sent = 0;
     for n in 0..o.orders {
         let id = OrderId::new(&format!("demo{run}-{n}")).expect("valid");
@@ -149,14 +153,11 @@ pub async fn run_demo(
             quantity: Quantity::ONE,
             warehouse: None,
             region: Some(region.clone()),
-            priority: crate::domain::Priority(0),
+            priority: allot::domain::Priority(0),
         };
         ids.push(id.clone());
         if n < o.via_ingress {
-            let reply = client
-                .request(SUBMIT_SUBJECT, crate::wire::encode_order(&order).into())
-                .await?;
-            let reply: SubmitReply = rmp_serde::from_slice(&reply.payload)?;
+            let reply = producer.submit(allot::wire::encode_order(&order)).await?;
             anyhow::ensure!(
                 reply.accepted,
                 "ingress refused demo order {id}: {:?}",
@@ -167,7 +168,7 @@ pub async fn run_demo(
         let route = router.route(&sku, None, Some(&region))?;
         let mut routed = order;
         routed.warehouse = Some(route.partition.warehouse.clone());
-        let body = Bytes::from(crate::wire::encode_order(&routed));
+        let body = Bytes::from(allot::wire::encode_order(&routed));
         let copies =
             if n % (o.orders / o.duplicates.max(1)).max(1) == 0 && duplicates_sent < o.duplicates {
                 duplicates_sent += 1;
@@ -176,31 +177,22 @@ pub async fn run_demo(
                 1
             };
         for _ in 0..copies {
-            let message = PublishMessage::build()
-                .message_id(id.to_string())
-                .payload(body.clone());
-            acks.push(
-                js.send_publish(order_subject(&route.partition), message)
-                    .await?,
-            );
-        }
-        if acks.len() >= 2_000 {
-            for ack in acks.drain(..) {
-                ack.await?;
-            }
+            let subject = order_subject(&route.partition);
+            producer
+                .publish(subject, Some(id.as_str()), body.clone())
+                .await?;
         }
     }
-    for ack in acks.drain(..) {
-        ack.await?;
-    }
-    let invalid_sent = send_invalid(&js, &warehouses[0], &skus[0], run, o.invalid).await?;
+    producer.flush().await?;
+    let invalid_sent =
+        send_invalid(&mut producer, &warehouses[0], &skus[0], run, o.invalid).await?;
     for n in 0..invalid_sent {
         if n % 2 == 1 {
             ids.push(OrderId::new(&format!("bad{run}-{n}")).expect("valid"));
         }
     }
 
-    let findings = read_decisions(&mut events, start_seq, &ids, o.timeout).await?;
+    let findings = read_decisions(events, start_seq, &ids, o.timeout).await?;
     Ok(DemoReport {
         run,
         findings,
@@ -214,7 +206,7 @@ pub async fn run_demo(
 /// Sends `n` bad messages: garbage bytes (even) and orders with quantity 0
 /// under a valid id (odd), which must come back as rejections.
 async fn send_invalid(
-    js: &Context,
+    producer: &mut Producer,
     w: &WarehouseId,
     sku: &Sku,
     run: u32,
@@ -236,91 +228,35 @@ async fn send_invalid(
             };
             bad.encode().into()
         };
-        js.publish(subject.clone(), payload).await?.await?;
+        producer.publish(subject.clone(), None, payload).await?;
     }
+    producer.flush().await?;
     Ok(n)
 }
 
-/// Publishes a keyed `SetStock` command for `partition` straight to its
-/// shard's intake subject; `key` is its idempotency key and message id.
-/// Returns the publish acknowledgement to await.
-pub async fn send_set_stock(
-    js: &Context,
-    router: &crate::config::Router,
-    partition: PartitionKey,
-    on_hand: u64,
-    key: &str,
-) -> anyhow::Result<async_nats::jetstream::context::PublishAckFuture> {
-    let shard = router.shard_for(&partition);
-    let subject = shard_order_subject(shard, &partition);
-    let command = Command::Keyed {
-        id: OrderId::new(key).with_context(|| format!("stock command key {key:?}"))?,
-        command: Box::new(Command::SetStock { partition, on_hand }),
-    };
-    let message = PublishMessage::build()
-        .message_id(key)
-        .header(KIND_HEADER, KIND_COMMAND)
-        .payload(rmp_serde::to_vec_named(&command)?.into());
-    Ok(js.send_publish(subject, message).await?)
-}
-
-/// Waits up to 20 s for `allot serve` to have created the stream `name`.
-pub async fn wait_for_stream(
-    js: &Context,
-    name: &str,
-) -> anyhow::Result<async_nats::jetstream::stream::Stream> {
-    for _ in 0..100 {
-        if let Ok(stream) = js.get_stream(name).await {
-            return Ok(stream);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    anyhow::bail!("stream {name} not found after 20 s: is `allot serve` running?")
-}
-
-/// Every EVENTS batch of every shard after sequence `after`, in order, from
-/// an ordered consumer (nothing to ack, gone when dropped).
-pub async fn events_after(
-    events: &async_nats::jetstream::stream::Stream,
-    after: u64,
-) -> anyhow::Result<pull::Ordered> {
-    let consumer = events
-        .create_consumer(pull::OrderedConfig {
-            filter_subject: "events.>".into(),
-            deliver_policy: DeliverPolicy::ByStartSequence {
-                start_sequence: after + 1,
-            },
-            ..Default::default()
-        })
-        .await
-        .context("creating an ordered consumer on EVENTS")?;
-    Ok(consumer.messages().await?)
-}
-
-/// Follows EVENTS from `after` until every id in `ids` is decided.
+/// Follows EVENTS from `after` until every id in `ids` is decided, each
+/// batch once, in its shard's order.
 async fn read_decisions(
-    events: &mut async_nats::jetstream::stream::Stream,
+    events: async_nats::jetstream::stream::Stream,
     after: u64,
     ids: &[OrderId],
     timeout: Duration,
 ) -> anyhow::Result<Findings> {
-    let mut messages = events_after(events, after).await?;
+    let mut reader = EventsReader::new(events, "events.*", Chains::from_anywhere(), after + 1);
     let mut audit = Audit::default();
     let deadline = tokio::time::Instant::now() + timeout;
     let mut waiting: std::collections::HashSet<&OrderId> = ids.iter().collect();
-    while !waiting.is_empty() {
-        let next = tokio::time::timeout_at(deadline, messages.next()).await;
-        let message = match next {
-            Err(_) | Ok(None) => break,
-            Ok(Some(m)) => m?,
+    while !waiting.is_empty() && tokio::time::Instant::now() < deadline {
+        let Some(read) = reader.next(Duration::from_millis(500)).await? else {
+            continue;
         };
-        for event in decode_batch(&message.payload).context("an EVENTS batch")? {
-            if let crate::domain::Event::OrderConfirmed { id }
-            | crate::domain::Event::OrderRejected { id, .. } = &event
+        for event in &read.batch.events {
+            if let allot::domain::Event::OrderConfirmed { id }
+            | allot::domain::Event::OrderRejected { id, .. } = event
             {
                 waiting.remove(id);
             }
-            audit.apply(&event);
+            audit.apply(event);
         }
     }
     Ok(audit.finish(ids))

@@ -7,7 +7,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
-use crate::adapters::nats::FieldError;
+use crate::domain::FieldError;
+use crate::ingress::IngressError;
 
 #[derive(Debug, Serialize)]
 pub struct ApiError {
@@ -45,10 +46,7 @@ impl ApiError {
 
     /// 400 for one bad field.
     pub fn field(field: &str, why: impl Into<String>) -> Self {
-        Self::invalid(vec![FieldError {
-            field: field.to_owned(),
-            why: why.into(),
-        }])
+        Self::invalid(vec![FieldError::new(field, why)])
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -63,6 +61,16 @@ impl ApiError {
     /// the same ids is safe.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+}
+
+impl From<IngressError> for ApiError {
+    fn from(e: IngressError) -> Self {
+        match e {
+            IngressError::Invalid(errors) => ApiError::invalid(errors),
+            IngressError::Unroutable(e) => ApiError::invalid(vec![e]),
+            IngressError::NotFiled(e) => ApiError::unavailable(e.to_string()),
+        }
     }
 }
 

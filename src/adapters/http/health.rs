@@ -1,5 +1,6 @@
-//! `/livez` (the process answers) and `/readyz` (NATS connected, streams
-//! verified, this instance's share of the shards owned and recovered): 200 when all hold, else 503
+//! `/livez` (the process answers) and `/readyz` (the broker connected,
+//! streams verified, this instance's share of the shards owned and
+//! recovered, the views caught up with the log): 200 when all hold, else 503
 //! with each check's state, so a load balancer stops sending traffic to an
 //! instance that cannot file or decide orders.
 
@@ -12,12 +13,16 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
+use crate::runtime::views::CaughtUp;
 use crate::runtime::OwnedShards;
 
+/// Whether the broker connection is up.
+pub type Connected = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// What readiness is judged on, filled in as `allot serve` starts.
-#[derive(Debug)]
 pub struct Health {
-    client: async_nats::Client,
+    connected: Connected,
+    views: Arc<CaughtUp>,
     streams_verified: AtomicBool,
     owned: Arc<OwnedShards>,
     shard_count: usize,
@@ -27,9 +32,15 @@ pub struct Health {
 }
 
 impl Health {
-    pub fn new(client: async_nats::Client, owned: Arc<OwnedShards>, shard_count: usize) -> Self {
+    pub fn new(
+        connected: Connected,
+        views: Arc<CaughtUp>,
+        owned: Arc<OwnedShards>,
+        shard_count: usize,
+    ) -> Self {
         Self {
-            client,
+            connected,
+            views,
             streams_verified: AtomicBool::new(false),
             owned,
             shard_count,
@@ -48,13 +59,15 @@ impl Health {
     }
 
     pub fn report(&self) -> Readiness {
-        let nats = self.client.connection_state() == async_nats::connection::State::Connected;
+        let nats = (self.connected)();
         let streams = self.streams_verified.load(Ordering::Acquire);
+        let views = self.views.get();
         let owned = self.owned.count();
         let expected = self.expected.load(Ordering::Relaxed);
         Readiness {
-            ready: nats && streams && owned >= expected,
+            ready: nats && streams && views && owned >= expected,
             nats_connected: nats,
+            views_caught_up: views,
             streams_verified: streams,
             shards_owned: owned,
             shards_expected: expected,
@@ -68,6 +81,8 @@ pub struct Readiness {
     pub ready: bool,
     pub nats_connected: bool,
     pub streams_verified: bool,
+    /// The views have read the log up to where it was at start.
+    pub views_caught_up: bool,
     pub shards_owned: usize,
     /// This instance's share of the shards.
     pub shards_expected: usize,

@@ -4,7 +4,7 @@
 //! its own error; the others still run. The body as a whole is refused
 //! (400) only when it is not a list of commands, holds more than
 //! `limits.max_batch_size` commands in all, or nests deeper than
-//! [`MAX_NESTING`].
+//! [`Command::MAX_NESTING`].
 //!
 //! ```json
 //! {"commands": [
@@ -31,7 +31,7 @@ use super::{body, orders, ApiError, Shared};
 use crate::domain::Command;
 
 /// Deepest nesting of batches.
-pub const MAX_NESTING: usize = 8;
+const MAX_NESTING: usize = Command::MAX_NESTING;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -104,7 +104,7 @@ pub async fn run(State(api): State<Shared>, headers: HeaderMap, body: Body) -> R
 /// read one by one ([`parse_command`] does that, so one bad command does
 /// not refuse the others). Refuses a body that is not `{"commands": [...]}`,
 /// holds more than `max_batch_size` commands in all or nests deeper than
-/// [`MAX_NESTING`]. Pure: no I/O, so the fuzz target `http_bodies` runs it.
+/// [`Command::MAX_NESTING`]. Pure: no I/O, so the fuzz target `http_bodies` runs it.
 pub fn parse_batch(bytes: &[u8], max_batch_size: usize) -> Result<Vec<Value>, ApiError> {
     let request: Request = body::parse(bytes)?;
     let count = count(&request.commands, 1)?;
@@ -130,7 +130,7 @@ pub fn parse_command(index: usize, item: Value) -> Result<BatchItem, ApiError> {
 }
 
 /// Commands in `items`, nested ones included; refuses nesting deeper than
-/// [`MAX_NESTING`].
+/// [`Command::MAX_NESTING`].
 fn count(items: &[Value], depth: usize) -> Result<usize, ApiError> {
     if depth > MAX_NESTING {
         return Err(ApiError::field(

@@ -4,11 +4,34 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use async_nats::{Client, ClientError, ConnectOptions, Event};
 use tracing::{error, info, warn};
 
 use crate::telemetry::NatsMetrics;
+
+/// Why allot could not connect.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The credentials file could not be read.
+    #[error("reading NATS credentials file {path}: {source}")]
+    Credentials {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Only one of the client certificate and its key was given.
+    #[error("nats.tls_cert and nats.tls_key go together; set both or neither")]
+    TlsPair,
+    /// `nats.url` names no server.
+    #[error("no NATS server URL given (nats.url)")]
+    NoServer,
+    /// The client refused the options (a bad URL, an unreadable
+    /// certificate).
+    #[error("connecting to NATS at {url}: {source}")]
+    Connect {
+        url: String,
+        source: async_nats::ConnectError,
+    },
+}
 
 /// How to reach NATS. Credentials are chosen in this order: credentials
 /// file, nkey seed, token, user and password.
@@ -49,11 +72,14 @@ impl From<&crate::config::NatsConfig> for NatsOptions {
 /// credentials is logged at error on every attempt, naming the settings to
 /// check; allot keeps retrying, as the server's accounts may be fixed
 /// without restarting it.
-pub async fn connect(o: &NatsOptions) -> anyhow::Result<Client> {
+pub async fn connect(o: &NatsOptions) -> Result<Client, ConnectError> {
     let mut options = match (&o.credentials_file, &o.nkey_seed, &o.token, &o.user) {
         (Some(path), ..) => ConnectOptions::with_credentials_file(path.clone())
             .await
-            .with_context(|| format!("reading NATS credentials file {}", path.display()))?,
+            .map_err(|source| ConnectError::Credentials {
+                path: path.clone(),
+                source,
+            })?,
         (None, Some(seed), ..) => ConnectOptions::with_nkey(seed.clone()),
         (None, None, Some(token), _) => ConnectOptions::with_token(token.clone()),
         (None, None, None, Some(user)) => ConnectOptions::with_user_and_password(
@@ -70,7 +96,7 @@ pub async fn connect(o: &NatsOptions) -> anyhow::Result<Client> {
             options = options.add_client_certificate(cert.clone(), key.clone())
         }
         (None, None) => {}
-        _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+        _ => return Err(ConnectError::TlsPair),
     }
     let metrics = NatsMetrics::new();
     options = options
@@ -104,11 +130,16 @@ pub async fn connect(o: &NatsOptions) -> anyhow::Result<Client> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .collect();
-    anyhow::ensure!(!servers.is_empty(), "no NATS server URL given");
+    if servers.is_empty() {
+        return Err(ConnectError::NoServer);
+    }
     options
         .connect(servers)
         .await
-        .with_context(|| format!("connecting to NATS at {}", o.url))
+        .map_err(|source| ConnectError::Connect {
+            url: o.url.clone(),
+            source,
+        })
 }
 
 /// Whether a connect error is the server refusing the credentials (as

@@ -1,0 +1,160 @@
+//! The read side: every order's status and history and every partition's
+//! stock, projected from EVENTS and held in memory by each instance for
+//! every shard, so any instance answers any read and no view costs a
+//! broker write. [`projection`] is the pure fold of one shard's batches;
+//! [`Views`] holds one per shard behind a lock and answers queries;
+//! `runtime::views` feeds it from the log and checkpoints it.
+//!
+//! Views lag decisions by the time a batch takes to reach the reader
+//! (reported as `allot_view_lag_seconds`); decisions never read them.
+
+pub mod projection;
+
+use parking_lot::RwLock;
+use serde::Serialize;
+
+use crate::domain::{Event, OrderId, PartitionKey};
+pub use projection::{Happened, OrderView, ShardViews, Stage, StockView};
+
+/// An order as reads show it, merged over every partition it passed
+/// through (a rerouted order keeps its history from before the reroute).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrderStatus {
+    pub id: String,
+    /// Where it is now.
+    pub warehouse: String,
+    pub sku: String,
+    pub quantity: u32,
+    /// The latest stage: queued, reserved, confirmed, rejected, ...
+    pub status: String,
+    /// No later decision will change it (confirmed, rejected, cancelled).
+    #[serde(rename = "final")]
+    pub is_final: bool,
+    pub history: Vec<HistoryLine>,
+}
+
+/// One decision, with the EVENTS sequence of the batch holding it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryLine {
+    pub seq: u64,
+    pub what: String,
+}
+
+/// Every shard's views.
+#[derive(Debug)]
+pub struct Views {
+    shards: Vec<RwLock<ShardViews>>,
+    /// Orders kept per shard; the oldest final ones go first.
+    max_orders: usize,
+}
+
+impl Views {
+    /// Empty views of `shards` shards, keeping up to `max_orders` orders
+    /// in all.
+    pub fn new(shards: u32, max_orders: usize) -> Self {
+        let n = shards.max(1) as usize;
+        Self {
+            shards: (0..n).map(|_| RwLock::new(ShardViews::default())).collect(),
+            max_orders: (max_orders / n).max(1),
+        }
+    }
+
+    pub fn shard_count(&self) -> u32 {
+        self.shards.len() as u32
+    }
+
+    /// Applies the batch of `shard` stored at `seq` (the reader checked it
+    /// follows the last one applied).
+    pub fn apply(&self, shard: u32, seq: u64, events: &[Event]) {
+        if let Some(s) = self.shards.get(shard as usize) {
+            s.write().apply(seq, events, self.max_orders);
+        }
+    }
+
+    /// Replaces a shard's views (a checkpoint loaded at start).
+    pub fn restore(&self, shard: u32, views: ShardViews) {
+        if let Some(s) = self.shards.get(shard as usize) {
+            *s.write() = views;
+        }
+    }
+
+    /// The sequence of the last batch applied for `shard`.
+    pub fn last_seq(&self, shard: u32) -> u64 {
+        self.shards
+            .get(shard as usize)
+            .map_or(0, |s| s.read().last_seq)
+    }
+
+    /// A shard's views as a checkpoint: its last sequence and its bytes.
+    pub fn checkpoint(&self, shard: u32) -> Option<(u64, Vec<u8>)> {
+        let s = self.shards.get(shard as usize)?.read();
+        let bytes = rmp_serde::to_vec_named(&*s).ok()?;
+        Some((s.last_seq, bytes))
+    }
+
+    /// The partition an order is in now, and its quantity (for a decision
+    /// published about it).
+    pub fn placed(&self, shard: u32, id: &OrderId) -> Option<(PartitionKey, u32)> {
+        let s = self.shards.get(shard as usize)?.read();
+        s.order(id).map(|o| (o.partition.clone(), o.quantity))
+    }
+
+    /// An order's status and whole history, from every shard it passed.
+    pub fn order(&self, id: &OrderId) -> Option<OrderStatus> {
+        let mut found: Vec<OrderView> = self
+            .shards
+            .iter()
+            .filter_map(|s| s.read().order(id).cloned())
+            .collect();
+        let latest = |o: &OrderView| o.history.last().map_or(0, |(seq, _)| *seq);
+        found.sort_by_key(latest);
+        // Where it is now: the latest partition that did not hand it on.
+        let now = found
+            .iter()
+            .rev()
+            .find(|o| o.stage != Stage::Rerouted)
+            .or(found.last())?
+            .clone();
+        let mut history: Vec<(u64, Happened)> = found.into_iter().flat_map(|o| o.history).collect();
+        history.sort_by_key(|(seq, _)| *seq);
+        Some(OrderStatus {
+            id: id.to_string(),
+            warehouse: now.partition.warehouse.to_string(),
+            sku: now.partition.sku.to_string(),
+            quantity: now.quantity,
+            status: now.stage.label().to_owned(),
+            is_final: matches!(
+                now.stage,
+                Stage::Confirmed | Stage::Rejected | Stage::Cancelled
+            ),
+            history: history
+                .into_iter()
+                .map(|(seq, what)| HistoryLine {
+                    seq,
+                    what: what.to_string(),
+                })
+                .collect(),
+        })
+    }
+
+    /// A partition's stock.
+    pub fn stock(&self, p: &PartitionKey) -> Option<StockView> {
+        self.shards.iter().find_map(|s| s.read().stock(p).cloned())
+    }
+
+    /// Every partition's stock.
+    pub fn partitions(&self) -> Vec<StockView> {
+        self.shards
+            .iter()
+            .flat_map(|s| s.read().partitions().cloned().collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// Orders held, over every shard.
+    pub fn order_count(&self) -> usize {
+        self.shards.iter().map(|s| s.read().order_count()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests;

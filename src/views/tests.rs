@@ -1,0 +1,213 @@
+use allot_core::testkit::Harness;
+
+use super::*;
+use crate::domain::{Command, Order, Outcome, Priority, Quantity, Sku, WarehouseId};
+use crate::scheduler::ShardConfig;
+
+fn key(w: &str, s: &str) -> PartitionKey {
+    PartitionKey::new(WarehouseId::new(w).unwrap(), Sku::new(s).unwrap())
+}
+
+fn order(id: &str, p: &PartitionKey, qty: u64) -> Order {
+    Order {
+        id: OrderId::new(id).unwrap(),
+        partition: p.clone(),
+        quantity: Quantity::new(qty, 1000).unwrap(),
+        region: None,
+        priority: Priority(0),
+        fallbacks: Vec::new(),
+    }
+}
+
+fn id(s: &str) -> OrderId {
+    OrderId::new(s).unwrap()
+}
+
+/// The views folded from the harness's log, batch by batch.
+fn views_of(h: &Harness) -> Views {
+    let views = Views::new(1, 1_000_000);
+    for (i, batch) in h.batches().iter().enumerate() {
+        views.apply(0, i as u64 + 1, batch);
+    }
+    views
+}
+
+fn figures(v: &StockView) -> [i64; 6] {
+    [
+        v.available,
+        v.reserved,
+        v.sold,
+        v.queued,
+        v.in_flight,
+        v.backordered,
+    ]
+}
+
+fn harness() -> Harness {
+    Harness::new(ShardConfig::default())
+}
+
+#[test]
+fn cancelling_a_confirmed_order_returns_its_units_in_the_views() {
+    let mug = key("ams", "MUG");
+    let mut h = harness();
+    h.command(Command::SetStock {
+        partition: mug.clone(),
+        on_hand: 10,
+    });
+    h.place(order("a", &mug, 10));
+    h.fulfil_all();
+    h.command(Command::CancelOrder {
+        id: id("a"),
+        partition: mug.clone(),
+    });
+    let views = views_of(&h);
+    assert_eq!(figures(&views.stock(&mug).unwrap()), [10, 0, 0, 0, 0, 0]);
+    h.place(order("b", &mug, 10));
+    h.fulfil_all();
+    let views = views_of(&h);
+    assert_eq!(figures(&views.stock(&mug).unwrap()), [0, 0, 10, 0, 0, 0]);
+    let a = views.order(&id("a")).unwrap();
+    assert_eq!(
+        (a.warehouse.as_str(), a.sku.as_str(), a.quantity),
+        ("ams", "MUG", 10)
+    );
+    assert_eq!((a.status.as_str(), a.is_final), ("cancelled", true));
+    let lines: Vec<&str> = a.history.iter().map(|l| l.what.as_str()).collect();
+    assert_eq!(
+        lines,
+        [
+            "queued in ams/MUG",
+            "reserved",
+            "confirmed",
+            "cancelled, units returned"
+        ]
+    );
+}
+
+#[test]
+fn a_cancel_while_the_worker_enacts_ends_with_the_units_back() {
+    let mug = key("ams", "MUG");
+    let mut h = harness();
+    h.command(Command::SetStock {
+        partition: mug.clone(),
+        on_hand: 5,
+    });
+    h.place(order("a", &mug, 2));
+    h.command(Command::CancelOrder {
+        id: id("a"),
+        partition: mug.clone(),
+    });
+    h.settle(0, Outcome::Fulfilled);
+    let views = views_of(&h);
+    assert_eq!(figures(&views.stock(&mug).unwrap()), [5, 0, 0, 0, 0, 0]);
+    let a = views.order(&id("a")).unwrap();
+    assert_eq!(a.status, "cancelled");
+    assert_eq!(a.history.len(), 5, "{a:?}");
+}
+
+#[test]
+fn an_invalid_order_keeps_the_partition_its_subject_named() {
+    let mug = key("ams", "MUG");
+    let mut h = harness();
+    h.shard.handle_invalid(
+        id("bad"),
+        vec![crate::domain::FieldError::new(
+            "quantity",
+            "0 is out of range",
+        )],
+        Some(mug.clone()),
+        None,
+        h.now,
+    );
+    h.flush();
+    let bad = views_of(&h).order(&id("bad")).unwrap();
+    assert_eq!((bad.warehouse.as_str(), bad.sku.as_str()), ("ams", "MUG"));
+    assert_eq!(bad.status, "rejected");
+    assert!(bad.history[0].what.contains("quantity: 0 is out of range"));
+}
+
+#[test]
+fn a_rerouted_order_keeps_its_history_from_before_the_reroute() {
+    let views = Views::new(2, 100);
+    let (ams, fra) = (key("ams", "MUG"), key("fra", "MUG"));
+    let mut first = order("a", &ams, 1);
+    first.fallbacks = vec![WarehouseId::new("fra").unwrap()];
+    let fra_w = WarehouseId::new("fra").unwrap();
+    views.apply(
+        0,
+        3,
+        &[Event::OrderQueued {
+            order: first.clone(),
+        }],
+    );
+    views.apply(
+        0,
+        5,
+        &[Event::OrderRerouted {
+            id: id("a"),
+            to: fra_w.clone(),
+        }],
+    );
+    let copy = crate::domain::rules::forwarded_order(&first, &fra_w);
+    views.apply(1, 6, &[Event::OrderQueued { order: copy }]);
+    views.apply(0, 7, &[Event::OrderForwarded { id: id("a") }]);
+    let a = views.order(&id("a")).unwrap();
+    assert_eq!(a.warehouse, "fra");
+    assert_eq!(a.status, "queued");
+    let seqs: Vec<u64> = a.history.iter().map(|l| l.seq).collect();
+    assert_eq!(seqs, [3, 5, 6, 7]);
+    assert_eq!(views.stock(&ams).unwrap().queued, 0);
+    assert_eq!(views.stock(&fra).unwrap().queued, 1);
+}
+
+#[test]
+fn the_oldest_final_orders_go_first_when_over_the_limit() {
+    let mug = key("ams", "MUG");
+    let views = Views::new(1, 2);
+    let rejected = |n: &str| Event::OrderRejected {
+        id: id(n),
+        reason: crate::domain::RejectReason::OutOfStock,
+        partition: None,
+    };
+    views.apply(
+        0,
+        1,
+        &[Event::OrderQueued {
+            order: order("live", &mug, 1),
+        }],
+    );
+    for (i, n) in ["a", "b", "c"].iter().enumerate() {
+        views.apply(
+            0,
+            i as u64 + 2,
+            &[
+                Event::OrderQueued {
+                    order: order(n, &mug, 1),
+                },
+                rejected(n),
+            ],
+        );
+    }
+    assert!(views.order(&id("live")).is_some(), "live orders stay");
+    assert!(views.order(&id("a")).is_none() && views.order(&id("b")).is_none());
+    assert!(views.order(&id("c")).is_some());
+}
+
+#[test]
+fn a_checkpoint_restores_the_same_views() {
+    let mug = key("ams", "MUG");
+    let mut h = harness();
+    h.command(Command::SetStock {
+        partition: mug.clone(),
+        on_hand: 3,
+    });
+    h.place(order("a", &mug, 1));
+    let views = views_of(&h);
+    let (seq, bytes) = views.checkpoint(0).unwrap();
+    let back = Views::new(1, 1_000_000);
+    back.restore(0, rmp_serde::from_slice(&bytes).unwrap());
+    assert_eq!(back.last_seq(0), seq);
+    assert_eq!(back.order(&id("a")), views.order(&id("a")));
+    assert_eq!(back.stock(&mug), views.stock(&mug));
+}
