@@ -103,6 +103,19 @@ impl Running {
         }
     }
 
+    /// GETs `path` until `done` holds for the body.
+    async fn until(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, body) = self.send(Method::GET, path, None).await;
+            if done(&body) {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "GET {path}: {body}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn wait_ready(&self) {
         self.eventually(Method::GET, "/readyz", StatusCode::OK)
             .await;
@@ -252,6 +265,98 @@ async fn orders_are_filed_decided_shown_and_cancelled() {
     assert_eq!(body["error"], "not_found");
     let (s, _) = r.send(Method::DELETE, "/v1/orders/never-sent", None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    r.allot.stop().await.unwrap();
+}
+
+/// Issue 10, bug 2: set stock 10, confirm an order for 10, cancel it: the
+/// stock view shows the 10 units back (not sold), the next order for 10
+/// confirms and the view shows it sold once; the cancelled order keeps its
+/// partition, quantity and whole history, and a `cancelled` decision is
+/// published for subscribers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_confirmed_order_returns_its_units_in_the_views() {
+    let r = Running::start(CONFIG).await;
+    let client = async_nats::connect(r.server.url()).await.expect("connect");
+    let mut decisions = client
+        .subscribe("decisions.ams.TOASTER")
+        .await
+        .expect("subscribe");
+    r.send(
+        Method::PUT,
+        "/v1/stock/ams/TOASTER",
+        Some(&json!({"on_hand": 10})),
+    )
+    .await;
+    let first = json!({"v": 1, "id": "t-1", "sku": "TOASTER", "quantity": 10, "warehouse": "ams"});
+    let (s, body) = r.send(Method::POST, "/v1/orders", Some(&first)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(wait_final(&r, "t-1").await["status"], "confirmed");
+    let (s, body) = r.send(Method::DELETE, "/v1/orders/t-1", None).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    let cancelled = r
+        .until("/v1/orders/t-1", |o| o["status"] == "cancelled")
+        .await;
+    assert_eq!(
+        (
+            &cancelled["warehouse"],
+            &cancelled["sku"],
+            &cancelled["quantity"]
+        ),
+        (&json!("ams"), &json!("TOASTER"), &json!(10)),
+        "{cancelled}"
+    );
+    let lines: Vec<&str> = cancelled["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["what"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "queued in ams/TOASTER",
+            "reserved",
+            "confirmed",
+            "cancelled, units returned"
+        ]
+    );
+    let v = r
+        .until("/v1/stock/ams/TOASTER", |v| v["available"] == 10)
+        .await;
+    assert_eq!(
+        (&v["available"], &v["sold"]),
+        (&json!(10), &json!(0)),
+        "{v}"
+    );
+
+    let second = json!({"v": 1, "id": "t-2", "sku": "TOASTER", "quantity": 10, "warehouse": "ams"});
+    r.send(Method::POST, "/v1/orders", Some(&second)).await;
+    assert_eq!(wait_final(&r, "t-2").await["status"], "confirmed");
+    let v = r.until("/v1/stock/ams/TOASTER", |v| v["sold"] == 10).await;
+    assert_eq!(
+        (&v["available"], &v["sold"]),
+        (&json!(0), &json!(10)),
+        "{v}"
+    );
+
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !seen.contains(&("t-1".to_owned(), "cancelled".to_owned())) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(Some(m)) =
+            tokio::time::timeout(left, futures::StreamExt::next(&mut decisions)).await
+        else {
+            panic!("no cancelled decision for t-1 on decisions.ams.TOASTER: {seen:?}");
+        };
+        let d = allot::wire::DecisionMessage::decode(&m.payload).expect("a decision");
+        seen.push((
+            d.id.to_string(),
+            serde_json::to_value(&d).unwrap()["decision"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        ));
+    }
     r.allot.stop().await.unwrap();
 }
 

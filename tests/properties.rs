@@ -11,6 +11,7 @@ mod sim;
 use std::collections::HashMap;
 
 use allot::domain::{Event, OrderId, Status};
+use allot::views::Views;
 use proptest::prelude::*;
 
 use sim::driver::{play, Sim};
@@ -135,6 +136,61 @@ fn check_nothing_fits(sim: &Sim, at: &str) {
     }
 }
 
+/// The views folded from the log, batch by batch, agree with the state
+/// rebuilt from it: every partition's stock and counts, and every order's
+/// whole history (one line per event about it) and stage.
+fn check_views_match_the_log(sim: &Sim, at: &str) {
+    let views = Views::new(1, usize::MAX);
+    for (i, batch) in sim.h.batches().iter().enumerate() {
+        views.apply(0, i as u64 + 1, batch);
+    }
+    let state = sim.state();
+    for p in state.partitions() {
+        let v = views
+            .stock(&p.key)
+            .unwrap_or_else(|| panic!("{at}: no view of {}", p.key));
+        let got = [
+            v.available,
+            v.reserved,
+            v.sold,
+            v.queued,
+            v.in_flight,
+            v.backordered,
+        ];
+        let want = [
+            p.available as i64,
+            p.reserved as i64,
+            p.sold as i64,
+            i64::from(p.queued),
+            i64::from(p.in_flight),
+            i64::from(p.backordered),
+        ];
+        assert_eq!(got, want, "{at}: {} view [available, reserved, sold, queued, in flight, backordered] differs from the state", p.key);
+    }
+    let mut lines: HashMap<&OrderId, usize> = HashMap::new();
+    for e in sim.h.events() {
+        if let Some(id) = e.order_id() {
+            *lines.entry(id).or_default() += 1;
+        }
+    }
+    for (id, n) in lines {
+        let o = views
+            .order(id)
+            .unwrap_or_else(|| panic!("{at}: no view of order {id}"));
+        assert_eq!(o.history.len(), n, "{at}: {id}: {o:?}");
+        if let Some(live) = state.live(id) {
+            let stage = match live.status {
+                Status::Queued => "queued",
+                Status::Reserved => "reserved",
+                Status::Backordered { .. } => "backordered",
+                Status::Releasing => "released",
+                Status::Forwarding => "rerouted",
+            };
+            assert_eq!(o.status, stage, "{at}: {id}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------- properties
 
 proptest! {
@@ -206,6 +262,13 @@ proptest! {
         check_rebuilds(&sim, "after draining");
         prop_assert_eq!(sim.state().live_orders().count(), 0);
         prop_assert!(finals(&sim).values().all(|n| *n == 1));
+    }
+
+    #[test]
+    fn views_equal_the_stock_rebuilt_from_events(s in scenario(Gen { crashes: 4, ..GEN })) {
+        let mut sim = play(&s, BIG_HORIZON, check_views_match_the_log);
+        sim.drain();
+        check_views_match_the_log(&sim, "after draining");
     }
 
     #[test]
