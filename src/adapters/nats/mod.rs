@@ -34,7 +34,9 @@ pub use fulfiller::{fulfil_subject, AnyFulfiller, FulfilReply, FulfilRequest, Na
 pub use ingress::{serve_submit, submit, NatsFiler};
 pub use intake::NatsIntake;
 pub use log::NatsLog;
-pub use setup::{ensure_replicated_streams, ensure_streams, SetupError, Streams};
+pub use setup::{
+    ensure_replicated_streams, ensure_streams, events_config, orders_config, SetupError, Streams,
+};
 pub use snapshots::NatsSnapshots;
 
 /// Names of what allot keeps in JetStream.
