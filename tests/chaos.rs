@@ -159,6 +159,87 @@ async fn recovered(js: &async_nats::jetstream::Context, dead: &str) -> Option<Du
     None
 }
 
+/// The address of an instance's HTTP API, from its log.
+fn api_addr(log: &str) -> Option<String> {
+    let line = log.lines().find(|l| l.contains("HTTP API listening"))?;
+    let at = line.find("bound=")? + "bound=".len();
+    Some(line[at..].split_whitespace().next()?.to_owned())
+}
+
+/// Once everything is decided, an instance's views equal the replay of
+/// EVENTS: every partition's stock, and every order's final status (each
+/// instance keeps views of every shard, whoever owned them through the
+/// kills).
+async fn views_converge(
+    http: &reqwest::Client,
+    name: &str,
+    allot: &AllotProcess,
+    ledger: &Ledger,
+    ids: &[OrderId],
+) {
+    let addr = api_addr(&allot.log()).expect("the API address is logged");
+    let finals: std::collections::HashMap<&OrderId, &str> = ledger
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            allot::domain::Event::OrderConfirmed { id } => Some((id, "confirmed")),
+            allot::domain::Event::OrderRejected { id, .. } => Some((id, "rejected")),
+            _ => None,
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut wrong = Vec::new();
+    loop {
+        wrong.clear();
+        let board: serde_json::Value = match http
+            .get(format!("http://{addr}/v1/partitions?limit=10000"))
+            .send()
+            .await
+        {
+            Ok(r) => r.json().await.unwrap_or_default(),
+            Err(_) => serde_json::Value::Null,
+        };
+        for v in board["partitions"].as_array().into_iter().flatten() {
+            let p = partition(v["warehouse"].as_str().unwrap(), v["sku"].as_str().unwrap());
+            let s = ledger.audit.stock(&p).unwrap_or_default();
+            let got =
+                [&v["available"], &v["reserved"], &v["sold"]].map(|x| x.as_i64().unwrap() as i128);
+            if got != [s.available, s.reserved, s.sold] {
+                wrong.push(format!("{p}: views {got:?}, EVENTS {s:?}"));
+            }
+        }
+        if board["count"].as_u64().unwrap_or(0) == 0 {
+            wrong.push("no partitions".into());
+        }
+        for id in ids.iter().step_by(ids.len().div_ceil(200).max(1)) {
+            let o: serde_json::Value = match http
+                .get(format!("http://{addr}/v1/orders/{id}"))
+                .send()
+                .await
+            {
+                Ok(r) => r.json().await.unwrap_or_default(),
+                Err(_) => serde_json::Value::Null,
+            };
+            if o["status"].as_str() != finals.get(id).copied() {
+                wrong.push(format!(
+                    "{id}: views {}, EVENTS {:?}",
+                    o["status"],
+                    finals.get(id)
+                ));
+            }
+        }
+        if wrong.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}'s views differ from EVENTS 30 s after the sale: {:#?}",
+            &wrong[..wrong.len().min(20)]
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 fn assert_promises(f: &Findings, total: usize, ledger: &Ledger, ids: &[OrderId]) {
     assert_eq!(f.oversold_units, 0, "oversold: {f:?}");
     assert_eq!(f.duplicate_decisions, 0, "decided twice: {f:?}");
@@ -255,6 +336,10 @@ async fn three_instances_survive_sigkills_and_broker_restarts() {
     );
     for (_, p) in &instances {
         scrape(&http, p, &mut counters).await;
+    }
+    ledger.catch_up(&js).await.expect("read EVENTS");
+    for (id, p) in &instances {
+        views_converge(&http, id, p, &ledger, &sale.ids).await;
     }
     for (id, p) in &mut instances {
         let status = p.terminate(Duration::from_secs(30)).await;
@@ -411,7 +496,12 @@ async fn an_events_reader_applies_each_batch_once_when_the_stream_leader_dies() 
     let mut killed = None;
     let deadline = Instant::now() + Duration::from_secs(120);
     while read.len() < written.len() {
-        assert!(Instant::now() < deadline, "read {} of {}", read.len(), written.len());
+        assert!(
+            Instant::now() < deadline,
+            "read {} of {}",
+            read.len(),
+            written.len()
+        );
         if killed.is_none() && read.len() >= written.len() / 3 {
             let mut info = js.get_stream("EVENTS").await.expect("EVENTS");
             let leader = info
@@ -423,7 +513,10 @@ async fn an_events_reader_applies_each_batch_once_when_the_stream_leader_dies() 
                 .and_then(|c| c.leader.clone())
                 .expect("the stream has a leader");
             let node = leader[1..].parse::<usize>().expect("nodes are n0..n2");
-            assert!(cluster.nodes[node].pid().is_some(), "the leader {leader} is alive");
+            assert!(
+                cluster.nodes[node].pid().is_some(),
+                "the leader {leader} is alive"
+            );
             cluster.nodes[node].kill();
             killed = Some((node, Instant::now()));
         }
@@ -448,7 +541,10 @@ async fn an_events_reader_applies_each_batch_once_when_the_stream_leader_dies() 
         }
     }
     let stats = reader.stats();
-    eprintln!("EVENTS read back with the leader killed mid-read: {} batches, {stats:?}", read.len());
+    eprintln!(
+        "EVENTS read back with the leader killed mid-read: {} batches, {stats:?}",
+        read.len()
+    );
     assert!(killed.is_some(), "the stream leader was killed mid-read");
     assert_eq!(read, written, "each batch once, in order");
 
@@ -456,7 +552,10 @@ async fn an_events_reader_applies_each_batch_once_when_the_stream_leader_dies() 
     // after a node loss): nothing is applied twice.
     let chains = std::mem::take(&mut reader.chains);
     let mut again = EventsReader::new(events.clone(), "events.*", chains, 1);
-    let twice = again.read_until(written.last().unwrap().1).await.expect("read again");
+    let twice = again
+        .read_until(written.last().unwrap().1)
+        .await
+        .expect("read again");
     assert!(twice.is_empty(), "{} batches applied twice", twice.len());
     assert_eq!(again.stats().seen_again, written.len() as u64);
 
