@@ -52,7 +52,7 @@ fn report(seed: u64, run: &Run) -> String {
 }
 
 /// Trace lines counted per kind in the summary: (label, what the line holds).
-const KINDS: [(&str, &str); 16] = [
+const KINDS: [(&str, &str); 17] = [
     ("crash at a port step", " at step: "),
     ("crash at a random moment", "at a random moment"),
     ("ack lost", "] lost"),
@@ -69,6 +69,10 @@ const KINDS: [(&str, &str); 16] = [
     ("worker failed", "fails"),
     ("enactment replayed by id", "already enacted"),
     ("forward between shards", " forward "),
+    (
+        "another partition's copy refused",
+        "copies refused as duplicates",
+    ),
 ];
 
 /// What a batch of seeds came to.

@@ -46,6 +46,9 @@ pub struct Findings {
     pub backordered: u64,
     /// Reroute hand-offs.
     pub rerouted: u64,
+    /// Copies of an order filed for another partition than the one that
+    /// placed its id first, refused (not decisions).
+    pub duplicates_refused: u64,
     /// Confirmed orders cancelled afterwards (units returned).
     pub cancelled_after_confirm: u64,
     pub units_sold: u64,
@@ -126,9 +129,12 @@ impl Audit {
                 s.supplied += i128::from(*delta);
                 s.available += i128::from(*delta);
             }
+            Event::DuplicateRefused { .. } => self.findings.duplicates_refused += 1,
             Event::OrderRetrying { .. }
             | Event::OrderForwarded { .. }
-            | Event::OrderCancelRequested { .. } => {}
+            | Event::OrderCancelRequested { .. }
+            | Event::IdsClaimed { .. }
+            | Event::EpochStarted { .. } => {}
         }
     }
 

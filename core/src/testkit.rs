@@ -7,10 +7,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
+use crate::domain::ClaimAnswer;
 use crate::domain::{
     Event, Order, OrderId, Outcome, PartitionKey, RejectReason, ShardState, StateError, Timestamp,
 };
-use crate::scheduler::{AckId, Dispatch, Output, Reply, Shard, ShardConfig};
+use crate::scheduler::{AckId, Dispatch, Output, Reply, ReplyId, Shard, ShardConfig};
 
 /// How the harness plays the runtime's part in a reroute. The runtime
 /// submits the copy to the next partition's intake, then reports the
@@ -33,6 +34,8 @@ pub struct Harness {
     pub now: Timestamp,
     pub dispatched: VecDeque<Dispatch>,
     pub acked: Vec<AckId>,
+    /// Claim answers released (durable).
+    pub replies: Vec<(ReplyId, Vec<ClaimAnswer>)>,
     pub forwarding: Forwarding,
     /// Forwarded copies not yet delivered ([`Forwarding::Held`]).
     pub in_transit: VecDeque<Order>,
@@ -48,6 +51,7 @@ impl Harness {
             now,
             dispatched: VecDeque::new(),
             acked: Vec::new(),
+            replies: Vec::new(),
             forwarding: Forwarding::default(),
             in_transit: VecDeque::new(),
             batches: Vec::new(),
@@ -101,6 +105,7 @@ impl Harness {
                 }
             }
             Output::Ack(list) => self.acked.extend(list),
+            Output::Replies(list) => self.replies.extend(list),
         }
         true
     }
@@ -117,7 +122,7 @@ impl Harness {
 
     /// Folds the durable log into a fresh state.
     pub fn rebuild(&self) -> Result<ShardState, StateError> {
-        let mut state = ShardState::new(self.config.dedupe_horizon);
+        let mut state = self.config.empty_state();
         for e in self.events() {
             state.evolve(e)?;
         }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Rules;
-use crate::domain::{ExhaustionRules, RetryPolicy, WarehouseId};
+use crate::domain::{ExhaustionRules, RetryPolicy, WarehouseId, Window};
 use crate::scheduler::ShardConfig;
 
 pub(crate) mod duration;
@@ -174,6 +174,9 @@ impl Config {
             },
             max_wait: self.max_wait(),
             dedupe_horizon: self.dedupe_horizon(),
+            dedupe_window: Window::new(self.scheduler.dedupe_window, self.scheduler.dedupe_max_ids),
+            shard: 0,
+            shards: self.shards.count.max(1),
             max_batch_events: ShardConfig::default().max_batch_events,
         }
     }

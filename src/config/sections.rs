@@ -243,8 +243,16 @@ pub struct SchedulerConfig {
     /// before the exhaustion policy resolves them. 0 means do not wait.
     #[serde(with = "super::duration")]
     pub max_wait: Duration,
-    /// Decided order ids remembered per shard for dedupe (bounds memory).
+    /// Decided orders remembered in full per shard (a repeat is answered
+    /// with its decision; about 100 bytes each).
     pub dedupe_horizon: usize,
+    /// How long every order id is remembered: a repeat within it is never
+    /// decided again, on any shard.
+    #[serde(with = "super::duration")]
+    pub dedupe_window: Duration,
+    /// Most ids a shard remembers in the window, per table (ids it decided,
+    /// ids it owns; about 30 bytes each): past it the oldest go first.
+    pub dedupe_max_ids: usize,
     /// What cancelling a confirmed order does.
     pub cancel_confirmed: CancelConfirmed,
 }
@@ -254,6 +262,8 @@ impl Default for SchedulerConfig {
         Self {
             max_wait: Duration::from_secs(5),
             dedupe_horizon: 200_000,
+            dedupe_window: Duration::from_secs(24 * 3600),
+            dedupe_max_ids: 10_000_000,
             cancel_confirmed: CancelConfirmed::Restock,
         }
     }

@@ -109,6 +109,16 @@ impl Config {
             out.push(Problem::new("fulfiller.timeout", "is 0s, must be positive"));
         }
         positive(out, "views.max_orders", self.views.max_orders as u64);
+        positive(
+            out,
+            "scheduler.dedupe_max_ids",
+            self.scheduler.dedupe_max_ids as u64,
+        );
+        at_least(
+            out,
+            ("scheduler.dedupe_window", self.scheduler.dedupe_window),
+            ("1m", Duration::from_secs(60)),
+        );
         if self.views.checkpoint_interval.is_zero() {
             out.push(Problem::new(
                 "views.checkpoint_interval",

@@ -4,6 +4,7 @@
 //! outputs through the ports. The same code drives the in-memory ports in
 //! tests and the NATS adapters in production.
 
+pub mod claims;
 mod recover;
 mod shard_task;
 pub mod views;
@@ -53,7 +54,8 @@ pub fn now() -> Timestamp {
 pub fn feed(shard: &mut Shard, delivery: Delivery, now: Timestamp) -> Reply {
     let ack = Some(delivery.ack);
     match delivery.item {
-        Intake::Order(order) | Intake::Forwarded(order) => shard.handle_order(order, ack, now),
+        Intake::Order(order) => shard.handle_order(order, ack, now),
+        Intake::Forwarded(order) => shard.handle_rerouted_order(order, ack, now),
         Intake::Command(command) => shard.handle_command(command, ack, now),
         Intake::Invalid {
             id,
@@ -71,6 +73,8 @@ pub struct Ports<L, I, S, F> {
     pub workers: Workers<F>,
     /// The shard that owns a partition (the config's router), for forwards.
     pub shard_of: Box<dyn Fn(&PartitionKey) -> ShardId + Send + Sync>,
+    /// Claims of ids at the shards that own them.
+    pub claims: Arc<claims::ClaimRouter>,
 }
 
 /// How the runtime drives each shard.
@@ -158,6 +162,9 @@ pub enum RuntimeError {
     /// The log or snapshot holds something this shard cannot apply.
     #[error("shard {shard}: rebuilding from its log: {source}")]
     Corrupt { shard: ShardId, source: StateError },
+    /// The shard could not start answering claims for its ids.
+    #[error("shard {shard}: serving claims: {why}")]
+    Claims { shard: ShardId, why: String },
     /// The log read back skipped or repeated an entry.
     #[error("shard {shard}: log entry {seq} follows {prev}, but recovery was at {last}")]
     Chain {

@@ -28,7 +28,7 @@ pub async fn recover<L: EventLog, S: Snapshots>(
             })?;
             (state, seq)
         }
-        None => (ShardState::new(config.dedupe_horizon), 0),
+        None => (config.empty_state(), 0),
     };
     let tail = log
         .read(shard, seq)

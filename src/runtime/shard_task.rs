@@ -3,19 +3,25 @@
 //! output asks for running as spawned tasks that answer on the actor's
 //! channel.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rustc_hash::FxHashMap;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, debug_span, error, info, info_span, warn, Instrument};
 
+use super::claims::ClaimRequest;
 use super::{feed, now, recover, Ports, RuntimeConfig, RuntimeError};
-use crate::domain::{Attempt, Order, OrderId, Outcome};
-use crate::ports::{AppendError, Delivery, EventLog, Fulfiller, IntakeQueue, ShardId, Snapshots};
-use crate::scheduler::{AckId, AppendBatch, Output, Shard};
+use crate::domain::{
+    Attempt, Claim, ClaimAnswer, Order, OrderId, Outcome, PartitionKey, Timestamp,
+};
+use crate::ports::{
+    AppendError, Delivery, EventLog, Fulfiller, Intake, IntakeQueue, ShardId, Snapshots,
+};
+use crate::scheduler::{AckId, AppendBatch, Output, ReplyId, Shard};
 use crate::telemetry::{BatchTally, ShardMetrics};
 
 /// How a shard task ended.
@@ -33,6 +39,16 @@ enum Msg {
     Outcome(OrderId, Attempt, Outcome),
     Appended(Result<u64, AppendError>),
     Forwarded(Order),
+    /// The owners' answers to the claims of these waiting deliveries.
+    Claimed(Vec<u64>, Vec<ClaimAnswer>),
+}
+
+/// An intake message in line to be fed to the shard, in intake order.
+struct Waiting {
+    delivery: Delivery,
+    /// `None`: nothing to wait for; `Some(key, None)`: its id's claim is
+    /// out at the owner; `Some(key, Some(answer))`: answered.
+    claim: Option<(u64, Option<ClaimAnswer>)>,
 }
 
 struct Task<L, I, S, F> {
@@ -55,6 +71,13 @@ struct Task<L, I, S, F> {
     /// When each intake message not yet acked was published, by ack id:
     /// its decision latency is taken when the ack is released.
     published: FxHashMap<AckId, SystemTime>,
+    /// Intake not yet fed, in order: what waits for a claim holds up what
+    /// came after it, so each partition still sees its orders in order.
+    waiting: VecDeque<Waiting>,
+    next_claim: u64,
+    /// Claims this shard owns, waiting for their answers to be durable.
+    replies: FxHashMap<ReplyId, oneshot::Sender<Vec<ClaimAnswer>>>,
+    next_reply: u64,
 }
 
 /// Runs shard `id` until `stop` is cancelled (then drains) or another
@@ -89,8 +112,18 @@ where
     S: Snapshots + 'static,
     F: Fulfiller + 'static,
 {
+    let mut config = config;
+    config.shard.shard = id;
     let (state, seq) = recover(id, &ports.log, &ports.snapshots, &config.shard).await?;
     let mut shard = Shard::recover(state, seq, config.shard.clone(), now());
+    let mut serving = ports
+        .claims
+        .serve(id)
+        .await
+        .map_err(|e| RuntimeError::Claims {
+            shard: id,
+            why: e.to_string(),
+        })?;
     let _owned = config.owned.hold(id);
     let (tx, mut rx) = mpsc::channel(1024);
     let fetching = CancellationToken::new();
@@ -116,6 +149,10 @@ where
         config,
         metrics: ShardMetrics::new(id),
         published: FxHashMap::default(),
+        waiting: VecDeque::new(),
+        next_claim: 0,
+        replies: FxHashMap::default(),
+        next_reply: 0,
     };
     let mut drain_until: Option<tokio::time::Instant> = None;
     let exit = loop {
@@ -149,6 +186,7 @@ where
                 Some(msg) => task.handle(&mut shard, msg),
                 None => break ShardExit::Stopped,
             },
+            Some(request) = serving.rx.recv() => task.claims(&mut shard, request),
             Some(_) = task.spawned.join_next() => {}
         }
     };
@@ -208,12 +246,20 @@ where
             Msg::Intake(batch) => {
                 let _span = debug_span!("intake", messages = batch.len()).entered();
                 self.metrics.intake(&batch);
-                for delivery in batch {
-                    if let Some(at) = delivery.published {
-                        self.published.insert(delivery.ack, at);
+                self.line_up(shard, batch);
+                self.feed_ready(shard, now);
+            }
+            Msg::Claimed(keys, answers) => {
+                for (key, answer) in keys.into_iter().zip(answers) {
+                    if let Some(w) = self
+                        .waiting
+                        .iter_mut()
+                        .find(|w| w.claim.as_ref().is_some_and(|(k, _)| *k == key))
+                    {
+                        w.claim = Some((key, Some(answer)));
                     }
-                    feed(shard, delivery, now);
                 }
+                self.feed_ready(shard, now);
             }
             Msg::Outcome(id, attempt, outcome) => {
                 self.in_flight_work -= 1;
@@ -237,6 +283,80 @@ where
             }
             Msg::Forwarded(copy) => shard.handle_forwarded(&copy, now),
         }
+    }
+
+    /// Puts a batch of intake in line, and sends the claims its producers'
+    /// ids need, one question per owner shard.
+    fn line_up(&mut self, shard: &Shard, batch: Vec<Delivery>) {
+        let mut asks: FxHashMap<ShardId, (Vec<u64>, Vec<Claim>)> = FxHashMap::default();
+        for delivery in batch {
+            if let Some(at) = delivery.published {
+                self.published.insert(delivery.ack, at);
+            }
+            let claim = claim_of(&delivery.item).and_then(|(id, partition)| {
+                let owner = shard.claim_owner(id)?;
+                let key = self.next_claim;
+                self.next_claim += 1;
+                let ask = asks.entry(owner).or_default();
+                ask.0.push(key);
+                ask.1.push(Claim {
+                    id: id.clone(),
+                    by: partition.clone(),
+                });
+                Some((key, None))
+            });
+            self.waiting.push_back(Waiting { delivery, claim });
+        }
+        let mut asks: Vec<_> = asks.into_iter().collect();
+        asks.sort_by_key(|(owner, _)| *owner);
+        for (owner, (keys, claims)) in asks {
+            let (ports, tx) = (self.ports.clone(), self.tx.clone());
+            self.spawned.spawn(async move {
+                let mut backoff = Duration::from_millis(10);
+                loop {
+                    match ports.claims.claim(owner, claims.clone()).await {
+                        Ok(answers) => {
+                            let _ = tx.send(Msg::Claimed(keys, answers)).await;
+                            return;
+                        }
+                        Err(e) => debug!(owner, error = %e, "claim not answered; asking again"),
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            });
+        }
+    }
+
+    /// Feeds the shard every lined-up delivery that waits for nothing, in
+    /// order, stopping at the first still waiting for its claim.
+    fn feed_ready(&mut self, shard: &mut Shard, now: Timestamp) {
+        while self
+            .waiting
+            .front()
+            .is_some_and(|w| !matches!(w.claim, Some((_, None))))
+        {
+            let w = self.waiting.pop_front().expect("checked");
+            match (w.claim, w.delivery.item) {
+                (Some((_, Some(ClaimAnswer::Refused { holder }))), item) => {
+                    let (id, partition) = claim_of(&item).expect("only claims are asked");
+                    let (id, partition) = (id.clone(), partition.clone());
+                    shard.handle_refused(id, partition, holder, Some(w.delivery.ack), now);
+                }
+                (_, item) => {
+                    let delivery = Delivery { item, ..w.delivery };
+                    feed(shard, delivery, now);
+                }
+            }
+        }
+    }
+
+    /// Another shard asks this one, the owner, for ids.
+    fn claims(&mut self, shard: &mut Shard, request: ClaimRequest) {
+        let reply = ReplyId(self.next_reply);
+        self.next_reply += 1;
+        self.replies.insert(reply, request.reply);
+        shard.handle_claims(&request.claims, reply, now());
     }
 
     /// Takes a snapshot once enough events were appended, at a moment when
@@ -311,6 +431,13 @@ where
                     self.spawned
                         .spawn(async move { ports.intake.ack(id, &acks).await });
                 }
+                Output::Replies(replies) => {
+                    for (reply, answers) in replies {
+                        if let Some(to) = self.replies.remove(&reply) {
+                            let _ = to.send(answers);
+                        }
+                    }
+                }
             }
         }
         self.maybe_snapshot(shard);
@@ -379,5 +506,19 @@ where
             }
             .instrument(span),
         );
+    }
+}
+
+/// The id and partition a delivery's claim is for: a producer's order, or
+/// an invalid one under the producer's own id and its subject's partition.
+fn claim_of(item: &Intake) -> Option<(&OrderId, &PartitionKey)> {
+    match item {
+        Intake::Order(order) => Some((&order.id, &order.partition)),
+        Intake::Invalid {
+            id,
+            partition: Some(p),
+            ..
+        } if !id.as_str().starts_with(crate::wire::RESERVED_ID_PREFIX) => Some((id, p)),
+        _ => None,
     }
 }

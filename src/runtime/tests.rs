@@ -29,6 +29,7 @@ fn ports(failure_rate: f64) -> Arc<MemPorts> {
             Duration::from_secs(5),
         ),
         shard_of: Box::new(|_| 0),
+        claims: Arc::new(crate::runtime::claims::ClaimRouter::local()),
     })
 }
 

@@ -19,13 +19,14 @@ use crate::adapters::http::{
 use crate::adapters::nats::dlq::{ensure_dlq, move_dead_letters};
 use crate::adapters::nats::reads::serve_reads;
 use crate::adapters::nats::{
-    ensure_replicated_streams, serve_submit, AnyFulfiller, ConnectError, NatsDecisions, NatsFeed,
-    NatsFiler, NatsFulfiller, NatsIntake, NatsLog, NatsSnapshots, SetupError, Streams,
+    ensure_replicated_streams, serve_submit, AnyFulfiller, ConnectError, NatsClaims, NatsDecisions,
+    NatsFeed, NatsFiler, NatsFulfiller, NatsIntake, NatsLog, NatsSnapshots, SetupError, Streams,
 };
 use crate::cluster::{Coordinator, LeaseError, Leases, ShardOutcome, StartShard};
 use crate::config::{Config, FulfillerKind};
 use crate::ingress::Ingress;
 use crate::ports::{IntakeQueue as _, Latency, SimulatedFulfiller};
+use crate::runtime::claims::ClaimRouter;
 use crate::runtime::views::{follow_views, restore_views, CaughtUp, ViewsConfig};
 use crate::runtime::{run_shard, Ports, RuntimeConfig, ShardExit, Workers};
 use crate::views::Views;
@@ -344,6 +345,9 @@ fn nats_ports(
             options.runtime.worker_timeout,
         ),
         shard_of: Box::new(move |p| shard_router.shard_for(p)),
+        claims: Arc::new(ClaimRouter::with_remote(Arc::new(NatsClaims::new(
+            client.clone(),
+        )))),
     }
 }
 

@@ -112,7 +112,7 @@ impl Views {
         let now = found
             .iter()
             .rev()
-            .find(|o| o.stage != Stage::Rerouted)
+            .find(|o| !matches!(o.stage, Stage::Rerouted | Stage::Duplicate))
             .or(found.last())?
             .clone();
         let mut history: Vec<(u64, Happened)> = found.into_iter().flat_map(|o| o.history).collect();

@@ -26,6 +26,8 @@ pub enum Stage {
     Rerouted,
     /// Confirmed, then cancelled with its units returned.
     Cancelled,
+    /// A copy refused here: another partition placed the id first.
+    Duplicate,
 }
 
 impl Stage {
@@ -39,6 +41,7 @@ impl Stage {
             Stage::Rejected => "rejected",
             Stage::Rerouted => "rerouted",
             Stage::Cancelled => "cancelled",
+            Stage::Duplicate => "duplicate",
         }
     }
 
@@ -46,7 +49,11 @@ impl Stage {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            Stage::Confirmed | Stage::Rejected | Stage::Rerouted | Stage::Cancelled
+            Stage::Confirmed
+                | Stage::Rejected
+                | Stage::Rerouted
+                | Stage::Cancelled
+                | Stage::Duplicate
         )
     }
 
@@ -66,18 +73,35 @@ impl Stage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "what", rename_all = "snake_case")]
 pub enum Happened {
-    Queued { partition: PartitionKey },
+    Queued {
+        partition: PartitionKey,
+    },
     Reserved,
     Confirmed,
-    Retrying { attempt: u32, reason: Box<str> },
-    Released { reason: Box<str> },
-    Rejected { reason: Box<RejectReason> },
-    Backordered { until: Timestamp },
-    Rerouted { to: WarehouseId },
+    Retrying {
+        attempt: u32,
+        reason: Box<str>,
+    },
+    Released {
+        reason: Box<str>,
+    },
+    Rejected {
+        reason: Box<RejectReason>,
+    },
+    Backordered {
+        until: Timestamp,
+    },
+    Rerouted {
+        to: WarehouseId,
+    },
     Forwarded,
     CancelRequested,
     Cancelled,
     Revoked,
+    Refused {
+        partition: PartitionKey,
+        holder: PartitionKey,
+    },
 }
 
 impl std::fmt::Display for Happened {
@@ -95,6 +119,10 @@ impl std::fmt::Display for Happened {
             Happened::CancelRequested => f.write_str("cancel requested"),
             Happened::Cancelled => f.write_str("cancelled, units returned"),
             Happened::Revoked => f.write_str("reservation revoked (stock cut)"),
+            Happened::Refused { partition, holder } => write!(
+                f,
+                "a copy for {partition} refused as a duplicate: {holder} placed this id first"
+            ),
         }
     }
 }
@@ -223,6 +251,32 @@ impl ShardViews {
                 let partition = order.partition.clone();
                 // Any earlier life here ended final, which counts nowhere.
                 self.shift_counts(&partition, seq, Stage::Rejected, Stage::Queued);
+                return;
+            }
+            Event::DuplicateRefused {
+                id,
+                partition,
+                holder,
+            } => {
+                let line = Happened::Refused {
+                    partition: partition.clone(),
+                    holder: holder.clone(),
+                };
+                match self.orders.get_mut(id) {
+                    Some(view) => view.history.push((seq, line)),
+                    None => {
+                        self.orders.insert(
+                            id.clone(),
+                            OrderView {
+                                partition: partition.clone(),
+                                quantity: 0,
+                                stage: Stage::Duplicate,
+                                history: vec![(seq, line)],
+                            },
+                        );
+                        self.finals.push_back(id.clone());
+                    }
+                }
                 return;
             }
             Event::OrderRejected {
@@ -374,6 +428,9 @@ fn describe(event: &Event) -> (Happened, Option<Stage>) {
         Event::StockSet { .. }
         | Event::StockRestocked { .. }
         | Event::StockAdjusted { .. }
-        | Event::CommandApplied { .. } => unreachable!("not an order event"),
+        | Event::CommandApplied { .. }
+        | Event::IdsClaimed { .. }
+        | Event::EpochStarted { .. }
+        | Event::DuplicateRefused { .. } => unreachable!("not an order event of a stage"),
     }
 }

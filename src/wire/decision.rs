@@ -55,6 +55,13 @@ pub enum Decision {
     Rerouted { to: WarehouseId },
     /// A confirmed order was cancelled and its units returned to stock.
     Cancelled,
+    /// A copy of the order filed for this partition was refused: the
+    /// partition `holder_warehouse`/`holder_sku` placed its id first (not a
+    /// decision about the order, which stands there).
+    Duplicate {
+        holder_warehouse: WarehouseId,
+        holder_sku: Sku,
+    },
     /// A decision kind newer than this code; allot never sends it.
     #[serde(other)]
     Unknown,
@@ -79,6 +86,13 @@ impl DecisionMessage {
             Event::OrderBackordered { id, until } => (id, Decision::Backordered { until: *until }),
             Event::OrderRerouted { id, to } => (id, Decision::Rerouted { to: to.clone() }),
             Event::OrderCancelled { id } => (id, Decision::Cancelled),
+            Event::DuplicateRefused { id, holder, .. } => (
+                id,
+                Decision::Duplicate {
+                    holder_warehouse: holder.warehouse.clone(),
+                    holder_sku: holder.sku.clone(),
+                },
+            ),
             Event::OrderRetrying { .. }
             | Event::OrderReleased { .. }
             | Event::OrderForwarded { .. }
@@ -87,7 +101,9 @@ impl DecisionMessage {
             | Event::StockSet { .. }
             | Event::StockRestocked { .. }
             | Event::StockAdjusted { .. }
-            | Event::CommandApplied { .. } => return None,
+            | Event::CommandApplied { .. }
+            | Event::IdsClaimed { .. }
+            | Event::EpochStarted { .. } => return None,
         };
         Some(Self {
             v: VERSION,

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use allot::audit::Audit;
-use allot::domain::{Event, OrderId, ShardState};
+use allot::domain::{Event, OrderId};
 use allot::ports::{now_or_never, EventLog, ShardId};
 use allot::runtime::recover;
 use allot::scheduler::ShardConfig;
@@ -66,9 +66,24 @@ fn history(world: &World, scenario: &Scenario, ids: &[&OrderId]) -> String {
 
 pub fn after_run(world: &World, ports: &Arc<FaultPorts>, scenario: &Scenario) {
     audit(world, scenario);
+    let refused: usize = shard_ids(scenario)
+        .map(|shard| {
+            world
+                .log
+                .events(shard)
+                .iter()
+                .filter(|e| matches!(e, Event::DuplicateRefused { .. }))
+                .count()
+        })
+        .sum();
+    if refused > 0 {
+        world.note(format_args!(
+            "claims: {refused} copies refused as duplicates"
+        ));
+    }
     enactments_match_the_log(world, scenario);
     for shard in shard_ids(scenario) {
-        recovery_equals_replay(world, ports, shard);
+        recovery_equals_replay(world, ports, shard, scenario.shards);
     }
 }
 
@@ -126,16 +141,18 @@ fn enactments_match_the_log(world: &World, scenario: &Scenario) {
 
 /// What a restart would rebuild (latest snapshot plus the log after it)
 /// equals the whole log replayed.
-fn recovery_equals_replay(world: &World, ports: &Arc<FaultPorts>, shard: ShardId) {
+fn recovery_equals_replay(world: &World, ports: &Arc<FaultPorts>, shard: ShardId, shards: u32) {
     let config = ShardConfig {
         dedupe_horizon: DEDUPE_HORIZON,
+        shard,
+        shards,
         ..ShardConfig::default()
     };
     let recovered = match now_or_never(recover(shard, &ports.log, &ports.snapshots, &config)) {
         Ok((state, _)) => state,
         Err(e) => return world.violation(format!("s{shard} does not recover: {e}")),
     };
-    let mut full = ShardState::new(DEDUPE_HORIZON);
+    let mut full = config.empty_state();
     for e in world.log.events(shard) {
         if let Err(err) = full.evolve(&e) {
             return world.violation(format!("s{shard} log does not replay: {err}"));

@@ -47,6 +47,7 @@ fn runtime_config(rng: &mut ChaCha8Rng) -> RuntimeConfig {
             max_wait: Duration::from_millis(rng.gen_range(50..500)),
             dedupe_horizon: DEDUPE_HORIZON,
             max_batch_events: rng.gen_range(2..64),
+            ..ShardConfig::default()
         },
         fetch_batch: rng.gen_range(1..16),
         idle_poll: Duration::from_millis(rng.gen_range(10..50)),
@@ -161,7 +162,8 @@ async fn run_seed(seed: u64) -> Run {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let scenario = Arc::new(scenario::draw(&mut rng));
     let rates = Rates::draw(&mut rng);
-    let config = runtime_config(&mut rng);
+    let mut config = runtime_config(&mut rng);
+    config.shard.shards = scenario.shards;
     let route = scenario::shard_of(scenario.shards);
     let fault_rng = ChaCha8Rng::seed_from_u64(rng.gen());
     let (world, mut crash_requests) = World::new(fault_rng, rates, Box::new(route.clone()));
@@ -182,6 +184,7 @@ async fn run_seed(seed: u64) -> Run {
             world: world.clone(),
             inner: MemSnapshots::default(),
             replayed: Mutex::default(),
+            shards: scenario.shards,
         },
         workers: Workers::new(
             FaultFulfiller::new(
@@ -193,6 +196,7 @@ async fn run_seed(seed: u64) -> Run {
             config.worker_timeout,
         ),
         shard_of: Box::new(route),
+        claims: Arc::new(allot::runtime::claims::ClaimRouter::local()),
     });
     let n = scenario.shards as usize;
     let mut shards = Shards {

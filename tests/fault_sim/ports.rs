@@ -18,6 +18,17 @@ use super::world::World;
 /// Decided-order ids remembered, as in the runtime's config.
 pub const DEDUPE_HORIZON: usize = 200_000;
 
+/// The empty state of shard `shard` of `shards`, as the runtime makes it.
+pub fn empty_state(shard: ShardId, shards: u32) -> ShardState {
+    allot::scheduler::ShardConfig {
+        dedupe_horizon: DEDUPE_HORIZON,
+        shard,
+        shards,
+        ..Default::default()
+    }
+    .empty_state()
+}
+
 pub struct FaultLog {
     pub world: Arc<World>,
     pub append_timeout: Duration,
@@ -89,6 +100,8 @@ pub struct FaultSnapshots {
     /// Per shard, its log replayed so far and up to which sequence, so
     /// each check replays only the entries since the last.
     pub replayed: parking_lot::Mutex<FxHashMap<ShardId, (u64, ShardState)>>,
+    /// How many shards the sale has (the state knows which ids it owns).
+    pub shards: u32,
 }
 
 impl FaultSnapshots {
@@ -105,9 +118,9 @@ impl FaultSnapshots {
         let mut replayed = self.replayed.lock();
         let (at, rebuilt) = replayed
             .entry(shard)
-            .or_insert_with(|| (0, ShardState::new(DEDUPE_HORIZON)));
+            .or_insert_with(|| (0, empty_state(shard, self.shards)));
         if *at > seq {
-            (*at, *rebuilt) = (0, ShardState::new(DEDUPE_HORIZON));
+            (*at, *rebuilt) = (0, empty_state(shard, self.shards));
         }
         let entries =
             allot::ports::now_or_never(self.world.log.read(shard, *at)).unwrap_or_default();

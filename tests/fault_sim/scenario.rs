@@ -136,6 +136,21 @@ pub fn draw(rng: &mut ChaCha8Rng) -> Scenario {
                 item: Intake::Order(order.clone()),
             });
         }
+        if rng.gen_bool(0.1) {
+            // The same id for another partition (a producer retrying after
+            // its duplicate window, rerouting on its own): whichever copy
+            // claims the id first is decided, the other refused.
+            let other = partition(rng.gen_range(0..WAREHOUSES.len()), (s + 1) % SKUS.len());
+            let copy = Order {
+                partition: other.clone(),
+                ..order.clone()
+            };
+            sends.push(Publish {
+                after: Duration::from_millis(rng.gen_range(0..40)),
+                shard: route(&other),
+                item: Intake::Order(copy),
+            });
+        }
         if rng.gen_bool(0.05) {
             // A message that failed validation: it must be rejected, once.
             let id = OrderId::new(&format!("bad-{n}")).expect("valid id");
@@ -149,7 +164,7 @@ pub fn draw(rng: &mut ChaCha8Rng) -> Scenario {
                         "quantity",
                         "0, must be 1..=1000",
                     )],
-                    partition: None,
+                    partition: Some(order.partition.clone()),
                 },
             });
         }

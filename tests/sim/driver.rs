@@ -69,10 +69,20 @@ fn known(state: &ShardState, order: &Order) -> bool {
                     .as_ref()
                     .is_some_and(|to| is_hop_of(&forwarded_order(&l.order, to), order)))
         }
-        None => state
-            .decided(&order.id)
-            .is_some_and(|d| !d.forwarded.as_deref().is_some_and(|f| is_hop_of(f, order))),
+        None => match state.decided(&order.id) {
+            Some(d) => !d.forwarded.as_deref().is_some_and(|f| is_hop_of(f, order)),
+            // Decided longer ago than the full horizon, within the window.
+            None => decided_in_window(state, &order.id),
+        },
     }
+}
+
+fn decided_in_window(state: &ShardState, id: &OrderId) -> bool {
+    state
+        .ids()
+        .decided
+        .holder(allot::domain::Fingerprint::of(id))
+        .is_some()
 }
 
 fn is_current(state: &ShardState, d: &Dispatch) -> bool {
@@ -122,7 +132,9 @@ impl Sim {
             Step::Batch(steps) => self.batch(steps),
             Step::Invalid { id } => {
                 let id = oid(*id);
-                let dup = self.state().live(&id).is_some() || self.state().decided(&id).is_some();
+                let dup = self.state().live(&id).is_some()
+                    || self.state().decided(&id).is_some()
+                    || decided_in_window(self.state(), &id);
                 let now = self.h.now;
                 let reply = self.h.shard.handle_invalid(
                     id.clone(),

@@ -146,6 +146,7 @@ impl Scenario {
             max_wait: Duration::from_millis(self.max_wait_ms),
             dedupe_horizon: horizon,
             max_batch_events: self.max_batch_events,
+            ..ShardConfig::default()
         }
     }
 }

@@ -230,6 +230,37 @@ pub enum Event {
     StockAdjusted { partition: PartitionKey, delta: i64 },
     /// The keyed command `id` is being applied (its events follow).
     CommandApplied { id: OrderId },
+    /// This shard owns these ids (by a hash of each) and records which
+    /// partition placed each: another partition's copy is a duplicate.
+    IdsClaimed { claims: Vec<Claim> },
+    /// A copy of order `id` filed for `partition` was refused: `holder`
+    /// placed the id first. Not a decision about the order (which stands
+    /// where it was placed): the record of a refused copy.
+    DuplicateRefused {
+        id: OrderId,
+        partition: PartitionKey,
+        holder: PartitionKey,
+    },
+    /// Time reached `epoch` (a 24th of the dedupe window): ids recorded
+    /// 24 epochs before are forgotten.
+    EpochStarted { epoch: u32 },
+}
+
+/// An order id and the partition that placed it first.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Claim {
+    pub id: OrderId,
+    pub by: PartitionKey,
+}
+
+/// The owner's answer to a [`Claim`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "snake_case")]
+pub enum ClaimAnswer {
+    /// The id is this partition's (now, or already).
+    Granted,
+    /// Another partition placed the id first.
+    Refused { holder: PartitionKey },
 }
 
 impl Event {
@@ -248,10 +279,13 @@ impl Event {
             | Event::OrderCancelRequested { id }
             | Event::OrderCancelled { id }
             | Event::ReservationRevoked { id } => Some(id),
+            Event::DuplicateRefused { id, .. } => Some(id),
             Event::StockSet { .. }
             | Event::StockRestocked { .. }
             | Event::StockAdjusted { .. }
-            | Event::CommandApplied { .. } => None,
+            | Event::CommandApplied { .. }
+            | Event::IdsClaimed { .. }
+            | Event::EpochStarted { .. } => None,
         }
     }
 

@@ -7,8 +7,49 @@
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use super::state::Live;
-use super::types::OrderId;
+use super::dedupe::PartitionIdx;
+use super::messages::Order;
+use super::types::{OrderId, Timestamp, WarehouseId};
+
+/// Where a live order is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    Queued,
+    Reserved,
+    Backordered {
+        until: Timestamp,
+    },
+    /// Released back to stock; its rejection follows in the same decision.
+    Releasing,
+    /// Rerouted; waits for the runtime to hand it to the next partition.
+    Forwarding,
+}
+
+/// An order that has not reached its final decision yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Live {
+    pub order: Order,
+    pub partition: PartitionIdx,
+    pub status: Status,
+    /// Changes whenever the order enters a lane; lane entries with another
+    /// ticket are stale and skipped.
+    pub ticket: u64,
+    /// Retries of the current reservation so far.
+    pub attempts: u32,
+    pub cancel_requested: bool,
+    /// Set while `Forwarding`.
+    pub rerouted_to: Option<WarehouseId>,
+}
+
+/// How an order's life in this shard ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Final {
+    Confirmed,
+    Rejected,
+    Rerouted(WarehouseId),
+    /// Confirmed, then cancelled with its units returned.
+    Cancelled,
+}
 
 /// Index of a live order in its shard's slab.
 pub type Slot = u32;

@@ -5,10 +5,16 @@
 
 use std::time::Duration;
 
-use super::messages::{Command, Event, FieldError, Order, Outcome, RejectReason};
+use super::dedupe::Fingerprint;
+use super::messages::{
+    Claim, ClaimAnswer, Command, Event, FieldError, Order, Outcome, RejectReason,
+};
 use super::orders::Slot;
+use super::orders::{Final, Live, Status};
 use super::policy::{CancelConfirmed, Exhaustion, ExhaustionRules, RetryPolicy};
-use super::state::{Final, Live, PartitionIdx, ShardState, Status};
+pub use super::reroute::{forwarded_order, is_hop_of};
+use super::reroute::{is_forwarded_copy, is_forwarded_hop, next_hop};
+use super::state::{PartitionIdx, ShardState};
 use super::types::{OrderId, PartitionKey, Timestamp, WarehouseId};
 
 /// The policies the rules read, as plain values.
@@ -75,8 +81,24 @@ pub enum Verdict {
 pub enum Known {
     Live(Status),
     Decided(Final),
+    /// Decided here within the dedupe window, longer ago than the decisions
+    /// kept in full: what was decided is not at hand, but it stands.
+    Forgotten,
+    /// Another partition placed the id first (its copy was refused).
+    Claimed(PartitionKey),
     /// A keyed command already applied.
     Applied,
+}
+
+/// Where an order to place comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A producer (directly, or through the ingress): its id is checked
+    /// against every id decided or claimed within the window.
+    Producer,
+    /// Another partition rerouted it here: its id was claimed where it was
+    /// placed first.
+    Forwarded,
 }
 
 /// What a worker outcome led to.
@@ -163,8 +185,14 @@ impl Decider<'_> {
         verdict
     }
 
-    /// Queues a new order. A known id is not decided again.
+    /// Queues a producer's new order. A known id is not decided again.
     pub fn place(&mut self, order: Order) -> Result<PartitionIdx, Known> {
+        self.place_from(order, Origin::Producer)
+    }
+
+    /// Queues a new order from `origin`. A known id is not decided again.
+    pub fn place_from(&mut self, order: Order, origin: Origin) -> Result<PartitionIdx, Known> {
+        let mut hop = false;
         if let Some(live) = self.state.live(&order.id) {
             // The forwarded copy of an order this shard rerouted, or a later
             // hop of it (rerouted on by another shard, back to a warehouse
@@ -176,12 +204,17 @@ impl Decider<'_> {
             self.emit(Event::OrderForwarded {
                 id: order.id.clone(),
             });
+            hop = true;
         } else if let Some(d) = self.state.decided(&order.id) {
             // Rerouted, and the copy (or a later hop) arrives after the
             // forward was reported.
             if !d.forwarded.as_deref().is_some_and(|f| is_hop_of(f, &order)) {
                 return Err(Known::Decided(d.outcome.clone()));
             }
+            hop = true;
+        }
+        if !hop && origin == Origin::Producer {
+            self.admit(&order.id, Some(&order.partition))?;
         }
         // Where the order will live, so its partition is read from there
         // rather than looked up again by key.
@@ -208,12 +241,89 @@ impl Decider<'_> {
         if let Some(d) = self.state.decided(&id) {
             return Err(Known::Decided(d.outcome.clone()));
         }
+        self.admit(&id, partition.as_ref())?;
         self.emit(Event::OrderRejected {
             id,
             reason: RejectReason::Invalid { errors },
             partition,
         });
         Ok(())
+    }
+
+    /// Checks a producer's id that is not known in full here: refused if
+    /// it was decided here within the window; claimed for `partition` if
+    /// this shard owns it, and refused (with a record) if another
+    /// partition placed it first. An id owned elsewhere was claimed there
+    /// before the order came in (the runtime's part of the contract).
+    fn admit(&mut self, id: &OrderId, partition: Option<&PartitionKey>) -> Result<(), Known> {
+        let fp = Fingerprint::of(id);
+        let ids = self.state.ids();
+        if ids.decided.holder(fp).is_some() {
+            return Err(Known::Forgotten);
+        }
+        let Some(p) = partition.filter(|_| ids.owns(fp)) else {
+            return Ok(());
+        };
+        match ids.claimed_by(fp) {
+            None => self.emit(Event::IdsClaimed {
+                claims: vec![Claim {
+                    id: id.clone(),
+                    by: p.clone(),
+                }],
+            }),
+            Some(holder) if holder == p => {}
+            Some(holder) => {
+                let holder = holder.clone();
+                self.refuse(id.clone(), p.clone(), holder.clone());
+                return Err(Known::Claimed(holder));
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides `event` as it is (time passing, say).
+    pub fn record(&mut self, event: Event) {
+        self.emit(event);
+    }
+
+    /// Records a refused copy of `id` filed for `partition`: `holder`
+    /// placed the id first.
+    pub fn refuse(&mut self, id: OrderId, partition: PartitionKey, holder: PartitionKey) {
+        self.emit(Event::DuplicateRefused {
+            id,
+            partition,
+            holder,
+        });
+    }
+
+    /// The owner of these ids answers claims from other shards: each id is
+    /// granted to the first partition that claims it (recorded in one
+    /// `IdsClaimed`), and refused to any other.
+    pub fn claim(&mut self, requests: &[Claim]) -> Vec<ClaimAnswer> {
+        let mut new: Vec<Claim> = Vec::new();
+        let answers = requests
+            .iter()
+            .map(|c| {
+                let fp = Fingerprint::of(&c.id);
+                let holder = self
+                    .state
+                    .ids()
+                    .claimed_by(fp)
+                    .or_else(|| new.iter().find(|n| n.id == c.id).map(|n| &n.by));
+                match holder {
+                    None => {
+                        new.push(c.clone());
+                        ClaimAnswer::Granted
+                    }
+                    Some(h) if *h == c.by => ClaimAnswer::Granted,
+                    Some(h) => ClaimAnswer::Refused { holder: h.clone() },
+                }
+            })
+            .collect();
+        if !new.is_empty() {
+            self.emit(Event::IdsClaimed { claims: new });
+        }
+        answers
     }
 
     /// Cancels an order. Returns the partition whose stock may have changed.
@@ -572,59 +682,4 @@ pub fn decide(
     };
     let verdict = decider.command(command, now, &mut Vec::new());
     (verdict, events)
-}
-
-/// Whether `order` is what the runtime was told to forward for `live`.
-fn is_forwarded_copy(live: &Live, order: &Order) -> bool {
-    live.status == Status::Forwarding
-        && live
-            .rerouted_to
-            .as_ref()
-            .is_some_and(|to| forwarded_order(&live.order, to) == *order)
-}
-
-/// A live order's forwarded copy or a later hop of it.
-fn is_forwarded_hop(live: &Live, order: &Order) -> bool {
-    live.status == Status::Forwarding
-        && live
-            .rerouted_to
-            .as_ref()
-            .is_some_and(|to| is_hop_of(&forwarded_order(&live.order, to), order))
-}
-
-/// True if `order` is `copy` or `copy` rerouted on along its fallbacks, as
-/// the rules reroute. The hops visit distinct warehouses, so a chain may
-/// come back to a shard it passed (another of its warehouses) but never to
-/// the partition that rerouted `copy`. A producer's message identical to a
-/// hop cannot be told from it, and is taken as the hand-off: the order is
-/// still decided once.
-pub fn is_hop_of(copy: &Order, order: &Order) -> bool {
-    let mut hop = copy.clone();
-    loop {
-        if hop == *order {
-            return true;
-        }
-        match next_hop(&hop) {
-            Some(to) => hop = forwarded_order(&hop, &to),
-            None => return false,
-        }
-    }
-}
-
-/// The warehouse an order is rerouted to when its partition runs out.
-fn next_hop(order: &Order) -> Option<WarehouseId> {
-    order
-        .fallbacks
-        .iter()
-        .find(|w| **w != order.partition.warehouse)
-        .cloned()
-}
-
-/// The order, as the next partition should receive it after a reroute.
-pub fn forwarded_order(order: &Order, to: &WarehouseId) -> Order {
-    let mut next = order.clone();
-    next.fallbacks
-        .retain(|w| w != to && *w != order.partition.warehouse);
-    next.partition.warehouse = to.clone();
-    next
 }

@@ -6,173 +6,18 @@
 //! folding a shard's events from empty state gives the live state exactly
 //! (`PartialEq` holds, lists and counters included).
 
-use std::collections::hash_map::Entry;
-use std::collections::VecDeque;
 use std::fmt;
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use super::messages::{Event, Order};
-use super::orders::{Orders, Slot};
+pub use super::dedupe::PartitionIdx;
+use super::dedupe::{Decided, DedupeConfig, Horizon, Ids, RecentIds};
+use super::messages::Event;
+use super::orders::{Final, Live, Orders, Slot, Status};
 use super::queue::{Lane, PriorityLanes, Ticketed};
-use super::rules::forwarded_order;
-use super::types::{OrderId, PartitionKey, Priority, Quantity, Timestamp, WarehouseId};
-
-/// Dense index of a partition within its shard.
-pub type PartitionIdx = u32;
-
-/// Where a live order is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Status {
-    Queued,
-    Reserved,
-    Backordered {
-        until: Timestamp,
-    },
-    /// Released back to stock; its rejection follows in the same decision.
-    Releasing,
-    /// Rerouted; waits for the runtime to hand it to the next partition.
-    Forwarding,
-}
-
-/// An order that has not reached its final decision yet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Live {
-    pub order: Order,
-    pub partition: PartitionIdx,
-    pub status: Status,
-    /// Changes whenever the order enters a lane; lane entries with another
-    /// ticket are stale and skipped.
-    pub ticket: u64,
-    /// Retries of the current reservation so far.
-    pub attempts: u32,
-    pub cancel_requested: bool,
-    /// Set while `Forwarding`.
-    pub rerouted_to: Option<WarehouseId>,
-}
-
-/// How an order's life in this shard ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Final {
-    Confirmed,
-    Rejected,
-    Rerouted(WarehouseId),
-    /// Confirmed, then cancelled with its units returned.
-    Cancelled,
-}
-
-/// A remembered decision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Decided {
-    pub partition: Option<PartitionIdx>,
-    pub quantity: Quantity,
-    pub outcome: Final,
-    /// For `Rerouted`: the copy handed to the next partition. Only that very
-    /// order is taken for it when it arrives; another one reusing the id is
-    /// a duplicate.
-    pub forwarded: Option<Box<Order>>,
-    seq: u64,
-}
-
-/// The last `capacity` decided order ids, so a repeated id is never decided
-/// twice. Memory is bounded: about 100 bytes per remembered id, plus the
-/// forwarded copy for a rerouted one. An id older than the horizon is
-/// forgotten and would be decided again; the broker's duplicate window and
-/// the runtime's dedupe cover that far edge.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Horizon {
-    capacity: usize,
-    next_seq: u64,
-    map: FxHashMap<OrderId, Decided>,
-    fifo: VecDeque<(u64, OrderId)>,
-}
-
-impl Horizon {
-    fn new(capacity: usize) -> Self {
-        Self {
-            capacity: capacity.max(1),
-            next_seq: 0,
-            map: FxHashMap::default(),
-            fifo: VecDeque::new(),
-        }
-    }
-
-    pub fn get(&self, id: &OrderId) -> Option<&Decided> {
-        self.map.get(id)
-    }
-
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-
-    fn insert(
-        &mut self,
-        id: OrderId,
-        partition: Option<PartitionIdx>,
-        quantity: Quantity,
-        outcome: Final,
-    ) -> &mut Decided {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        while self.fifo.len() >= self.capacity {
-            let Some((old_seq, old)) = self.fifo.pop_front() else {
-                break;
-            };
-            if let Entry::Occupied(o) = self.map.entry(old) {
-                if o.get().seq == old_seq {
-                    o.remove();
-                }
-            }
-        }
-        self.fifo.push_back((seq, id.clone()));
-        let decided = Decided {
-            partition,
-            quantity,
-            outcome,
-            forwarded: None,
-            seq,
-        };
-        match self.map.entry(id) {
-            Entry::Occupied(mut o) => {
-                o.insert(decided);
-                o.into_mut()
-            }
-            Entry::Vacant(v) => v.insert(decided),
-        }
-    }
-
-    fn remove(&mut self, id: &OrderId) {
-        self.map.remove(id);
-    }
-}
-
-/// Ids of keyed commands applied recently, oldest evicted first.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecentIds {
-    set: rustc_hash::FxHashSet<OrderId>,
-    fifo: VecDeque<OrderId>,
-}
-
-impl RecentIds {
-    /// False if `id` is there already.
-    fn insert(&mut self, id: &OrderId, capacity: usize) -> bool {
-        if !self.set.insert(id.clone()) {
-            return false;
-        }
-        self.fifo.push_back(id.clone());
-        while self.fifo.len() > capacity.max(1) {
-            if let Some(old) = self.fifo.pop_front() {
-                self.set.remove(&old);
-            }
-        }
-        true
-    }
-}
+use super::reroute::forwarded_order;
+use super::types::{OrderId, PartitionKey, Priority, Quantity};
 
 /// Stock and orders of one (warehouse, SKU) partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,6 +76,8 @@ pub struct ShardState {
     index: FxHashMap<PartitionKey, PartitionIdx>,
     orders: Orders,
     decided: Horizon,
+    /// Every id decided here or owned here, within the dedupe window.
+    ids: Ids,
     /// Keyed commands applied, as many as the order horizon holds.
     #[serde(default)]
     commands: RecentIds,
@@ -261,11 +108,18 @@ impl fmt::Debug for LastPartition {
 impl ShardState {
     /// Empty state remembering up to `dedupe_horizon` decided ids.
     pub fn new(dedupe_horizon: usize) -> Self {
+        Self::with(DedupeConfig::single(dedupe_horizon))
+    }
+
+    /// Empty state of one shard of several, remembering ids as `dedupe`
+    /// says.
+    pub fn with(dedupe: DedupeConfig) -> Self {
         Self {
             partitions: Vec::new(),
             index: FxHashMap::default(),
             orders: Orders::default(),
-            decided: Horizon::new(dedupe_horizon),
+            decided: Horizon::new(dedupe.horizon),
+            ids: Ids::new(dedupe),
             commands: RecentIds::default(),
             next_ticket: 0,
             last_partition: LastPartition::default(),
@@ -294,6 +148,11 @@ impl ShardState {
 
     pub fn decided(&self, id: &OrderId) -> Option<&Decided> {
         self.decided.get(id)
+    }
+
+    /// The ids decided and owned here.
+    pub fn ids(&self) -> &Ids {
+        &self.ids
     }
 
     /// Whether the keyed command `id` was applied (within the horizon).
@@ -446,8 +305,7 @@ impl ShardState {
                 let (p, q) = self.unreserve(slot)?;
                 self.partitions[p as usize].sold += q;
                 let live = self.orders.remove_at(slot).expect("checked by unreserve");
-                self.decided
-                    .insert(id.clone(), Some(p), live.order.quantity, Final::Confirmed);
+                self.remember(id, Some(p), live.order.quantity, Final::Confirmed);
                 self.trim_lane(p, LaneKind::Reservations);
             }
             Event::OrderRetrying { id, attempt, .. } => {
@@ -466,8 +324,7 @@ impl ShardState {
                     if self.decided.get(id).is_some() {
                         return Err("order was decided already".into());
                     }
-                    self.decided
-                        .insert(id.clone(), None, Quantity::ONE, Final::Rejected);
+                    self.remember(id, None, Quantity::ONE, Final::Rejected);
                 }
                 Some(slot) => {
                     let (p, was) = match self.at(slot).status {
@@ -481,8 +338,7 @@ impl ShardState {
                         }
                     };
                     let live = self.orders.remove(id).expect("just seen");
-                    self.decided
-                        .insert(id.clone(), Some(p), live.order.quantity, Final::Rejected);
+                    self.remember(id, Some(p), live.order.quantity, Final::Rejected);
                     if let Some(was) = was {
                         self.trim_lane(p, was);
                     }
@@ -522,14 +378,13 @@ impl ShardState {
                     .clone()
                     .expect("forwarding orders have a target");
                 let copy = forwarded_order(&live.order, &to);
-                self.decided
-                    .insert(
-                        id.clone(),
-                        Some(live.partition),
-                        live.order.quantity,
-                        Final::Rerouted(to),
-                    )
-                    .forwarded = Some(Box::new(copy));
+                self.remember(
+                    id,
+                    Some(live.partition),
+                    live.order.quantity,
+                    Final::Rerouted(to),
+                )
+                .forwarded = Some(Box::new(copy));
             }
             Event::OrderCancelRequested { id } => {
                 self.live_mut(id, |s| matches!(s, Status::Reserved))?
@@ -580,6 +435,13 @@ impl ShardState {
                 let part = &mut self.partitions[p as usize];
                 part.available = part.available.checked_add(*units).ok_or("stock overflow")?;
             }
+            Event::IdsClaimed { claims } => {
+                for c in claims {
+                    self.ids.claim(&c.id, &c.by);
+                }
+            }
+            Event::DuplicateRefused { .. } => {}
+            Event::EpochStarted { epoch } => self.ids.advance(*epoch),
             Event::CommandApplied { id } => {
                 let capacity = self.decided.capacity;
                 if !self.commands.insert(id, capacity) {
@@ -596,6 +458,20 @@ impl ShardState {
             }
         }
         Ok(())
+    }
+
+    /// Records a final decision: in full (for answers) and in the
+    /// window's table of ids decided here.
+    fn remember(
+        &mut self,
+        id: &OrderId,
+        partition: Option<PartitionIdx>,
+        quantity: Quantity,
+        outcome: Final,
+    ) -> &mut Decided {
+        self.ids.decide(id, partition);
+        self.decided
+            .insert(id.clone(), partition, quantity, outcome)
     }
 
     fn live_mut(&mut self, id: &OrderId, ok: fn(&Status) -> bool) -> Result<&mut Live, String> {

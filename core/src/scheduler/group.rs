@@ -5,11 +5,15 @@
 
 use std::collections::VecDeque;
 
-use crate::domain::{Attempt, Event, Order, OrderId};
+use crate::domain::{Attempt, ClaimAnswer, Event, Order, OrderId};
 
 /// The runtime's handle for one intake message (e.g. its stream sequence).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AckId(pub u64);
+
+/// The runtime's handle for one claim request to answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReplyId(pub u64);
 
 /// An order for a worker to enact, with the attempt its outcome must name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +41,8 @@ pub enum Output {
     Forward(Vec<Order>),
     /// Ack these intake messages.
     Ack(Vec<AckId>),
+    /// Answer these claims (durable now), one answer per claim asked.
+    Replies(Vec<(ReplyId, Vec<ClaimAnswer>)>),
 }
 
 /// Something waiting for the log to be durable up to its position.
@@ -46,6 +52,7 @@ pub(super) enum Mark {
     /// A reservation: the order's slot and ticket (stale once either moves).
     Dispatch(u32, u64),
     Forward(OrderId),
+    Reply(ReplyId, Vec<ClaimAnswer>),
 }
 
 /// A mark whose wait is over, if it still applies.
@@ -53,6 +60,7 @@ pub(super) enum Released {
     Ack(AckId),
     Dispatch(Dispatch),
     Forward(Order),
+    Reply(ReplyId, Vec<ClaimAnswer>),
 }
 
 pub(super) struct GroupCommit {
@@ -117,6 +125,7 @@ impl GroupCommit {
     /// `resolve` drops those that no longer apply.
     pub fn release(&mut self, mut resolve: impl FnMut(Mark) -> Option<Released>) {
         let (mut acks, mut dispatch, mut forward) = (Vec::new(), Vec::new(), Vec::new());
+        let mut replies = Vec::new();
         while self
             .marks
             .front()
@@ -127,6 +136,7 @@ impl GroupCommit {
                 Some(Released::Ack(a)) => acks.push(a),
                 Some(Released::Dispatch(d)) => dispatch.push(d),
                 Some(Released::Forward(o)) => forward.push(o),
+                Some(Released::Reply(r, a)) => replies.push((r, a)),
                 None => {}
             }
         }
@@ -138,6 +148,9 @@ impl GroupCommit {
         }
         if !acks.is_empty() {
             self.ready.push_back(Output::Ack(acks));
+        }
+        if !replies.is_empty() {
+            self.ready.push_back(Output::Replies(replies));
         }
     }
 

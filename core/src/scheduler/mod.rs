@@ -8,6 +8,7 @@
 //! loop {
 //!     feed inputs:  handle_order / handle_command / handle_invalid   (intake)
 //!                   handle_outcome                                   (workers)
+//!                   handle_claims                                    (other shards)
 //!                   handle_appended / handle_conflict                (event log)
 //!                   handle_forwarded                                 (reroutes sent)
 //!                   handle_timeout(now) once now >= poll_timeout()
@@ -20,10 +21,19 @@
 //!         Forward(list)  -> submit each order to its new partition's intake,
 //!                           then handle_forwarded(order)
 //!         Ack(list)      -> ack those intake messages
+//!         Replies(list)  -> answer those claims
 //!     }
 //!     sleep until poll_timeout() or the next input
 //! }
 //! ```
+//!
+//! Ids are decided at most once across shards: each id is claimed at the
+//! shard [`Shard::claim_owner`] names. Before `handle_order` of a
+//! producer's order whose owner is another shard, the runtime claims the
+//! id there (`handle_claims` on the owner) and, if another partition holds
+//! it, calls `handle_refused` instead. Orders whose owner is this shard are
+//! claimed inside; rerouted orders (`handle_rerouted_order`) were claimed
+//! where they were placed first.
 //!
 //! Guarantees: at most one `Append` is outstanding; decisions made while it
 //! is (group commit) go into the next one. An intake message is acked, an
@@ -44,10 +54,11 @@ use rustc_hash::FxHashMap;
 use crate::domain::rules::{forwarded_order, Decider};
 use crate::domain::Verdict;
 use crate::domain::{
-    Attempt, Command, CommandError, Event, FieldError, Order, OrderId, Outcome, OutcomeEffect,
-    PartitionIdx, PartitionKey, Rules, Settled, ShardState, Status, Timestamp,
+    Attempt, Claim, Command, CommandError, DedupeConfig, Event, FieldError, Fingerprint, Order,
+    OrderId, Origin, Outcome, OutcomeEffect, PartitionIdx, PartitionKey, Rules, Settled,
+    ShardState, Status, Timestamp, Window,
 };
-pub use group::{AckId, AppendBatch, Dispatch, Output};
+pub use group::{AckId, AppendBatch, Dispatch, Output, ReplyId};
 use group::{GroupCommit, Mark};
 
 /// What a shard needs to know, as plain values.
@@ -56,10 +67,32 @@ pub struct ShardConfig {
     pub rules: Rules,
     /// How long queued orders wait on in-flight work when nothing fits.
     pub max_wait: Duration,
-    /// Decided order ids remembered for dedupe.
+    /// Decided order ids remembered in full (answers, reroute hand-offs).
     pub dedupe_horizon: usize,
+    /// How long every id decided or claimed is remembered, and how many.
+    pub dedupe_window: Window,
+    /// This shard and the shard count: ids are claimed at their owner.
+    pub shard: u32,
+    pub shards: u32,
     /// Most events in one log append.
     pub max_batch_events: usize,
+}
+
+impl ShardConfig {
+    /// How this shard remembers ids.
+    pub fn dedupe(&self) -> DedupeConfig {
+        DedupeConfig {
+            horizon: self.dedupe_horizon,
+            window: self.dedupe_window,
+            shard: self.shard,
+            shards: self.shards.max(1),
+        }
+    }
+
+    /// The state of this shard with no history.
+    pub fn empty_state(&self) -> ShardState {
+        ShardState::with(self.dedupe())
+    }
 }
 
 impl Default for ShardConfig {
@@ -68,6 +101,9 @@ impl Default for ShardConfig {
             rules: Rules::default(),
             max_wait: Duration::from_secs(5),
             dedupe_horizon: 200_000,
+            dedupe_window: Window::default(),
+            shard: 0,
+            shards: 1,
             max_batch_events: 4096,
         }
     }
@@ -109,7 +145,7 @@ pub struct Shard {
 impl Shard {
     /// A shard with no history.
     pub fn new(config: ShardConfig, now: Timestamp) -> Self {
-        let state = ShardState::new(config.dedupe_horizon);
+        let state = config.empty_state();
         Self::recover(state, 0, config, now)
     }
 
@@ -201,16 +237,97 @@ impl Shard {
         }
     }
 
-    /// Queue a validated order; it is released when stock allows. The intake
-    /// message `ack` is acked once the decision is durable.
+    /// Queue a producer's validated order; it is released when stock
+    /// allows. The intake message `ack` is acked once the decision is
+    /// durable. If [`Shard::claim_owner`] names another shard, its id must
+    /// have been claimed there first.
     pub fn handle_order(&mut self, order: Order, ack: Option<AckId>, now: Timestamp) -> Reply {
-        let reply = self.order(order, now);
+        self.tick(now);
+        let reply = self.command(Command::PlaceOrder(order), now);
         self.after_input(ack, now);
         reply
     }
 
-    fn order(&mut self, order: Order, now: Timestamp) -> Reply {
-        self.command(Command::PlaceOrder(order), now)
+    /// Queue an order another partition rerouted here.
+    pub fn handle_rerouted_order(
+        &mut self,
+        order: Order,
+        ack: Option<AckId>,
+        now: Timestamp,
+    ) -> Reply {
+        self.tick(now);
+        let reply = if self.fenced {
+            Reply::Refused(CommandError::Fenced)
+        } else {
+            match self.decider().place_from(order, Origin::Forwarded) {
+                Ok(p) => {
+                    self.settle(p, now);
+                    Reply::Accepted
+                }
+                Err(known) => {
+                    self.stats.duplicates += 1;
+                    Reply::Duplicate(known)
+                }
+            }
+        };
+        self.after_input(ack, now);
+        reply
+    }
+
+    /// The shard that must grant `id` before a producer's order with it is
+    /// handed to [`Shard::handle_order`], when that is another shard and
+    /// the id is not known here (a known one is answered here).
+    pub fn claim_owner(&self, id: &OrderId) -> Option<u32> {
+        let fp = Fingerprint::of(id);
+        let ids = self.state.ids();
+        let owner = ids.owner(fp);
+        let known = self.state.live(id).is_some()
+            || self.state.decided(id).is_some()
+            || ids.decided.holder(fp).is_some();
+        (owner != self.config.shard && !known).then_some(owner)
+    }
+
+    /// Another shard's owner refused the id of a producer's order filed
+    /// for `partition`: `holder` placed it first. Recorded, not decided.
+    pub fn handle_refused(
+        &mut self,
+        id: OrderId,
+        partition: PartitionKey,
+        holder: PartitionKey,
+        ack: Option<AckId>,
+        now: Timestamp,
+    ) -> Reply {
+        self.tick(now);
+        let reply = if self.fenced {
+            Reply::Refused(CommandError::Fenced)
+        } else {
+            self.decider().refuse(id, partition, holder.clone());
+            self.stats.duplicates += 1;
+            Reply::Duplicate(crate::domain::Known::Claimed(holder))
+        };
+        self.after_input(ack, now);
+        reply
+    }
+
+    /// Claims from other shards' partitions for ids this shard owns. The
+    /// answers come out as [`Output::Replies`] under `reply` once the
+    /// claims are durable.
+    pub fn handle_claims(&mut self, claims: &[Claim], reply: ReplyId, now: Timestamp) {
+        self.tick(now);
+        if self.fenced {
+            return;
+        }
+        let answers = self.decider().claim(claims);
+        self.group.mark(Mark::Reply(reply, answers));
+        self.after_input(None, now);
+    }
+
+    /// Starts a new dedupe epoch if `now` reached one.
+    fn tick(&mut self, now: Timestamp) {
+        let epoch = self.config.dedupe_window.epoch(now);
+        if epoch > self.state.ids().epoch && !self.fenced {
+            self.decider().record(Event::EpochStarted { epoch });
+        }
     }
 
     /// An order that failed validation: recorded as rejected with every
@@ -223,6 +340,7 @@ impl Shard {
         ack: Option<AckId>,
         now: Timestamp,
     ) -> Reply {
+        self.tick(now);
         let reply = match self.decider().reject_invalid(id, errors, partition) {
             Ok(()) => Reply::Accepted,
             Err(known) => Reply::Duplicate(known),
@@ -238,6 +356,7 @@ impl Shard {
         ack: Option<AckId>,
         now: Timestamp,
     ) -> Reply {
+        self.tick(now);
         let reply = self.command(command, now);
         self.after_input(ack, now);
         reply
@@ -436,6 +555,7 @@ impl Shard {
                     group::Released::Forward(forwarded_order(&l.order, to))
                 }),
             Mark::Ack(a) => Some(group::Released::Ack(a)),
+            Mark::Reply(r, answers) => Some(group::Released::Reply(r, answers)),
         });
     }
 }

@@ -302,6 +302,7 @@ fn decide_is_pure_and_agrees_with_the_shard() {
     let id = |s: &str| OrderId::new(s).unwrap();
     let kinds: Vec<_> = events
         .iter()
+        .filter(|e| !matches!(e, crate::domain::Event::IdsClaimed { .. }))
         .map(|e| (e.order_id().cloned(), e.is_final()))
         .collect();
     assert_eq!(
@@ -312,6 +313,14 @@ fn decide_is_pure_and_agrees_with_the_shard() {
             (Some(id("b")), false)
         ],
         "a queued and reserved, b queued to wait for in-flight work: {events:?}"
+    );
+    let claimed = events
+        .iter()
+        .filter(|e| matches!(e, crate::domain::Event::IdsClaimed { .. }))
+        .count();
+    assert_eq!(
+        claimed, 2,
+        "the one shard owns and claims a and b: {events:?}"
     );
     assert!(matches!(&verdict, Reply::Batch(v) if matches!(v[2], Reply::Duplicate(_))));
     let mut folded = before.clone();

@@ -12,6 +12,7 @@
 //! - `dlq.<shard>`: intake messages given up after `max_deliver` deliveries
 //!   (see `dlq`).
 
+pub mod claims;
 mod connect;
 pub mod dlq;
 pub mod events;
@@ -28,6 +29,7 @@ mod snapshots;
 use std::time::Duration;
 
 pub use crate::wire::{KIND_COMMAND, KIND_FORWARD, KIND_HEADER};
+pub use claims::NatsClaims;
 pub use connect::{connect, ConnectError, NatsOptions};
 pub use feed::{NatsDecisions, NatsFeed};
 pub use fulfiller::{fulfil_subject, AnyFulfiller, FulfilReply, FulfilRequest, NatsFulfiller};
