@@ -529,7 +529,7 @@ async fn an_events_reader_applies_each_batch_once_when_the_stream_leader_dies() 
             Ok(Some(b)) => {
                 read.push((b.batch.shard, b.seq));
                 // Slow, so the kill lands mid-read.
-                if read.len() % 100 == 0 {
+                if read.len().is_multiple_of(100) {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }
