@@ -44,7 +44,8 @@ impl Fingerprint {
     }
 }
 
-/// How long ids are remembered: `window`, in 24 epochs; at most `max_ids`.
+/// How long ids are remembered: at least `window` (24 epochs after the one
+/// an id was recorded in, so at most an epoch more); at most `max_ids`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
     /// Milliseconds per epoch (a 24th of the window).
@@ -136,10 +137,11 @@ impl IdTable {
         }
     }
 
-    /// Time moved to `epoch`: ids recorded `window.epochs` epochs or more
-    /// before it are forgotten.
+    /// Time moved to `epoch`: ids recorded more than `window.epochs`
+    /// epochs before it are forgotten, so an id is remembered for at least
+    /// the whole window (and at most an epoch longer).
     pub fn advance(&mut self, epoch: u32) {
-        if let Some(last) = epoch.checked_sub(self.window.epochs) {
+        if let Some(last) = epoch.checked_sub(self.window.epochs + 1) {
             if self.oldest_epoch().is_some_and(|o| o <= last) {
                 self.forget_through(last);
             }
@@ -413,10 +415,14 @@ mod tests {
         let mut t = IdTable::new(window);
         let start = window.epoch(Timestamp(1_000_000_000_000));
         t.insert(fp(1), 7, start);
-        t.advance(start + 23);
-        assert_eq!(t.holder(fp(1)), Some(7), "kept through the 24th epoch");
         t.advance(start + 24);
-        assert_eq!(t.holder(fp(1)), None, "forgotten once 24 epochs passed");
+        assert_eq!(
+            t.holder(fp(1)),
+            Some(7),
+            "kept for 24 whole epochs after its own"
+        );
+        t.advance(start + 25);
+        assert_eq!(t.holder(fp(1)), None, "forgotten after that");
     }
 
     #[test]
