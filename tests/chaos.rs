@@ -464,7 +464,7 @@ async fn an_events_reader_applies_each_batch_once_when_the_stream_leader_dies() 
     use allot::ports::EventLog;
     use allot::wire::log::Chains;
 
-    let batches: usize = env("CHAOS_READER_BATCHES", 2_000);
+    let batches: usize = env("CHAOS_READER_BATCHES", 1_000);
     let mut cluster = NatsCluster::start(3);
     let js = jetstream(&cluster.urls()).await;
     wait_for_jetstream_cluster(&js).await;

@@ -18,8 +18,8 @@ use super::SimOptions;
 use crate::audit::Audit;
 use crate::config::{Config, Router};
 use crate::domain::{
-    Command, Order, OrderId, Outcome, PartitionKey, Priority, Quantity, Region, ShardState, Sku,
-    Timestamp, WarehouseId,
+    Command, Order, OrderId, Outcome, PartitionKey, Priority, Quantity, Region, Sku, Timestamp,
+    WarehouseId,
 };
 use crate::ports::{
     now_or_never, EventLog, IntakeQueue, MemIntake, MemLog, ShardId, SimulatedFulfiller,
@@ -130,7 +130,7 @@ impl<'a> Sim<'a> {
             slots: Vec::new(),
             free: Vec::new(),
             shards: (0..count)
-                .map(|_| Shard::new(config.shard_config(), now))
+                .map(|i| Shard::new(shard_config(config, i as ShardId), now))
                 .collect(),
             timer_at: vec![None; count],
             log: MemLog::default(),
@@ -404,7 +404,7 @@ impl<'a> Sim<'a> {
         let mut unacked = 0;
         for (i, shard) in self.shards.iter().enumerate() {
             let events = self.log.events(i as ShardId);
-            let mut rebuilt = ShardState::new(self.config.dedupe_horizon());
+            let mut rebuilt = shard_config(self.config, i as ShardId).empty_state();
             for e in &events {
                 audit.apply(e);
                 decisions += u64::from(e.is_final());
@@ -444,5 +444,13 @@ impl<'a> Sim<'a> {
                 .map(|(i, _)| self.log.events(i as ShardId).len() as u64)
                 .sum(),
         }
+    }
+}
+
+/// The core's config of shard `shard`.
+fn shard_config(config: &Config, shard: ShardId) -> crate::scheduler::ShardConfig {
+    crate::scheduler::ShardConfig {
+        shard,
+        ..config.shard_config()
     }
 }

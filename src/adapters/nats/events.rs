@@ -168,18 +168,27 @@ impl EventsReader {
     }
 
     /// Every batch to apply up to stream sequence `until` (inclusive).
+    /// A broker error (a cluster electing a new leader) is retried a few
+    /// times from where the read is.
     pub async fn read_until(&mut self, until: u64) -> Result<Vec<ReadBatch>, ReadError> {
         let mut out = Vec::new();
+        let mut failures = 0;
         while self.next <= until {
-            match self.next(Duration::from_secs(5)).await? {
-                Some(b) => out.push(b),
-                None if self.next <= until => {
+            match self.next(Duration::from_secs(5)).await {
+                Ok(Some(b)) => out.push(b),
+                Ok(None) if self.next <= until => {
                     return Err(ReadError::Broker(format!(
                         "EVENTS read stalled before sequence {until} (at {})",
                         self.next
                     )))
                 }
-                None => break,
+                Ok(None) => break,
+                Err(ReadError::Broker(why)) if failures < 5 => {
+                    failures += 1;
+                    warn!(error = %why, "reading EVENTS failed; trying again");
+                    tokio::time::sleep(Duration::from_millis(250 * failures)).await;
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(out)
