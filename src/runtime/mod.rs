@@ -10,7 +10,6 @@ mod shard_task;
 pub mod views;
 mod workers;
 
-use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -25,29 +24,55 @@ use crate::domain::{PartitionKey, StateError, Timestamp};
 use crate::ports::{AppendError, Delivery, Intake, ShardId};
 use crate::scheduler::{Reply, Shard, ShardConfig};
 
-thread_local! {
-    /// Set by [`use_virtual_clock`]: tokio's clock at the start, and the
-    /// timestamp that instant stands for.
-    static VIRTUAL_CLOCK: Cell<Option<(tokio::time::Instant, u64)>> = const { Cell::new(None) };
+/// Where the runtime reads the time it passes into the core: the one
+/// clock read.
+#[derive(Clone, Copy, Default)]
+pub enum Clock {
+    /// The system's wall clock (production).
+    #[default]
+    Wall,
+    /// Tokio's clock, standing for `start` at tokio's instant `at`: under a
+    /// paused runtime (the fault simulation) time is virtual and a seeded
+    /// run replays exactly.
+    Tokio {
+        at: tokio::time::Instant,
+        start: Timestamp,
+    },
 }
 
-/// Makes [`now`] on this thread read tokio's clock, starting at `start`:
-/// under a paused current-thread runtime (the fault simulation) the core's
-/// time is then virtual and a run replays exactly.
-pub fn use_virtual_clock(start: Timestamp) {
-    VIRTUAL_CLOCK.set(Some((tokio::time::Instant::now(), start.0)));
-}
-
-/// Wall-clock now, the one clock read: the runtime passes it into the core.
-pub fn now() -> Timestamp {
-    if let Some((at, start)) = VIRTUAL_CLOCK.get() {
-        let ms = u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX);
-        return Timestamp(start.saturating_add(ms));
+impl std::fmt::Debug for Clock {
+    /// Without tokio's instant, which differs between runs of one seed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Clock::Wall => f.write_str("Wall"),
+            Clock::Tokio { start, .. } => write!(f, "Tokio from {start:?}"),
+        }
     }
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    Timestamp(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
+impl Clock {
+    /// Tokio's clock from now on, standing for `start` now.
+    pub fn tokio(start: Timestamp) -> Self {
+        Clock::Tokio {
+            at: tokio::time::Instant::now(),
+            start,
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        match self {
+            Clock::Wall => {
+                let ms = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis());
+                Timestamp(u64::try_from(ms).unwrap_or(u64::MAX))
+            }
+            Clock::Tokio { at, start } => {
+                let ms = u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX);
+                Timestamp(start.0.saturating_add(ms))
+            }
+        }
+    }
 }
 
 /// Hands one intake message to its shard.
@@ -100,6 +125,8 @@ pub struct RuntimeConfig {
     /// The shards this instance is serving (recovered and not yet stopped),
     /// for readiness checks.
     pub owned: Arc<OwnedShards>,
+    /// The clock the core's time comes from.
+    pub clock: Clock,
 }
 
 /// The shards whose tasks have recovered and are deciding, shared by the
@@ -149,6 +176,7 @@ impl Default for RuntimeConfig {
             worker_timeout: Duration::from_secs(10),
             drain_deadline: Duration::from_secs(10),
             owned: Arc::default(),
+            clock: Clock::Wall,
         }
     }
 }

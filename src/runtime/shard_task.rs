@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, debug_span, error, info, info_span, warn, Instrument};
 
 use super::claims::ClaimRequest;
-use super::{feed, now, recover, Ports, RuntimeConfig, RuntimeError};
+use super::{feed, recover, Ports, RuntimeConfig, RuntimeError};
 use crate::domain::{
     Attempt, Claim, ClaimAnswer, Order, OrderId, Outcome, PartitionKey, Timestamp,
 };
@@ -115,6 +115,8 @@ where
     let mut config = config;
     config.shard.shard = id;
     let (state, seq) = recover(id, &ports.log, &ports.snapshots, &config.shard).await?;
+    let clock = config.clock;
+    let now = move || clock.now();
     let mut shard = Shard::recover(state, seq, config.shard.clone(), now());
     let mut serving = ports
         .claims
@@ -241,7 +243,7 @@ where
     F: Fulfiller + 'static,
 {
     fn handle(&mut self, shard: &mut Shard, msg: Msg) {
-        let now = now();
+        let now = self.config.clock.now();
         match msg {
             Msg::Intake(batch) => {
                 let _span = debug_span!("intake", messages = batch.len()).entered();
@@ -356,7 +358,7 @@ where
         let reply = ReplyId(self.next_reply);
         self.next_reply += 1;
         self.replies.insert(reply, request.reply);
-        shard.handle_claims(&request.claims, reply, now());
+        shard.handle_claims(&request.claims, reply, self.config.clock.now());
     }
 
     /// Takes a snapshot once enough events were appended, at a moment when

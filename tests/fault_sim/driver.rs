@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use allot::domain::Timestamp;
 use allot::ports::{MemSnapshots, ShardId};
-use allot::runtime::{run_shard, use_virtual_clock, Ports, RuntimeConfig, ShardExit, Workers};
+use allot::runtime::{run_shard, Clock, Ports, RuntimeConfig, ShardExit, Workers};
 use allot::scheduler::ShardConfig;
 use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
@@ -157,13 +157,13 @@ fn describe(item: &allot::ports::Intake) -> String {
 }
 
 async fn run_seed(seed: u64) -> Run {
-    use_virtual_clock(Timestamp(1_700_000_000_000));
     let started = Instant::now();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let scenario = Arc::new(scenario::draw(&mut rng));
     let rates = Rates::draw(&mut rng);
     let mut config = runtime_config(&mut rng);
     config.shard.shards = scenario.shards;
+    config.clock = Clock::tokio(Timestamp(1_700_000_000_000));
     let route = scenario::shard_of(scenario.shards);
     let fault_rng = ChaCha8Rng::seed_from_u64(rng.gen());
     let (world, mut crash_requests) = World::new(fault_rng, rates, Box::new(route.clone()));
