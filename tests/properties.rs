@@ -6,7 +6,7 @@
 //! Each test runs `PROPTEST_CASES` cases if set, else a default that keeps
 //! the suite within seconds in a debug build.
 
-mod sim;
+mod shard_model;
 
 use std::collections::HashMap;
 
@@ -14,9 +14,9 @@ use allot::domain::{Event, OrderId, Status};
 use allot::views::Views;
 use proptest::prelude::*;
 
-use sim::driver::{play, Sim};
-use sim::release::check_release_order;
-use sim::scenario::{cases, scenario, Gen, BIG_HORIZON, CROWDED, GEN};
+use shard_model::driver::{play, Sim};
+use shard_model::release::check_release_order;
+use shard_model::scenario::{cases, scenario, Gen, BIG_HORIZON, CROWDED, GEN};
 
 /// Per partition the counters agree with the live orders, the ledger agrees
 /// with the counters, and nothing sold or reserved was not supplied.

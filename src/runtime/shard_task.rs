@@ -2,6 +2,13 @@
 //! drive loop of `scheduler` (see its module docs), with the I/O each
 //! output asks for running as spawned tasks that answer on the actor's
 //! channel.
+//!
+//! This file holds the task, its drive loop and the handling of each
+//! message; lining intake up behind id claims is in `lineup`, log appends
+//! and snapshots in `append`.
+
+mod append;
+mod lineup;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -11,18 +18,14 @@ use rustc_hash::FxHashMap;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, debug_span, error, info, info_span, warn, Instrument};
+use tracing::{debug_span, error, info, info_span, Instrument};
 
-use super::claims::ClaimRequest;
-use super::{feed, recover, Ports, RuntimeConfig, RuntimeError};
-use crate::domain::{
-    Attempt, Claim, ClaimAnswer, Order, OrderId, Outcome, PartitionKey, Timestamp,
-};
-use crate::ports::{
-    AppendError, Delivery, EventLog, Fulfiller, Intake, IntakeQueue, ShardId, Snapshots,
-};
-use crate::scheduler::{AckId, AppendBatch, Output, ReplyId, Shard};
+use super::{recover, Ports, RuntimeConfig, RuntimeError};
+use crate::domain::{Attempt, ClaimAnswer, Order, OrderId, Outcome};
+use crate::ports::{AppendError, Delivery, EventLog, Fulfiller, IntakeQueue, ShardId, Snapshots};
+use crate::scheduler::{AckId, Output, ReplyId, Shard};
 use crate::telemetry::{BatchTally, ShardMetrics};
+use lineup::Waiting;
 
 /// How a shard task ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,14 +44,6 @@ enum Msg {
     Forwarded(Order),
     /// The owners' answers to the claims of these waiting deliveries.
     Claimed(Vec<u64>, Vec<ClaimAnswer>),
-}
-
-/// An intake message in line to be fed to the shard, in intake order.
-struct Waiting {
-    delivery: Delivery,
-    /// `None`: nothing to wait for; `Some(key, None)`: its id's claim is
-    /// out at the owner; `Some(key, Some(answer))`: answered.
-    claim: Option<(u64, Option<ClaimAnswer>)>,
 }
 
 struct Task<L, I, S, F> {
@@ -287,121 +282,6 @@ where
         }
     }
 
-    /// Puts a batch of intake in line, and sends the claims its producers'
-    /// ids need, one question per owner shard.
-    fn line_up(&mut self, shard: &Shard, batch: Vec<Delivery>) {
-        let mut asks: FxHashMap<ShardId, (Vec<u64>, Vec<Claim>)> = FxHashMap::default();
-        for delivery in batch {
-            if let Some(at) = delivery.published {
-                self.published.insert(delivery.ack, at);
-            }
-            let claim = claim_of(&delivery.item).and_then(|(id, partition)| {
-                let owner = shard.claim_owner(id)?;
-                let key = self.next_claim;
-                self.next_claim += 1;
-                let ask = asks.entry(owner).or_default();
-                ask.0.push(key);
-                ask.1.push(Claim {
-                    id: id.clone(),
-                    by: partition.clone(),
-                });
-                Some((key, None))
-            });
-            self.waiting.push_back(Waiting { delivery, claim });
-        }
-        let mut asks: Vec<_> = asks.into_iter().collect();
-        asks.sort_by_key(|(owner, _)| *owner);
-        for (owner, (keys, claims)) in asks {
-            let (ports, tx) = (self.ports.clone(), self.tx.clone());
-            self.spawned.spawn(async move {
-                let mut backoff = Duration::from_millis(10);
-                loop {
-                    match ports.claims.claim(owner, claims.clone()).await {
-                        Ok(answers) => {
-                            let _ = tx.send(Msg::Claimed(keys, answers)).await;
-                            return;
-                        }
-                        Err(e) => debug!(owner, error = %e, "claim not answered; asking again"),
-                    }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                }
-            });
-        }
-    }
-
-    /// Feeds the shard every lined-up delivery that waits for nothing, in
-    /// order, stopping at the first still waiting for its claim.
-    fn feed_ready(&mut self, shard: &mut Shard, now: Timestamp) {
-        while self
-            .waiting
-            .front()
-            .is_some_and(|w| !matches!(w.claim, Some((_, None))))
-        {
-            let w = self.waiting.pop_front().expect("checked");
-            match (w.claim, w.delivery.item) {
-                (Some((_, Some(ClaimAnswer::Refused { holder }))), item) => {
-                    let (id, partition) = claim_of(&item).expect("only claims are asked");
-                    let (id, partition) = (id.clone(), partition.clone());
-                    shard.handle_refused(id, partition, holder, Some(w.delivery.ack), now);
-                }
-                (_, item) => {
-                    let delivery = Delivery { item, ..w.delivery };
-                    feed(shard, delivery, now);
-                }
-            }
-        }
-    }
-
-    /// Another shard asks this one, the owner, for ids.
-    fn claims(&mut self, shard: &mut Shard, request: ClaimRequest) {
-        let reply = ReplyId(self.next_reply);
-        self.next_reply += 1;
-        self.replies.insert(reply, request.reply);
-        shard.handle_claims(&request.claims, reply, self.config.clock.now());
-    }
-
-    /// Takes a snapshot once enough events were appended, at a moment when
-    /// the state holds exactly the durable events plus the outstanding
-    /// append: right after that append was sent, with nothing decided since.
-    /// It is saved under that append's sequence once it lands.
-    fn maybe_snapshot(&mut self, shard: &Shard) {
-        let by_count = self.config.snapshot_every_events > 0
-            && self.events_since_snapshot >= self.config.snapshot_every_events;
-        let by_time = self.events_since_snapshot > 0
-            && self
-                .config
-                .snapshot_every
-                .is_some_and(|every| self.last_snapshot.elapsed() >= every);
-        if !(by_count || by_time) || shard.has_pending_events() {
-            return;
-        }
-        self.last_snapshot = tokio::time::Instant::now();
-        let bytes = match rmp_serde::to_vec_named(shard.state()) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                warn!(shard = self.id, error = %e, "snapshot not encoded");
-                return;
-            }
-        };
-        self.events_since_snapshot = 0;
-        match self.appending {
-            Some(_) => self.snapshot_after_append = Some(bytes),
-            None => self.save_snapshot(shard.log_seq(), bytes),
-        }
-    }
-
-    fn save_snapshot(&mut self, seq: u64, bytes: Vec<u8>) {
-        let ports = self.ports.clone();
-        let id = self.id;
-        self.spawned.spawn(async move {
-            match ports.snapshots.save(id, seq, bytes).await {
-                Ok(()) => debug!(shard = id, seq, "snapshot saved"),
-                Err(e) => warn!(shard = id, seq, error = %e, "snapshot not saved; recovery replays more log"),
-            }
-        });
-    }
-
     /// Carries out every output the shard has now.
     fn drive(&mut self, shard: &mut Shard) {
         while let Some(out) = shard.poll_output() {
@@ -458,69 +338,5 @@ where
                     .decided(now.duration_since(at).unwrap_or_default());
             }
         }
-    }
-
-    /// Appends one batch, retrying an unanswered append with the same batch
-    /// id (the log dedupes it) until it lands or conflicts.
-    fn append(&mut self, batch: AppendBatch) {
-        let tally = BatchTally::of(&batch.events);
-        self.metrics.appending(&tally);
-        self.appending = Some(tally);
-        let (ports, tx, id) = (self.ports.clone(), self.tx.clone(), self.id);
-        let timeout = self.config.append_timeout;
-        let batch_id = format!("{:016x}-{id}-{}", self.instance, batch.expected_last);
-        let (duration, retries) = (
-            self.metrics.append_duration.clone(),
-            self.metrics.append_retries.clone(),
-        );
-        let span = debug_span!(
-            "append",
-            shard = id,
-            events = tally.events,
-            decisions = tally.decisions(),
-            expected_last = batch.expected_last,
-        );
-        self.spawned.spawn(
-            async move {
-                let started = tokio::time::Instant::now();
-                let mut backoff = Duration::from_millis(50);
-                let result = loop {
-                    let attempt =
-                        ports
-                            .log
-                            .append(id, batch.expected_last, &batch_id, &batch.events);
-                    match tokio::time::timeout(timeout, attempt).await {
-                        Ok(Ok(seq)) => break Ok(seq),
-                        Ok(Err(e @ AppendError::Conflict { .. })) => break Err(e),
-                        Ok(Err(e)) => warn!(shard = id, error = %e, "append failed; retrying"),
-                        Err(_) => warn!(shard = id, ?timeout, "append unanswered; retrying"),
-                    }
-                    retries.increment(1);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                };
-                let elapsed = started.elapsed();
-                if let Ok(seq) = result {
-                    duration.record(elapsed.as_secs_f64());
-                    debug!(seq, ?elapsed, "appended");
-                }
-                let _ = tx.send(Msg::Appended(result)).await;
-            }
-            .instrument(span),
-        );
-    }
-}
-
-/// The id and partition a delivery's claim is for: a producer's order, or
-/// an invalid one under the producer's own id and its subject's partition.
-fn claim_of(item: &Intake) -> Option<(&OrderId, &PartitionKey)> {
-    match item {
-        Intake::Order(order) => Some((&order.id, &order.partition)),
-        Intake::Invalid {
-            id,
-            partition: Some(p),
-            ..
-        } if !id.as_str().starts_with(crate::wire::RESERVED_ID_PREFIX) => Some((id, p)),
-        _ => None,
     }
 }

@@ -2,6 +2,12 @@
 //! shard it concerns, whose outputs go through the in-memory ports and come
 //! back as later happenings. Worker concurrency per warehouse is enforced
 //! as in the real runtime.
+//!
+//! The sale's workload (stock and the orders that arrive) is in
+//! `workload`; the summing up at the end (audit, rebuild) in `summary`.
+
+mod summary;
+mod workload;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -15,19 +21,14 @@ use rustc_hash::FxHashMap;
 
 use super::report::SimReport;
 use super::SimOptions;
-use crate::audit::Audit;
 use crate::config::{Config, Router};
 use crate::domain::{
-    Command, Order, OrderId, Outcome, PartitionKey, Priority, Quantity, Region, Sku, Timestamp,
-    WarehouseId,
+    Command, Order, OrderId, Outcome, PartitionKey, Region, Sku, Timestamp, WarehouseId,
 };
 use crate::ports::{
     now_or_never, EventLog, IntakeQueue, MemIntake, MemLog, ShardId, SimulatedFulfiller,
 };
 use crate::scheduler::{Dispatch, Output, Shard};
-
-/// Share of orders for pre-order SKUs (when there are any).
-const PREORDER_SHARE: f64 = 0.1;
 
 /// Something due at a virtual time (microseconds).
 #[derive(Debug)]
@@ -176,75 +177,6 @@ impl<'a> Sim<'a> {
         self.heap.push(Reverse((at, self.seq, slot)));
     }
 
-    /// Every partition a warehouse of the config could serve gets stock.
-    fn warehouses(&self) -> Vec<WarehouseId> {
-        let mut ws: Vec<WarehouseId> = self
-            .config
-            .routing
-            .regions
-            .values()
-            .flatten()
-            .cloned()
-            .collect();
-        ws.extend(self.config.routing.pins.iter().map(|p| p.warehouse.clone()));
-        if ws.is_empty() {
-            ws.push(WarehouseId::new("main").expect("valid"));
-        }
-        ws.sort();
-        ws.dedup();
-        ws
-    }
-
-    fn setup(&mut self) {
-        for w in self.warehouses() {
-            for sku in self.skus.clone() {
-                let partition = PartitionKey::new(w.clone(), sku);
-                let shard = self.router.shard_for(&partition);
-                let cmd = Command::SetStock {
-                    partition,
-                    on_hand: self.opts.stock,
-                };
-                self.core_call(shard, |s, now| {
-                    s.handle_command(cmd, None, now);
-                });
-            }
-        }
-        self.at(Duration::ZERO, Happening::NextArrival);
-    }
-
-    fn next_order(&mut self) -> Order {
-        let n = self.generated;
-        self.generated += 1;
-        let regular = self.opts.skus as usize;
-        let sku =
-            if regular < self.skus.len() && (regular == 0 || self.rng.gen_bool(PREORDER_SHARE)) {
-                self.skus[self.rng.gen_range(regular..self.skus.len())].clone()
-            } else {
-                self.skus[self.zipf.sample(&mut self.rng) as usize - 1].clone()
-            };
-        let region = (!self.regions.is_empty())
-            .then(|| self.regions[self.rng.gen_range(0..self.regions.len())].clone());
-        let fallback = self.warehouses()[0].clone();
-        let warehouse = region.is_none().then_some(&fallback);
-        let route = self
-            .router
-            .route(&sku, warehouse, region.as_ref())
-            .expect("the simulation routes by the config's own regions");
-        let quantity = if self.rng.gen_bool(0.1) {
-            self.rng.gen_range(2..=3)
-        } else {
-            1
-        };
-        Order {
-            id: OrderId::new(&format!("o-{n}")).expect("valid"),
-            partition: route.partition,
-            quantity: Quantity::new(quantity, u32::MAX).expect("positive"),
-            region,
-            priority: Priority(0),
-            fallbacks: route.fallbacks,
-        }
-    }
-
     fn handle(&mut self, h: Happening) {
         match h {
             Happening::NextArrival => {
@@ -376,7 +308,7 @@ impl<'a> Sim<'a> {
             Output::Ack(acks) => now_or_never(self.intake.ack(shard, &acks)),
             // The simulation's producers send each id to one partition,
             // so it asks no shard for claims (cross-shard dedupe is the
-            // runtime's, tested under tests/faults.rs and tests/service.rs).
+            // runtime's, tested under tests/faults.rs and tests/intake.rs).
             Output::Replies(_) => {}
         }
     }
@@ -395,55 +327,6 @@ impl<'a> Sim<'a> {
                 outcome,
             },
         );
-    }
-
-    fn report(&self, wall: Duration) -> SimReport {
-        let mut audit = Audit::default();
-        let mut decisions = 0u64;
-        let mut rebuild_mismatches = 0;
-        let mut unacked = 0;
-        for (i, shard) in self.shards.iter().enumerate() {
-            let events = self.log.events(i as ShardId);
-            let mut rebuilt = shard_config(self.config, i as ShardId).empty_state();
-            for e in &events {
-                audit.apply(e);
-                decisions += u64::from(e.is_final());
-                if rebuilt.evolve(e).is_err() {
-                    rebuild_mismatches += 1;
-                }
-            }
-            if &rebuilt != shard.state() {
-                rebuild_mismatches += 1;
-            }
-            unacked += self.intake.unacked(i as ShardId);
-        }
-        let findings = audit.finish(&self.submitted);
-        SimReport {
-            options: self.opts.clone(),
-            shards: self.shards.len() as u32,
-            partitions: self
-                .shards
-                .iter()
-                .map(|s| s.state().partitions().len())
-                .sum(),
-            submitted: self.submitted.len() as u64,
-            duplicates_sent: self.duplicates_sent,
-            enactments: self.fulfiller.enactments(),
-            findings,
-            rebuild_mismatches,
-            unacked: unacked as u64,
-            appends: self.shards.iter().map(|s| s.stats().appends).sum(),
-            decisions,
-            virtual_time: Duration::from_micros(self.now_us),
-            core_time: self.core,
-            wall_time: wall,
-            events: self
-                .shards
-                .iter()
-                .enumerate()
-                .map(|(i, _)| self.log.events(i as ShardId).len() as u64)
-                .sum(),
-        }
     }
 }
 

@@ -8,6 +8,7 @@
 //! Views lag decisions by the time a batch takes to reach the reader
 //! (reported as `allot_view_lag_seconds`); decisions never read them.
 
+mod history;
 pub mod projection;
 
 use parking_lot::RwLock;

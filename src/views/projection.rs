@@ -3,129 +3,17 @@
 //! out, so a replay from any checkpoint gives the same views as the live
 //! fold (`PartialEq` holds), and views converge after any fault as long as
 //! each batch is applied once, in order (the readers' chain check).
+//!
+//! The stages and history lines it records are in `super::history`.
 
 use std::collections::VecDeque;
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Event, OrderId, PartitionKey, RejectReason, Timestamp, WarehouseId};
-
-/// Where an order is, as the views show it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    Queued,
-    Reserved,
-    Backordered,
-    /// Released back to stock; its rejection follows.
-    Released,
-    Confirmed,
-    Rejected,
-    /// Handed to another warehouse: its later history is there.
-    Rerouted,
-    /// Confirmed, then cancelled with its units returned.
-    Cancelled,
-    /// A copy refused here: another partition placed the id first.
-    Duplicate,
-}
-
-impl Stage {
-    pub fn label(self) -> &'static str {
-        match self {
-            Stage::Queued => "queued",
-            Stage::Reserved => "reserved",
-            Stage::Backordered => "backordered",
-            Stage::Released => "released",
-            Stage::Confirmed => "confirmed",
-            Stage::Rejected => "rejected",
-            Stage::Rerouted => "rerouted",
-            Stage::Cancelled => "cancelled",
-            Stage::Duplicate => "duplicate",
-        }
-    }
-
-    /// No later decision in this partition changes it.
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            Stage::Confirmed
-                | Stage::Rejected
-                | Stage::Rerouted
-                | Stage::Cancelled
-                | Stage::Duplicate
-        )
-    }
-
-    /// Which stock count an order at this stage adds to:
-    /// `(queued, in_flight, backordered)`.
-    fn counts(self) -> (i64, i64, i64) {
-        match self {
-            Stage::Queued => (1, 0, 0),
-            Stage::Reserved => (0, 1, 0),
-            Stage::Backordered => (0, 0, 1),
-            _ => (0, 0, 0),
-        }
-    }
-}
-
-/// One decision in an order's history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "what", rename_all = "snake_case")]
-pub enum Happened {
-    Queued {
-        partition: PartitionKey,
-    },
-    Reserved,
-    Confirmed,
-    Retrying {
-        attempt: u32,
-        reason: Box<str>,
-    },
-    Released {
-        reason: Box<str>,
-    },
-    Rejected {
-        reason: Box<RejectReason>,
-    },
-    Backordered {
-        until: Timestamp,
-    },
-    Rerouted {
-        to: WarehouseId,
-    },
-    Forwarded,
-    CancelRequested,
-    Cancelled,
-    Revoked,
-    Refused {
-        partition: PartitionKey,
-        holder: PartitionKey,
-    },
-}
-
-impl std::fmt::Display for Happened {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Happened::Queued { partition } => write!(f, "queued in {partition}"),
-            Happened::Reserved => f.write_str("reserved"),
-            Happened::Confirmed => f.write_str("confirmed"),
-            Happened::Retrying { attempt, reason } => write!(f, "retry {attempt}: {reason}"),
-            Happened::Released { reason } => write!(f, "released: {reason}"),
-            Happened::Rejected { reason } => write!(f, "rejected: {reason}"),
-            Happened::Backordered { until } => write!(f, "backordered until {} ms", until.0),
-            Happened::Rerouted { to } => write!(f, "rerouted to {to}"),
-            Happened::Forwarded => f.write_str("handed to the next warehouse"),
-            Happened::CancelRequested => f.write_str("cancel requested"),
-            Happened::Cancelled => f.write_str("cancelled, units returned"),
-            Happened::Revoked => f.write_str("reservation revoked (stock cut)"),
-            Happened::Refused { partition, holder } => write!(
-                f,
-                "a copy for {partition} refused as a duplicate: {holder} placed this id first"
-            ),
-        }
-    }
-}
+use super::history::describe;
+pub use super::history::{Happened, Stage};
+use crate::domain::{Event, OrderId, PartitionKey, WarehouseId};
 
 /// An order in one partition of this shard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -379,58 +267,4 @@ fn unknown_partition() -> PartitionKey {
         WarehouseId::new("-").expect("a valid token"),
         crate::domain::Sku::new("-").expect("a valid token"),
     )
-}
-
-/// What an order event adds to its history, and the stage it moves to
-/// (`None`: unchanged).
-fn describe(event: &Event) -> (Happened, Option<Stage>) {
-    match event {
-        Event::OrderQueued { order } => (
-            Happened::Queued {
-                partition: order.partition.clone(),
-            },
-            Some(Stage::Queued),
-        ),
-        Event::OrderReserved { .. } => (Happened::Reserved, Some(Stage::Reserved)),
-        Event::OrderConfirmed { .. } => (Happened::Confirmed, Some(Stage::Confirmed)),
-        Event::OrderRetrying {
-            attempt, reason, ..
-        } => (
-            Happened::Retrying {
-                attempt: *attempt,
-                reason: reason.as_str().into(),
-            },
-            None,
-        ),
-        Event::OrderReleased { reason, .. } => (
-            Happened::Released {
-                reason: reason.as_str().into(),
-            },
-            Some(Stage::Released),
-        ),
-        Event::OrderRejected { reason, .. } => (
-            Happened::Rejected {
-                reason: Box::new(reason.clone()),
-            },
-            Some(Stage::Rejected),
-        ),
-        Event::OrderBackordered { until, .. } => (
-            Happened::Backordered { until: *until },
-            Some(Stage::Backordered),
-        ),
-        Event::OrderRerouted { to, .. } => {
-            (Happened::Rerouted { to: to.clone() }, Some(Stage::Rerouted))
-        }
-        Event::OrderForwarded { .. } => (Happened::Forwarded, None),
-        Event::OrderCancelRequested { .. } => (Happened::CancelRequested, None),
-        Event::OrderCancelled { .. } => (Happened::Cancelled, Some(Stage::Cancelled)),
-        Event::ReservationRevoked { .. } => (Happened::Revoked, Some(Stage::Queued)),
-        Event::StockSet { .. }
-        | Event::StockRestocked { .. }
-        | Event::StockAdjusted { .. }
-        | Event::CommandApplied { .. }
-        | Event::IdsClaimed { .. }
-        | Event::EpochStarted { .. }
-        | Event::DuplicateRefused { .. } => unreachable!("not an order event of a stage"),
-    }
 }

@@ -7,6 +7,13 @@
 //! Fingerprints are SipHash-1-3 (128 bits) of the id with fixed keys: a
 //! new id is taken for a remembered one with a probability of about
 //! n / 2^128 (n ids remembered), far below any hardware fault rate.
+//!
+//! `horizon` holds the decisions kept in full ([`Horizon`]) and the keyed
+//! commands applied recently; this file the id window and who owns an id.
+
+mod horizon;
+#[cfg(test)]
+mod tests;
 
 use std::collections::hash_map::Entry;
 use std::collections::VecDeque;
@@ -17,9 +24,8 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use siphasher::sip128::{Hasher128, SipHasher13};
 
-use super::orders::Final;
-use super::types::{OrderId, PartitionKey, Quantity, Timestamp};
-use super::Order;
+use super::types::{OrderId, PartitionKey, Timestamp};
+pub use horizon::{Decided, Horizon, RecentIds};
 
 /// Dense index of a partition within its shard.
 pub type PartitionIdx = u32;
@@ -156,117 +162,6 @@ impl IdTable {
     }
 }
 
-/// A remembered decision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Decided {
-    pub partition: Option<PartitionIdx>,
-    pub quantity: Quantity,
-    pub outcome: Final,
-    /// For `Rerouted`: the copy handed to the next partition. Only that very
-    /// order is taken for it when it arrives; another one reusing the id is
-    /// a duplicate.
-    pub forwarded: Option<Box<Order>>,
-    seq: u64,
-}
-
-/// The last `capacity` decided order ids in full, so a repeated id is
-/// answered with its decision and a rerouted order's hand-off recognised.
-/// About 100 bytes per id; older ids are still refused by the shard's
-/// [`IdTable`] of decided ids, only without saying what was decided.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Horizon {
-    pub(super) capacity: usize,
-    next_seq: u64,
-    pub(super) map: FxHashMap<OrderId, Decided>,
-    fifo: VecDeque<(u64, OrderId)>,
-}
-
-impl Horizon {
-    pub(super) fn new(capacity: usize) -> Self {
-        Self {
-            capacity: capacity.max(1),
-            next_seq: 0,
-            map: FxHashMap::default(),
-            fifo: VecDeque::new(),
-        }
-    }
-
-    pub fn get(&self, id: &OrderId) -> Option<&Decided> {
-        self.map.get(id)
-    }
-
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-
-    pub(super) fn insert(
-        &mut self,
-        id: OrderId,
-        partition: Option<PartitionIdx>,
-        quantity: Quantity,
-        outcome: Final,
-    ) -> &mut Decided {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        while self.fifo.len() >= self.capacity {
-            let Some((old_seq, old)) = self.fifo.pop_front() else {
-                break;
-            };
-            if let Entry::Occupied(o) = self.map.entry(old) {
-                if o.get().seq == old_seq {
-                    o.remove();
-                }
-            }
-        }
-        self.fifo.push_back((seq, id.clone()));
-        let decided = Decided {
-            partition,
-            quantity,
-            outcome,
-            forwarded: None,
-            seq,
-        };
-        match self.map.entry(id) {
-            Entry::Occupied(mut o) => {
-                o.insert(decided);
-                o.into_mut()
-            }
-            Entry::Vacant(v) => v.insert(decided),
-        }
-    }
-
-    pub(super) fn remove(&mut self, id: &OrderId) {
-        self.map.remove(id);
-    }
-}
-
-/// Ids of keyed commands applied recently, oldest evicted first.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecentIds {
-    pub(super) set: rustc_hash::FxHashSet<OrderId>,
-    fifo: VecDeque<OrderId>,
-}
-
-impl RecentIds {
-    /// False if `id` is there already.
-    pub(super) fn insert(&mut self, id: &OrderId, capacity: usize) -> bool {
-        if !self.set.insert(id.clone()) {
-            return false;
-        }
-        self.fifo.push_back(id.clone());
-        while self.fifo.len() > capacity.max(1) {
-            if let Some(old) = self.fifo.pop_front() {
-                self.set.remove(&old);
-            }
-        }
-        true
-    }
-}
-
 /// Partitions named by a small number, for tables that hold many ids of
 /// few partitions (the holders of claims).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -381,61 +276,5 @@ impl Ids {
             partition.unwrap_or(NO_PARTITION),
             self.epoch,
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fp(n: u32) -> Fingerprint {
-        Fingerprint::of(&OrderId::new(&format!("o-{n}")).unwrap())
-    }
-
-    #[test]
-    fn fingerprints_are_stable_and_spread_over_owners() {
-        // Stored in snapshots and logs' replays: must never change.
-        assert_eq!(
-            Fingerprint::of(&OrderId::new("o-1").unwrap()),
-            Fingerprint::of(&OrderId::new("o-1").unwrap())
-        );
-        let mut owners = [0u32; 4];
-        for n in 0..4000 {
-            owners[fp(n).owner(4) as usize] += 1;
-        }
-        assert!(
-            owners.iter().all(|&k| (800..1200).contains(&k)),
-            "{owners:?}"
-        );
-    }
-
-    #[test]
-    fn ids_are_remembered_for_the_window_and_forgotten_after() {
-        let window = Window::new(Duration::from_secs(24 * 3600), 1000);
-        let mut t = IdTable::new(window);
-        let start = window.epoch(Timestamp(1_000_000_000_000));
-        t.insert(fp(1), 7, start);
-        t.advance(start + 24);
-        assert_eq!(
-            t.holder(fp(1)),
-            Some(7),
-            "kept for 24 whole epochs after its own"
-        );
-        t.advance(start + 25);
-        assert_eq!(t.holder(fp(1)), None, "forgotten after that");
-    }
-
-    #[test]
-    fn over_the_cap_the_oldest_epoch_goes_first() {
-        let mut t = IdTable::new(Window::new(Duration::from_secs(3600), 3));
-        t.insert(fp(1), 0, 10);
-        t.insert(fp(2), 0, 11);
-        t.insert(fp(3), 0, 12);
-        t.insert(fp(4), 0, 12);
-        assert_eq!(t.len(), 3);
-        assert_eq!(t.holder(fp(1)), None);
-        assert!(t.holder(fp(2)).is_some() && t.holder(fp(4)).is_some());
-        t.insert(fp(2), 9, 13);
-        assert_eq!(t.holder(fp(2)), Some(0), "the first holder stays");
     }
 }

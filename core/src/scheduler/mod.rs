@@ -41,84 +41,32 @@
 //! them are durable, so a crash at any point loses nothing: the log plus
 //! the unacked intake rebuild everything (see [`Shard::recover`]).
 
+mod claims;
+mod config;
 mod group;
 #[cfg(test)]
 mod tests;
+mod timers;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::time::Duration;
 
 use rustc_hash::FxHashMap;
 
 use crate::domain::rules::{forwarded_order, Decider};
 use crate::domain::Verdict;
 use crate::domain::{
-    Attempt, Claim, Command, CommandError, DedupeConfig, Event, FieldError, Fingerprint, Order,
-    OrderId, Origin, Outcome, OutcomeEffect, PartitionIdx, PartitionKey, Rules, Settled,
-    ShardState, Status, Timestamp, Window,
+    Attempt, Command, CommandError, Event, FieldError, Order, OrderId, Origin, Outcome,
+    OutcomeEffect, PartitionIdx, PartitionKey, Settled, ShardState, Status, Timestamp,
 };
+pub use config::ShardConfig;
 pub use group::{AckId, AppendBatch, Dispatch, Output, ReplyId};
 use group::{GroupCommit, Mark};
-
-/// What a shard needs to know, as plain values.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShardConfig {
-    pub rules: Rules,
-    /// How long queued orders wait on in-flight work when nothing fits.
-    pub max_wait: Duration,
-    /// Decided order ids remembered in full (answers, reroute hand-offs).
-    pub dedupe_horizon: usize,
-    /// How long every id decided or claimed is remembered, and how many.
-    pub dedupe_window: Window,
-    /// This shard and the shard count: ids are claimed at their owner.
-    pub shard: u32,
-    pub shards: u32,
-    /// Most events in one log append.
-    pub max_batch_events: usize,
-}
-
-impl ShardConfig {
-    /// How this shard remembers ids.
-    pub fn dedupe(&self) -> DedupeConfig {
-        DedupeConfig {
-            horizon: self.dedupe_horizon,
-            window: self.dedupe_window,
-            shard: self.shard,
-            shards: self.shards.max(1),
-        }
-    }
-
-    /// The state of this shard with no history.
-    pub fn empty_state(&self) -> ShardState {
-        ShardState::with(self.dedupe())
-    }
-}
-
-impl Default for ShardConfig {
-    fn default() -> Self {
-        Self {
-            rules: Rules::default(),
-            max_wait: Duration::from_secs(5),
-            dedupe_horizon: 200_000,
-            dedupe_window: Window::default(),
-            shard: 0,
-            shards: 1,
-            max_batch_events: 4096,
-        }
-    }
-}
+use timers::Timer;
 
 /// The answer to one command; refused with `CommandError::Fenced` once the
 /// shard lost its log to another writer.
 pub type Reply = Verdict;
-
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Timer {
-    Retry(OrderId, u64, u32),
-    Wait(PartitionIdx),
-    Backorder(PartitionIdx),
-}
 
 /// Counters for metrics and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -274,62 +222,6 @@ impl Shard {
         reply
     }
 
-    /// The shard that must grant `id` before a producer's order with it is
-    /// handed to [`Shard::handle_order`], when that is another shard and
-    /// the id is not known here (a known one is answered here).
-    pub fn claim_owner(&self, id: &OrderId) -> Option<u32> {
-        let fp = Fingerprint::of(id);
-        let ids = self.state.ids();
-        let owner = ids.owner(fp);
-        let known = self.state.live(id).is_some()
-            || self.state.decided(id).is_some()
-            || ids.decided.holder(fp).is_some();
-        (owner != self.config.shard && !known).then_some(owner)
-    }
-
-    /// Another shard's owner refused the id of a producer's order filed
-    /// for `partition`: `holder` placed it first. Recorded, not decided.
-    pub fn handle_refused(
-        &mut self,
-        id: OrderId,
-        partition: PartitionKey,
-        holder: PartitionKey,
-        ack: Option<AckId>,
-        now: Timestamp,
-    ) -> Reply {
-        self.tick(now);
-        let reply = if self.fenced {
-            Reply::Refused(CommandError::Fenced)
-        } else {
-            self.decider().refuse(id, partition, holder.clone());
-            self.stats.duplicates += 1;
-            Reply::Duplicate(crate::domain::Known::Claimed(holder))
-        };
-        self.after_input(ack, now);
-        reply
-    }
-
-    /// Claims from other shards' partitions for ids this shard owns. The
-    /// answers come out as [`Output::Replies`] under `reply` once the
-    /// claims are durable.
-    pub fn handle_claims(&mut self, claims: &[Claim], reply: ReplyId, now: Timestamp) {
-        self.tick(now);
-        if self.fenced {
-            return;
-        }
-        let answers = self.decider().claim(claims);
-        self.group.mark(Mark::Reply(reply, answers));
-        self.after_input(None, now);
-    }
-
-    /// Starts a new dedupe epoch if `now` reached one.
-    fn tick(&mut self, now: Timestamp) {
-        let epoch = self.config.dedupe_window.epoch(now);
-        if epoch > self.state.ids().epoch && !self.fenced {
-            self.decider().record(Event::EpochStarted { epoch });
-        }
-    }
-
     /// An order that failed validation: recorded as rejected with every
     /// bad field, under the partition its subject named (if readable).
     pub fn handle_invalid(
@@ -421,36 +313,6 @@ impl Shard {
         self.timers.clear();
     }
 
-    /// When the shard next needs `handle_timeout`.
-    pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.timers.peek().map(|Reverse((at, _))| *at)
-    }
-
-    /// Fires every timer due at `now`.
-    pub fn handle_timeout(&mut self, now: Timestamp) {
-        while let Some(Reverse((at, _))) = self.timers.peek() {
-            if *at > now {
-                break;
-            }
-            let Reverse((at, timer)) = self.timers.pop().expect("peeked");
-            match timer {
-                Timer::Retry(id, ticket, retry) => self.retry(&id, Attempt { ticket, retry }),
-                Timer::Wait(p) if self.waits.get(&p) == Some(&at) => {
-                    self.waits.remove(&p);
-                    self.decider().exhaust(p, now);
-                    self.settle(p, now);
-                }
-                Timer::Backorder(p) if self.backorder_timers.get(&p) == Some(&at) => {
-                    self.backorder_timers.remove(&p);
-                    self.expire(p, now);
-                    self.settle(p, now);
-                }
-                Timer::Wait(_) | Timer::Backorder(_) => {}
-            }
-        }
-        self.after_input(None, now);
-    }
-
     /// Next thing the runtime must do; `None` once there is nothing until
     /// the next input or [`Shard::poll_timeout`].
     #[must_use]
@@ -459,54 +321,6 @@ impl Shard {
             return None;
         }
         self.group.poll()
-    }
-
-    fn retry(&mut self, id: &OrderId, attempt: Attempt) {
-        let Some(live) = self.state.live(id) else {
-            return;
-        };
-        if live.status == Status::Reserved
-            && live.ticket == attempt.ticket
-            && live.attempts == attempt.retry
-        {
-            let order = live.order.clone();
-            self.group
-                .push_ready(Output::Dispatch(vec![Dispatch { order, attempt }]));
-        }
-    }
-
-    fn expire(&mut self, p: PartitionIdx, now: Timestamp) {
-        if let Some(next) = self.decider().expire_backorders(p, now) {
-            self.arm_backorder(p, next);
-        }
-    }
-
-    fn arm_backorder(&mut self, p: PartitionIdx, at: Timestamp) {
-        if self.backorder_timers.get(&p).is_none_or(|t| *t > at) {
-            self.backorder_timers.insert(p, at);
-            self.timers.push(Reverse((at, Timer::Backorder(p))));
-        }
-    }
-
-    fn settle(&mut self, p: PartitionIdx, now: Timestamp) {
-        let settled = self.decider().settle(p, now);
-        self.note_settled(p, settled, now);
-    }
-
-    /// Arms or clears the partition's wait bound.
-    fn note_settled(&mut self, p: PartitionIdx, settled: Settled, now: Timestamp) {
-        match settled {
-            Settled::Waiting => {
-                if !self.waits.contains_key(&p) {
-                    let at = now.plus(self.config.max_wait);
-                    self.waits.insert(p, at);
-                    self.timers.push(Reverse((at, Timer::Wait(p))));
-                }
-            }
-            Settled::Idle => {
-                self.waits.remove(&p);
-            }
-        }
     }
 
     /// Marks what the events decided since the last input must wait for

@@ -1,12 +1,14 @@
 //! allot under test against a [`super::nats::NatsServer`]: the `allot`
 //! binary as a child process (when a test must SIGKILL it) or
 //! `allot::service::serve` in-process, the producer side of a sale, and
-//! [`Ledger`], which reads EVENTS back and audits what was decided.
+//! [`Ledger`], which reads EVENTS back and audits what was decided; and
+//! a sale under way for the fault tests to break (`faults`).
 //!
 //! Only child processes spawned here are ever signalled, by their pid, and
 //! each is killed on drop. Waiting on a real broker and a real process
 //! cannot use virtual time: waits poll with a deadline instead.
 
+mod faults;
 mod ledger;
 mod process;
 mod sale;
@@ -22,6 +24,7 @@ use allot::domain::{OrderId, PartitionKey, Sku, WarehouseId};
 use allot::ports::Latency;
 use allot::service::FulfillerChoice;
 
+pub use faults::{few_workers, first_half_under_way, slow_exact_and, sold_out_after, SLOW_EXACT};
 pub use ledger::{wait_intake_drained, Ledger};
 pub use process::{AllotProcess, InProcess};
 pub use sale::{publish_all, submit, wait_for_streams, Outgoing, Sale};
@@ -110,4 +113,12 @@ pub fn partition(warehouse: &str, sku: &str) -> PartitionKey {
 
 pub fn order_id(id: &str) -> OrderId {
     OrderId::new(id).expect("valid order id")
+}
+
+pub fn ids(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+pub fn order_ids(ids: &[String]) -> Vec<OrderId> {
+    ids.iter().map(|id| order_id(id)).collect()
 }

@@ -1,0 +1,169 @@
+//! Releasing stock to orders and the drive loop: what fits is confirmed,
+//! a stock cut revokes the newest reservation, backorders and waiting
+//! orders resolve, acks wait for the append, a conflict fences, and the
+//! pure `decide` agrees with the shard.
+
+use super::*;
+
+#[test]
+fn equal_quantity_succeeds_larger_fails() {
+    let mut h = Harness::new(ShardConfig::default());
+    set_stock(&mut h, "w1", 5);
+    h.place(order("a", "w1", 5));
+    h.fulfil_all();
+    set_stock(&mut h, "w1", 5);
+    h.place(order("b", "w1", 6));
+    h.fulfil_all();
+    assert_eq!(
+        h.final_of("a"),
+        Some(Event::OrderConfirmed {
+            id: OrderId::new("a").unwrap()
+        })
+    );
+    assert_eq!(h.rejection_of("b"), Some(RejectReason::OutOfStock));
+    h.check_invariants();
+}
+
+#[test]
+fn reallocation_revokes_the_newest_reservation() {
+    let mut h = Harness::new(ShardConfig::default());
+    set_stock(&mut h, "w1", 50);
+    h.place(order("a", "w1", 20));
+    h.place(order("b", "w1", 20));
+    h.flush();
+    assert_eq!(h.shard.state().partition(0).reserved, 40);
+    set_stock(&mut h, "w1", 25);
+    let p = h.shard.state().partition(0);
+    assert_eq!((p.reserved, p.available, p.queued), (20, 5, 1));
+    assert!(h.log().contains(&Event::ReservationRevoked {
+        id: OrderId::new("b").unwrap()
+    }));
+    assert_eq!(
+        h.shard
+            .state()
+            .live(&OrderId::new("b").unwrap())
+            .unwrap()
+            .status,
+        Status::Queued
+    );
+    h.check_invariants();
+}
+
+#[test]
+fn backorders_release_fifo_on_restock() {
+    let mut h = Harness::new(with_policy(Exhaustion::Backorder {
+        ttl: Duration::from_secs(60),
+    }));
+    set_stock(&mut h, "w1", 0);
+    for id in ["a", "b", "c"] {
+        h.place(order(id, "w1", 1));
+    }
+    h.flush();
+    assert_eq!(h.shard.state().partition(0).backordered, 3);
+    h.command(Command::Restock {
+        partition: key("w1", "SKU"),
+        units: NonZeroU64::new(2).unwrap(),
+    });
+    h.fulfil_all();
+    assert_eq!(h.confirmed_in_order(), ["a", "b"]);
+    h.advance(Duration::from_secs(61));
+    assert_eq!(h.rejection_of("c"), Some(RejectReason::BackorderExpired));
+    h.check_invariants();
+}
+
+#[test]
+fn queued_orders_wait_for_in_flight_work_then_resolve_in_one_batch() {
+    let mut h = Harness::new(ShardConfig::default());
+    set_stock(&mut h, "w1", 1);
+    for id in ["a", "b", "c"] {
+        h.place(order(id, "w1", 1));
+    }
+    h.flush();
+    assert_eq!(h.shard.state().partition(0).queued, 2);
+    h.fail_all("declined", false);
+    assert_eq!(
+        h.shard.state().partition(0).in_flight,
+        1,
+        "the freed unit went to b"
+    );
+    h.advance(ShardConfig::default().max_wait + Duration::from_millis(1));
+    assert_eq!(h.rejection_of("c"), Some(RejectReason::OutOfStock));
+    h.check_invariants();
+}
+
+#[test]
+fn acks_wait_for_the_append() {
+    let mut h = Harness::new(ShardConfig::default());
+    h.shard
+        .handle_order(order("a", "w1", 1), Some(AckId(7)), h.now);
+    let first = h.shard.poll_output();
+    assert!(matches!(first, Some(Output::Append(_))), "{first:?}");
+    h.shard
+        .handle_order(order("b", "w1", 1), Some(AckId(8)), h.now);
+    assert_eq!(h.shard.poll_output(), None, "one append at a time");
+    h.shard.handle_appended(1, h.now);
+    assert_eq!(h.shard.poll_output(), Some(Output::Ack(vec![AckId(7)])));
+    assert!(matches!(h.shard.poll_output(), Some(Output::Append(b)) if b.expected_last == 1));
+}
+
+#[test]
+fn a_conflict_fences_the_shard() {
+    let mut h = Harness::new(ShardConfig::default());
+    h.shard
+        .handle_order(order("a", "w1", 1), Some(AckId(1)), h.now);
+    assert!(matches!(h.shard.poll_output(), Some(Output::Append(_))));
+    h.shard.handle_conflict();
+    assert!(h.shard.is_fenced());
+    assert_eq!(h.shard.poll_output(), None);
+    assert_eq!(
+        h.shard.handle_order(order("b", "w1", 1), None, h.now),
+        Reply::Refused(CommandError::Fenced)
+    );
+}
+
+#[test]
+fn decide_is_pure_and_agrees_with_the_shard() {
+    let mut h = Harness::new(ShardConfig::default());
+    set_stock(&mut h, "w1", 2);
+    let before = h.shard.state().clone();
+    let cmd = Command::Batch {
+        commands: vec![
+            Command::PlaceOrder(order("a", "w1", 1)),
+            Command::PlaceOrder(order("b", "w1", 5)),
+            Command::PlaceOrder(order("a", "w1", 1)),
+        ],
+    };
+    let rules = ShardConfig::default().rules;
+    let (verdict, events) = crate::domain::decide(&before, &rules, cmd.clone(), h.now);
+    assert_eq!(h.shard.state(), &before, "decide leaves the state alone");
+    let id = |s: &str| OrderId::new(s).unwrap();
+    let kinds: Vec<_> = events
+        .iter()
+        .filter(|e| !matches!(e, crate::domain::Event::IdsClaimed { .. }))
+        .map(|e| (e.order_id().cloned(), e.is_final()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (Some(id("a")), false),
+            (Some(id("a")), false),
+            (Some(id("b")), false)
+        ],
+        "a queued and reserved, b queued to wait for in-flight work: {events:?}"
+    );
+    let claimed = events
+        .iter()
+        .filter(|e| matches!(e, crate::domain::Event::IdsClaimed { .. }))
+        .count();
+    assert_eq!(
+        claimed, 2,
+        "the one shard owns and claims a and b: {events:?}"
+    );
+    assert!(matches!(&verdict, Reply::Batch(v) if matches!(v[2], Reply::Duplicate(_))));
+    let mut folded = before.clone();
+    for e in &events {
+        folded.evolve(e).unwrap();
+    }
+    assert_eq!(h.command(cmd), verdict);
+    assert_eq!(&folded, h.shard.state());
+}

@@ -1,0 +1,111 @@
+//! Making decisions durable: appending each batch to the event log
+//! (retried under one batch id until it lands or conflicts), and taking
+//! and saving snapshots of the state at append boundaries.
+
+use std::time::Duration;
+
+use tracing::{debug, debug_span, warn, Instrument};
+
+use super::{Msg, Task};
+use crate::ports::{AppendError, EventLog, Fulfiller, IntakeQueue, Snapshots};
+use crate::scheduler::{AppendBatch, Shard};
+use crate::telemetry::BatchTally;
+
+impl<L, I, S, F> Task<L, I, S, F>
+where
+    L: EventLog + 'static,
+    I: IntakeQueue + 'static,
+    S: Snapshots + 'static,
+    F: Fulfiller + 'static,
+{
+    /// Takes a snapshot once enough events were appended, at a moment when
+    /// the state holds exactly the durable events plus the outstanding
+    /// append: right after that append was sent, with nothing decided since.
+    /// It is saved under that append's sequence once it lands.
+    pub(super) fn maybe_snapshot(&mut self, shard: &Shard) {
+        let by_count = self.config.snapshot_every_events > 0
+            && self.events_since_snapshot >= self.config.snapshot_every_events;
+        let by_time = self.events_since_snapshot > 0
+            && self
+                .config
+                .snapshot_every
+                .is_some_and(|every| self.last_snapshot.elapsed() >= every);
+        if !(by_count || by_time) || shard.has_pending_events() {
+            return;
+        }
+        self.last_snapshot = tokio::time::Instant::now();
+        let bytes = match rmp_serde::to_vec_named(shard.state()) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                warn!(shard = self.id, error = %e, "snapshot not encoded");
+                return;
+            }
+        };
+        self.events_since_snapshot = 0;
+        match self.appending {
+            Some(_) => self.snapshot_after_append = Some(bytes),
+            None => self.save_snapshot(shard.log_seq(), bytes),
+        }
+    }
+
+    pub(super) fn save_snapshot(&mut self, seq: u64, bytes: Vec<u8>) {
+        let ports = self.ports.clone();
+        let id = self.id;
+        self.spawned.spawn(async move {
+            match ports.snapshots.save(id, seq, bytes).await {
+                Ok(()) => debug!(shard = id, seq, "snapshot saved"),
+                Err(e) => warn!(shard = id, seq, error = %e, "snapshot not saved; recovery replays more log"),
+            }
+        });
+    }
+
+    /// Appends one batch, retrying an unanswered append with the same batch
+    /// id (the log dedupes it) until it lands or conflicts.
+    pub(super) fn append(&mut self, batch: AppendBatch) {
+        let tally = BatchTally::of(&batch.events);
+        self.metrics.appending(&tally);
+        self.appending = Some(tally);
+        let (ports, tx, id) = (self.ports.clone(), self.tx.clone(), self.id);
+        let timeout = self.config.append_timeout;
+        let batch_id = format!("{:016x}-{id}-{}", self.instance, batch.expected_last);
+        let (duration, retries) = (
+            self.metrics.append_duration.clone(),
+            self.metrics.append_retries.clone(),
+        );
+        let span = debug_span!(
+            "append",
+            shard = id,
+            events = tally.events,
+            decisions = tally.decisions(),
+            expected_last = batch.expected_last,
+        );
+        self.spawned.spawn(
+            async move {
+                let started = tokio::time::Instant::now();
+                let mut backoff = Duration::from_millis(50);
+                let result = loop {
+                    let attempt =
+                        ports
+                            .log
+                            .append(id, batch.expected_last, &batch_id, &batch.events);
+                    match tokio::time::timeout(timeout, attempt).await {
+                        Ok(Ok(seq)) => break Ok(seq),
+                        Ok(Err(e @ AppendError::Conflict { .. })) => break Err(e),
+                        Ok(Err(e)) => warn!(shard = id, error = %e, "append failed; retrying"),
+                        Err(_) => warn!(shard = id, ?timeout, "append unanswered; retrying"),
+                    }
+                    retries.increment(1);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                };
+                let elapsed = started.elapsed();
+                if let Ok(seq) = result {
+                    duration.record(elapsed.as_secs_f64());
+                    debug!(seq, ?elapsed, "appended");
+                }
+                let _ = tx.send(Msg::Appended(result)).await;
+            }
+            .instrument(span),
+        );
+    }
+}

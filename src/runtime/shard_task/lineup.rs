@@ -1,0 +1,121 @@
+//! Lining intake up behind id claims: a batch of deliveries waits in
+//! intake order while the ids owned by other shards are claimed there;
+//! each is fed to the shard once its claim is answered (a refused one is
+//! recorded as a refused copy). Also the owner's side: claims other shards
+//! ask of this one.
+
+use std::time::Duration;
+
+use rustc_hash::FxHashMap;
+use tracing::debug;
+
+use super::{Msg, Task};
+use crate::domain::{Claim, ClaimAnswer, OrderId, PartitionKey, Timestamp};
+use crate::ports::{Delivery, EventLog, Fulfiller, Intake, IntakeQueue, ShardId, Snapshots};
+use crate::runtime::claims::ClaimRequest;
+use crate::runtime::feed;
+use crate::scheduler::{ReplyId, Shard};
+
+/// An intake message in line to be fed to the shard, in intake order.
+pub(super) struct Waiting {
+    pub(super) delivery: Delivery,
+    /// `None`: nothing to wait for; `Some(key, None)`: its id's claim is
+    /// out at the owner; `Some(key, Some(answer))`: answered.
+    pub(super) claim: Option<(u64, Option<ClaimAnswer>)>,
+}
+
+impl<L, I, S, F> Task<L, I, S, F>
+where
+    L: EventLog + 'static,
+    I: IntakeQueue + 'static,
+    S: Snapshots + 'static,
+    F: Fulfiller + 'static,
+{
+    /// Puts a batch of intake in line, and sends the claims its producers'
+    /// ids need, one question per owner shard.
+    pub(super) fn line_up(&mut self, shard: &Shard, batch: Vec<Delivery>) {
+        let mut asks: FxHashMap<ShardId, (Vec<u64>, Vec<Claim>)> = FxHashMap::default();
+        for delivery in batch {
+            if let Some(at) = delivery.published {
+                self.published.insert(delivery.ack, at);
+            }
+            let claim = claim_of(&delivery.item).and_then(|(id, partition)| {
+                let owner = shard.claim_owner(id)?;
+                let key = self.next_claim;
+                self.next_claim += 1;
+                let ask = asks.entry(owner).or_default();
+                ask.0.push(key);
+                ask.1.push(Claim {
+                    id: id.clone(),
+                    by: partition.clone(),
+                });
+                Some((key, None))
+            });
+            self.waiting.push_back(Waiting { delivery, claim });
+        }
+        let mut asks: Vec<_> = asks.into_iter().collect();
+        asks.sort_by_key(|(owner, _)| *owner);
+        for (owner, (keys, claims)) in asks {
+            let (ports, tx) = (self.ports.clone(), self.tx.clone());
+            self.spawned.spawn(async move {
+                let mut backoff = Duration::from_millis(10);
+                loop {
+                    match ports.claims.claim(owner, claims.clone()).await {
+                        Ok(answers) => {
+                            let _ = tx.send(Msg::Claimed(keys, answers)).await;
+                            return;
+                        }
+                        Err(e) => debug!(owner, error = %e, "claim not answered; asking again"),
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            });
+        }
+    }
+
+    /// Feeds the shard every lined-up delivery that waits for nothing, in
+    /// order, stopping at the first still waiting for its claim.
+    pub(super) fn feed_ready(&mut self, shard: &mut Shard, now: Timestamp) {
+        while self
+            .waiting
+            .front()
+            .is_some_and(|w| !matches!(w.claim, Some((_, None))))
+        {
+            let w = self.waiting.pop_front().expect("checked");
+            match (w.claim, w.delivery.item) {
+                (Some((_, Some(ClaimAnswer::Refused { holder }))), item) => {
+                    let (id, partition) = claim_of(&item).expect("only claims are asked");
+                    let (id, partition) = (id.clone(), partition.clone());
+                    shard.handle_refused(id, partition, holder, Some(w.delivery.ack), now);
+                }
+                (_, item) => {
+                    let delivery = Delivery { item, ..w.delivery };
+                    feed(shard, delivery, now);
+                }
+            }
+        }
+    }
+
+    /// Another shard asks this one, the owner, for ids.
+    pub(super) fn claims(&mut self, shard: &mut Shard, request: ClaimRequest) {
+        let reply = ReplyId(self.next_reply);
+        self.next_reply += 1;
+        self.replies.insert(reply, request.reply);
+        shard.handle_claims(&request.claims, reply, self.config.clock.now());
+    }
+}
+
+/// The id and partition a delivery's claim is for: a producer's order, or
+/// an invalid one under the producer's own id and its subject's partition.
+fn claim_of(item: &Intake) -> Option<(&OrderId, &PartitionKey)> {
+    match item {
+        Intake::Order(order) => Some((&order.id, &order.partition)),
+        Intake::Invalid {
+            id,
+            partition: Some(p),
+            ..
+        } if !id.as_str().starts_with(crate::wire::RESERVED_ID_PREFIX) => Some((id, p)),
+        _ => None,
+    }
+}

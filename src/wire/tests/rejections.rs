@@ -1,0 +1,67 @@
+//! How an invalid order's rejection is named: by its id when usable
+//! (else a reserved one), one reason listing every field, and a long id
+//! clipped in messages.
+
+use super::*;
+
+#[test]
+fn rejections_are_named_by_the_id_when_it_is_usable() {
+    let e = decode_value(&with("quantity", 0.into())).unwrap_err();
+    assert_eq!(e.rejection_id(9), OrderId::new("a").unwrap());
+    assert_eq!(
+        e.reject_reason(),
+        RejectReason::Invalid {
+            errors: vec![FieldError::new(
+                "quantity",
+                "0 is out of range, must be 1..=1000"
+            )]
+        }
+    );
+    let e = decode_value(&with("id", "a b".into())).unwrap_err();
+    assert_eq!(e.id(), Some("a b"));
+    assert_eq!(e.order_id(), None);
+    assert_eq!(e.rejection_id(9).as_str(), "invalid:9");
+    let e = decode_value(&with("id", "invalid:3".into())).unwrap_err();
+    assert_eq!(
+        e.rejection_id(u64::MAX).as_str(),
+        "invalid:18446744073709551615"
+    );
+    assert_eq!(
+        decode_order(b"\xc1", &limits())
+            .unwrap_err()
+            .rejection_id(4)
+            .as_str(),
+        "invalid:4"
+    );
+}
+
+#[test]
+fn several_problems_make_one_reason_that_lists_every_field() {
+    let mut obj = with("quantity", 0.into());
+    obj["sku"] = "a.b".into();
+    let e = decode_value(&obj).unwrap_err();
+    assert_eq!(
+        e.reject_reason(),
+        RejectReason::Invalid {
+            errors: vec![
+                FieldError::new("sku", "has '.' at byte 1 (allowed: A-Z a-z 0-9 _ -)"),
+                FieldError::new("quantity", "0 is out of range, must be 1..=1000"),
+            ]
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "order \"a\": invalid sku: has '.' at byte 1 (allowed: A-Z a-z 0-9 _ -); quantity: 0 \
+         is out of range, must be 1..=1000"
+    );
+}
+
+#[test]
+fn a_long_id_is_clipped_in_messages() {
+    let e = decode_value(&with("id", "é".repeat(100).into())).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.starts_with(&format!("order {:?}...: ", "é".repeat(64))),
+        "{text}"
+    );
+}
