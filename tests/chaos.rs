@@ -18,8 +18,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
+use allot::adapters::nats::LEASES_BUCKET;
 use allot::audit::Findings;
-use allot::cluster::LEASES_BUCKET;
 use allot::domain::OrderId;
 use common::allot::{
     jetstream, one_warehouse, order_id, partition, publish_all, wait_for_streams,

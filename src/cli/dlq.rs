@@ -10,7 +10,7 @@ use allot::adapters::nats::dlq::{
     dead_letter_at, dead_letters, dlq_stream, replay, DeadLetter, DELIVERIES_HEADER, REASON_HEADER,
     SEQ_HEADER, SUBJECT_HEADER, TIME_HEADER,
 };
-use allot::adapters::nats::{connect, NatsOptions};
+use allot::adapters::nats::{Broker, NatsOptions};
 use allot::wire::{decode_order, Limits};
 
 use super::ConfigArgs;
@@ -68,7 +68,7 @@ pub enum Replay {
 
 /// One line per dead letter, oldest first, at most `limit`.
 pub async fn list(nats: &NatsOptions, limit: usize) -> anyhow::Result<Vec<String>> {
-    let js = async_nats::jetstream::new(connect(nats).await?);
+    let js = Broker::connect(nats).await?.jetstream().clone();
     let mut dlq = dlq_stream(&js).await?;
     let letters = dead_letters(&mut dlq, limit)
         .await
@@ -115,7 +115,7 @@ fn preview(payload: &[u8]) -> String {
 /// Replays the chosen dead letters; one line per letter replayed. A letter
 /// asked for by `--seq` that is not there is an error naming it.
 pub async fn replay_letters(nats: &NatsOptions, which: Replay) -> anyhow::Result<Vec<String>> {
-    let js = async_nats::jetstream::new(connect(nats).await?);
+    let js = Broker::connect(nats).await?.jetstream().clone();
     let mut dlq = dlq_stream(&js).await?;
     let letters = match which {
         Replay::One(seq) => vec![dead_letter_at(&dlq, seq)

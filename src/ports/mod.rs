@@ -2,6 +2,7 @@
 //! implementation for tests and simulation. Real adapters (JetStream intake,
 //! the EVENTS stream, request-reply workers) implement the same traits.
 
+mod leases;
 mod memory;
 mod simulated;
 
@@ -13,6 +14,7 @@ use crate::scheduler::AckId;
 use crate::wire::DecisionMessage;
 pub use crate::wire::Intake;
 
+pub use leases::{LeaseError, Leases, Survey};
 pub use memory::{MemIntake, MemLog, MemSnapshots};
 pub use simulated::{Latency, SimulatedFulfiller};
 

@@ -5,6 +5,7 @@
 //! tests and the NATS adapters in production.
 
 pub mod claims;
+pub mod coordinator;
 mod recover;
 mod shard_task;
 pub mod views;

@@ -19,14 +19,16 @@ use crate::adapters::http::{
 use crate::adapters::nats::dlq::{ensure_dlq, move_dead_letters};
 use crate::adapters::nats::reads::serve_reads;
 use crate::adapters::nats::{
-    ensure_replicated_streams, serve_submit, AnyFulfiller, ConnectError, NatsClaims, NatsDecisions,
-    NatsFeed, NatsFiler, NatsFulfiller, NatsIntake, NatsLog, NatsSnapshots, SetupError, Streams,
+    ensure_replicated_streams, serve_submit, AnyFulfiller, Broker, ConnectError, NatsClaims,
+    NatsDecisions, NatsFeed, NatsFiler, NatsFulfiller, NatsIntake, NatsLeases, NatsLog,
+    NatsSnapshots, SetupError, Streams,
 };
-use crate::cluster::{Coordinator, LeaseError, Leases, ShardOutcome, StartShard};
 use crate::config::{Config, FulfillerKind};
 use crate::ingress::Ingress;
+use crate::ports::LeaseError;
 use crate::ports::{IntakeQueue as _, Latency, SimulatedFulfiller};
 use crate::runtime::claims::ClaimRouter;
+use crate::runtime::coordinator::{Coordinator, ShardOutcome, StartShard};
 use crate::runtime::views::{follow_views, restore_views, CaughtUp, ViewsConfig};
 use crate::runtime::{run_shard, Ports, RuntimeConfig, ShardExit, Workers};
 use crate::views::Views;
@@ -154,14 +156,14 @@ pub async fn serve(
     options: ServeOptions,
     stop: CancellationToken,
 ) -> Result<(), ServeError> {
-    let client = connect(&options.nats).await?;
-    let js = async_nats::jetstream::new(client.clone());
+    let broker = Broker::connect(&options.nats).await?;
+    let (client, js) = (broker.client().clone(), broker.jetstream().clone());
     let router = config.router();
     let caught_up = Arc::new(CaughtUp::default());
     let health = Arc::new(Health::new(
         {
-            let client = client.clone();
-            Arc::new(move || client.connection_state() == async_nats::connection::State::Connected)
+            let broker = broker.clone();
+            Arc::new(move || broker.connected())
         },
         caught_up.clone(),
         options.runtime.owned.clone(),
@@ -189,9 +191,7 @@ pub async fn serve(
     ensure_dlq(&js).await?;
     health.set_streams_verified();
     let limits = Limits::from_config(&config);
-    let ports = Arc::new(nats_ports(
-        &config, &options, &client, &js, &streams, limits,
-    ));
+    let ports = Arc::new(nats_ports(&config, &options, &broker, &streams, limits));
     let mut runtime = options.runtime.clone();
     runtime.shard = config.shard_config();
     let ingress = Arc::new(Ingress::new(
@@ -246,7 +246,7 @@ pub async fn serve(
     });
     let start = shard_starter(ports, runtime);
     if config.cluster.leases {
-        let leases = Leases::open(
+        let leases = NatsLeases::open(
             &js,
             instance_id(&config),
             config.cluster.lease_ttl,
@@ -294,7 +294,7 @@ pub async fn serve(
     if let Some((_, task)) = ops {
         let _ = task.await;
     }
-    let _ = tokio::time::timeout(Duration::from_secs(5), client.drain()).await;
+    broker.drain(Duration::from_secs(5)).await;
     info!("allot stopped");
     failure.map_or(Ok(()), Err)
 }
@@ -312,8 +312,7 @@ fn instance_id(config: &Config) -> String {
 fn nats_ports(
     config: &Config,
     options: &ServeOptions,
-    client: &async_nats::Client,
-    js: &async_nats::jetstream::Context,
+    broker: &Broker,
     streams: &Streams,
     limits: Limits,
 ) -> NatsPorts {
@@ -329,15 +328,20 @@ fn nats_ports(
             seed,
         ))),
         FulfillerChoice::Nats { timeout } => {
-            AnyFulfiller::Nats(NatsFulfiller::new(client.clone(), timeout))
+            AnyFulfiller::Nats(NatsFulfiller::new(broker.client().clone(), timeout))
         }
     };
     let router = config.router();
     let concurrency = config.clone();
     let shard_router = router.clone();
     Ports {
-        log: NatsLog::new(js.clone(), streams.events.clone()),
-        intake: NatsIntake::new(js.clone(), streams.orders.clone(), router, limits),
+        log: NatsLog::new(broker.jetstream().clone(), streams.events.clone()),
+        intake: NatsIntake::new(
+            broker.jetstream().clone(),
+            streams.orders.clone(),
+            router,
+            limits,
+        ),
         snapshots: NatsSnapshots::new(streams.snapshots.clone()),
         workers: Workers::new(
             fulfiller,
@@ -346,7 +350,7 @@ fn nats_ports(
         ),
         shard_of: Box::new(move |p| shard_router.shard_for(p)),
         claims: Arc::new(ClaimRouter::with_remote(Arc::new(NatsClaims::new(
-            client.clone(),
+            broker.client().clone(),
         )))),
     }
 }

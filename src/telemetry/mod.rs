@@ -48,7 +48,7 @@ fn builder() -> PrometheusBuilder {
 ///
 /// # Errors
 /// If another global `metrics` recorder was installed first.
-pub fn install() -> anyhow::Result<PrometheusHandle> {
+pub fn install() -> Result<PrometheusHandle, InstallError> {
     static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
@@ -67,8 +67,13 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
             Ok(handle)
         })
         .clone()
-        .map_err(anyhow::Error::msg)
+        .map_err(InstallError)
 }
+
+/// The metrics recorder could not be installed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct InstallError(String);
 
 /// Registers help text and unit of every metric with the current recorder.
 pub fn describe() {

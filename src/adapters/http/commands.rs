@@ -19,7 +19,6 @@ use std::num::NonZeroU64;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -82,22 +81,20 @@ enum Outcome {
 }
 
 #[derive(Debug, Serialize)]
-struct Results {
+pub struct Results {
     results: Vec<Outcome>,
 }
 
-pub async fn run(State(api): State<Shared>, headers: HeaderMap, body: Body) -> Response {
-    let parsed = async {
-        let bytes = body::json_bytes(&headers, body, api.max_body_bytes).await?;
-        parse_batch(&bytes, api.max_batch_size)
-    };
-    match parsed.await {
-        Ok(commands) => Json(Results {
-            results: run_all(&api, commands).await,
-        })
-        .into_response(),
-        Err(e) => e.into_response(),
-    }
+pub async fn run(
+    State(api): State<Shared>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Results>, ApiError> {
+    let bytes = body::json_bytes(&headers, body, api.max_body_bytes).await?;
+    let commands = parse_batch(&bytes, api.max_batch_size)?;
+    Ok(Json(Results {
+        results: run_all(&api, commands).await,
+    }))
 }
 
 /// Parses a `POST /v1/commands` body into its top-level commands, not yet

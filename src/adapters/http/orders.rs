@@ -33,23 +33,19 @@ pub(super) fn href(id: &str) -> String {
 
 /// Validates, routes and files one order: 202 when filed, 200 with the
 /// existing order when its id is already known.
-pub async fn create(State(api): State<Shared>, headers: HeaderMap, body: Body) -> Response {
-    let bytes = match body::json_bytes(&headers, body, api.ingress.limits().max_payload_bytes).await
-    {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
-    };
-    match place(&api, &bytes).await {
-        Ok((status, accepted)) => {
-            let location = accepted.href.clone();
-            let mut response = (status, Json(accepted)).into_response();
-            if let Ok(v) = header::HeaderValue::from_str(&location) {
-                response.headers_mut().insert(header::LOCATION, v);
-            }
-            response
-        }
-        Err(e) => e.into_response(),
+pub async fn create(
+    State(api): State<Shared>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = body::json_bytes(&headers, body, api.ingress.limits().max_payload_bytes).await?;
+    let (status, accepted) = place(&api, &bytes).await?;
+    let location = accepted.href.clone();
+    let mut response = (status, Json(accepted)).into_response();
+    if let Ok(v) = header::HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
     }
+    Ok(response)
 }
 
 /// One order from JSON bytes: shared by `POST /v1/orders` and batches.
@@ -103,20 +99,20 @@ fn lookup(api: &Shared, id: &OrderId) -> Result<OrderStatus, ApiError> {
     })
 }
 
-pub async fn show(State(api): State<Shared>, Path(id): Path<String>) -> Response {
-    match order_id(&id).and_then(|id| lookup(&api, &id)) {
-        Ok(view) => Json(view).into_response(),
-        Err(e) => e.into_response(),
-    }
+pub async fn show(
+    State(api): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<OrderStatus>, ApiError> {
+    Ok(Json(lookup(&api, &order_id(&id)?)?))
 }
 
 /// Asks the order's shard to cancel it; 202, since the shard decides (a
 /// reserved order is settled when its worker answers).
-pub async fn cancel(State(api): State<Shared>, Path(id): Path<String>) -> Response {
-    match cancel_order(&api, &id).await {
-        Ok(body) => (StatusCode::ACCEPTED, Json(body)).into_response(),
-        Err(e) => e.into_response(),
-    }
+pub async fn cancel(
+    State(api): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<CancelRequested>), ApiError> {
+    Ok((StatusCode::ACCEPTED, Json(cancel_order(&api, &id).await?)))
 }
 
 #[derive(Debug, Serialize)]

@@ -8,7 +8,6 @@ use std::num::NonZeroU64;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
@@ -31,16 +30,12 @@ pub(super) fn partition(warehouse: &str, sku: &str) -> Result<PartitionKey, ApiE
 pub async fn show(
     State(api): State<Shared>,
     Path((warehouse, sku)): Path<(String, String)>,
-) -> Response {
-    let found = partition(&warehouse, &sku).and_then(|p| {
-        api.views
-            .stock(&p)
-            .ok_or_else(|| ApiError::not_found(format!("{p}: no stock recorded")))
-    });
-    match found {
-        Ok(view) => Json(view).into_response(),
-        Err(e) => e.into_response(),
-    }
+) -> Result<Json<StockView>, ApiError> {
+    let p = partition(&warehouse, &sku)?;
+    api.views
+        .stock(&p)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("{p}: no stock recorded")))
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,7 +74,7 @@ pub async fn set(
     Path((w, s)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
-) -> Response {
+) -> Result<(StatusCode, Json<StockChange>), ApiError> {
     change(&api, &w, &s, &headers, body, |p, b: SetBody| {
         Command::SetStock {
             partition: p,
@@ -94,7 +89,7 @@ pub async fn restock(
     Path((w, s)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
-) -> Response {
+) -> Result<(StatusCode, Json<StockChange>), ApiError> {
     change(&api, &w, &s, &headers, body, |p, b: RestockBody| {
         Command::Restock {
             partition: p,
@@ -109,7 +104,7 @@ pub async fn adjust(
     Path((w, s)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
-) -> Response {
+) -> Result<(StatusCode, Json<StockChange>), ApiError> {
     change(&api, &w, &s, &headers, body, |p, b: AdjustBody| {
         Command::AdjustStock {
             partition: p,
@@ -126,21 +121,16 @@ async fn change<B: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
     make: impl FnOnce(PartitionKey, B) -> Command,
-) -> Response {
-    let run = async {
-        let p = partition(warehouse, sku)?;
-        let parsed: B = body::json(headers, body, STOCK_BODY_LIMIT).await?;
-        let key = headers
-            .get(IDEMPOTENCY_KEY)
-            .map(|v| v.to_str().map(str::to_owned))
-            .transpose()
-            .map_err(|_| ApiError::field(IDEMPOTENCY_KEY, "is not visible ASCII"))?;
-        file_stock(api, key, make(p, parsed)).await
-    };
-    match run.await {
-        Ok(change) => (StatusCode::ACCEPTED, Json(change)).into_response(),
-        Err(e) => e.into_response(),
-    }
+) -> Result<(StatusCode, Json<StockChange>), ApiError> {
+    let p = partition(warehouse, sku)?;
+    let parsed: B = body::json(headers, body, STOCK_BODY_LIMIT).await?;
+    let key = headers
+        .get(IDEMPOTENCY_KEY)
+        .map(|v| v.to_str().map(str::to_owned))
+        .transpose()
+        .map_err(|_| ApiError::field(IDEMPOTENCY_KEY, "is not visible ASCII"))?;
+    let change = file_stock(api, key, make(p, parsed)).await?;
+    Ok((StatusCode::ACCEPTED, Json(change)))
 }
 
 /// Files a stock command under `key` (a fresh random key when none).
@@ -207,20 +197,17 @@ const MAX_LIST: usize = 10_000;
 pub async fn partitions(
     State(api): State<Shared>,
     query: Result<Query<PartitionsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let q = match query {
-        Ok(Query(q)) => q,
-        Err(e) => return ApiError::field("query", e.body_text()).into_response(),
-    };
+) -> Result<Json<Partitions>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::field("query", e.body_text()))?;
     if let Some(w) = &q.warehouse {
-        if let Err(e) = WarehouseId::new(w) {
-            return ApiError::field("warehouse", e.to_string()).into_response();
-        }
+        WarehouseId::new(w).map_err(|e| ApiError::field("warehouse", e.to_string()))?;
     }
     let (top, limit) = (q.top.unwrap_or(10), q.limit.unwrap_or(1000));
     if top > MAX_LIST || limit > MAX_LIST {
-        return ApiError::field("top", format!("top and limit go up to {MAX_LIST}"))
-            .into_response();
+        return Err(ApiError::field(
+            "top",
+            format!("top and limit go up to {MAX_LIST}"),
+        ));
     }
     let mut all: Vec<StockView> = api
         .views
@@ -243,11 +230,10 @@ pub async fn partitions(
     busiest.truncate(top);
     let count = all.len();
     all.truncate(limit);
-    Json(Partitions {
+    Ok(Json(Partitions {
         count,
         totals,
         busiest,
         partitions: all,
-    })
-    .into_response()
+    }))
 }

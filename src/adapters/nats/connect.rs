@@ -147,3 +147,40 @@ pub async fn connect(o: &NatsOptions) -> Result<Client, ConnectError> {
 fn refused(error: &str) -> bool {
     error == "authorization violation" || error == "failed signing nonce"
 }
+
+/// A connection to NATS with its JetStream context: what `allot serve`
+/// holds of the broker.
+#[derive(Clone)]
+pub struct Broker {
+    client: Client,
+    js: async_nats::jetstream::Context,
+}
+
+impl Broker {
+    /// Connects as [`connect`] does.
+    pub async fn connect(o: &NatsOptions) -> Result<Broker, ConnectError> {
+        let client = connect(o).await?;
+        Ok(Broker {
+            js: async_nats::jetstream::new(client.clone()),
+            client,
+        })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn jetstream(&self) -> &async_nats::jetstream::Context {
+        &self.js
+    }
+
+    /// Whether the connection is up now.
+    pub fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Flushes and closes the connection, for at most `within`.
+    pub async fn drain(&self, within: Duration) {
+        let _ = tokio::time::timeout(within, self.client.drain()).await;
+    }
+}

@@ -152,10 +152,35 @@ pub async fn move_dead_letters(js: Context, orders: stream::Stream, stop: Cancel
     }
 }
 
-async fn mover(js: &Context) -> Result<PullConsumer, String> {
+/// Why a dead letter could not be moved, read or replayed.
+#[derive(Debug, thiserror::Error)]
+pub enum DlqError {
+    /// The broker refused or failed `what`.
+    #[error("{what}: {source}")]
+    Broker {
+        what: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The dead letter holds no original message (it was gone from ORDERS
+    /// when it was moved).
+    #[error("{DLQ_STREAM} #{seq}: no original to replay ({reason})")]
+    NoOriginal { seq: u64, reason: String },
+}
+
+fn failed<E: std::error::Error + Send + Sync + 'static>(
+    what: impl Into<String>,
+) -> impl FnOnce(E) -> DlqError {
+    let what = what.into();
+    move |e| DlqError::Broker {
+        what,
+        source: Box::new(e),
+    }
+}
+
+async fn mover(js: &Context) -> Result<PullConsumer, DlqError> {
     js.get_stream(ADVISORY_STREAM)
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(failed(format!("stream {ADVISORY_STREAM}")))?
         .get_or_create_consumer(
             MOVER,
             pull::Config {
@@ -165,7 +190,7 @@ async fn mover(js: &Context) -> Result<PullConsumer, String> {
             },
         )
         .await
-        .map_err(|e| e.to_string())
+        .map_err(failed(format!("consumer {MOVER}")))
 }
 
 /// Copies the message the advisory names from ORDERS into `DLQ`.
@@ -173,7 +198,7 @@ async fn dead_letter(
     js: &Context,
     orders: &stream::Stream,
     advisory: &MaxDeliveries,
-) -> Result<(), String> {
+) -> Result<(), DlqError> {
     let seq = advisory.stream_seq;
     let mut reason = format!("max_deliver exceeded: {} deliveries", advisory.deliveries);
     let mut headers = HeaderMap::new();
@@ -209,9 +234,11 @@ async fn dead_letter(
         .unwrap_or(&advisory.consumer);
     js.publish_with_headers(format!("dlq.{shard}"), headers, payload)
         .await
-        .map_err(|e| format!("dead letter of {ORDERS_STREAM} #{seq}: {e}"))?
+        .map_err(failed(format!("dead letter of {ORDERS_STREAM} #{seq}")))?
         .await
-        .map_err(|e| format!("dead letter of {ORDERS_STREAM} #{seq} not stored: {e}"))?;
+        .map_err(failed(format!(
+            "dead letter of {ORDERS_STREAM} #{seq} not stored"
+        )))?;
     info!(seq, consumer = %advisory.consumer, %reason, "dead-lettered");
     Ok(())
 }
@@ -237,8 +264,13 @@ impl DeadLetter {
 pub async fn dead_letters(
     dlq: &mut stream::Stream,
     limit: usize,
-) -> Result<Vec<DeadLetter>, String> {
-    let state = dlq.info().await.map_err(|e| e.to_string())?.state.clone();
+) -> Result<Vec<DeadLetter>, DlqError> {
+    let state = dlq
+        .info()
+        .await
+        .map_err(failed(format!("stream {DLQ_STREAM}")))?
+        .state
+        .clone();
     let mut out = Vec::new();
     if state.messages == 0 {
         return Ok(out);
@@ -255,7 +287,10 @@ pub async fn dead_letters(
 }
 
 /// The dead letter at `seq`, `None` if there is none (replayed, deleted).
-pub async fn dead_letter_at(dlq: &stream::Stream, seq: u64) -> Result<Option<DeadLetter>, String> {
+pub async fn dead_letter_at(
+    dlq: &stream::Stream,
+    seq: u64,
+) -> Result<Option<DeadLetter>, DlqError> {
     match dlq.get_raw_message(seq).await {
         Ok(m) => Ok(Some(DeadLetter {
             seq,
@@ -263,7 +298,7 @@ pub async fn dead_letter_at(dlq: &stream::Stream, seq: u64) -> Result<Option<Dea
             payload: m.payload,
         })),
         Err(e) if matches!(e.kind(), stream::RawMessageErrorKind::NoMessageFound) => Ok(None),
-        Err(e) => Err(format!("{DLQ_STREAM} #{seq}: {e}")),
+        Err(e) => Err(failed(format!("{DLQ_STREAM} #{seq}"))(e)),
     }
 }
 
@@ -273,14 +308,13 @@ pub async fn replay(
     js: &Context,
     dlq: &stream::Stream,
     letter: &DeadLetter,
-) -> Result<u64, String> {
+) -> Result<u64, DlqError> {
     let subject = letter.header(SUBJECT_HEADER);
     if subject.is_empty() {
-        return Err(format!(
-            "{DLQ_STREAM} #{}: no original to replay ({})",
-            letter.seq,
-            letter.header(REASON_HEADER)
-        ));
+        return Err(DlqError::NoOriginal {
+            seq: letter.seq,
+            reason: letter.header(REASON_HEADER).to_owned(),
+        });
     }
     let mut message = PublishMessage::build()
         .message_id(format!("replay-{}", letter.seq))
@@ -291,15 +325,21 @@ pub async fn replay(
     let ack = js
         .send_publish(subject.to_owned(), message)
         .await
-        .map_err(|e| format!("replaying {DLQ_STREAM} #{} to {subject}: {e}", letter.seq))?
-        .await
-        .map_err(|e| format!("replay of {DLQ_STREAM} #{} not stored: {e}", letter.seq))?;
-    dlq.delete_message(letter.seq).await.map_err(|e| {
-        format!(
-            "replayed, but {DLQ_STREAM} #{} not deleted: {e}",
+        .map_err(failed(format!(
+            "replaying {DLQ_STREAM} #{} to {subject}",
             letter.seq
-        )
-    })?;
+        )))?
+        .await
+        .map_err(failed(format!(
+            "replay of {DLQ_STREAM} #{} not stored",
+            letter.seq
+        )))?;
+    dlq.delete_message(letter.seq)
+        .await
+        .map_err(failed(format!(
+            "replayed, but {DLQ_STREAM} #{} not deleted",
+            letter.seq
+        )))?;
     Ok(ack.sequence)
 }
 

@@ -50,13 +50,12 @@ impl NatsIntake {
         }
     }
 
-    async fn open(&self, shard: ShardId) -> Result<jetstream::consumer::pull::Stream, String> {
-        let consumer: PullConsumer = self
-            .orders
-            .get_consumer(&shard_consumer(shard))
-            .await
-            .map_err(|e| e.to_string())?;
-        consumer.messages().await.map_err(|e| e.to_string())
+    async fn open(
+        &self,
+        shard: ShardId,
+    ) -> Result<jetstream::consumer::pull::Stream, Box<dyn std::error::Error + Send + Sync>> {
+        let consumer: PullConsumer = self.orders.get_consumer(&shard_consumer(shard)).await?;
+        Ok(consumer.messages().await?)
     }
 
     /// What a message asks of its shard; `None` if it belongs to another

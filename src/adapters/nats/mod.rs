@@ -20,6 +20,7 @@ mod feed;
 mod fulfiller;
 mod ingress;
 mod intake;
+pub mod leases;
 mod log;
 pub mod producer;
 pub mod reads;
@@ -29,12 +30,14 @@ mod snapshots;
 use std::time::Duration;
 
 pub use crate::wire::{KIND_COMMAND, KIND_FORWARD, KIND_HEADER};
+pub use async_nats::jetstream::stream::Stream as EventsStream;
 pub use claims::NatsClaims;
-pub use connect::{connect, ConnectError, NatsOptions};
+pub use connect::{connect, Broker, ConnectError, NatsOptions};
 pub use feed::{NatsDecisions, NatsFeed};
 pub use fulfiller::{fulfil_subject, AnyFulfiller, FulfilReply, FulfilRequest, NatsFulfiller};
 pub use ingress::{serve_submit, submit, NatsFiler};
 pub use intake::NatsIntake;
+pub use leases::{NatsLeases, LEASES_BUCKET};
 pub use log::NatsLog;
 pub use setup::{
     ensure_replicated_streams, ensure_streams, events_config, orders_config, SetupError, Streams,

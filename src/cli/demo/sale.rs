@@ -237,7 +237,7 @@ async fn send_invalid(
 /// Follows EVENTS from `after` until every id in `ids` is decided, each
 /// batch once, in its shard's order.
 async fn read_decisions(
-    events: async_nats::jetstream::stream::Stream,
+    events: allot::adapters::nats::EventsStream,
     after: u64,
     ids: &[OrderId],
     timeout: Duration,

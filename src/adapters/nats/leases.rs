@@ -17,39 +17,27 @@ use async_nats::jetstream::kv::{self, CreateErrorKind, UpdateErrorKind};
 use async_nats::jetstream::Context;
 use futures::TryStreamExt;
 
-use crate::ports::ShardId;
+use crate::ports::{LeaseError, Leases, ShardId, Survey};
 
 pub const LEASES_BUCKET: &str = "allot_leases";
 const INSTANCE_PREFIX: &str = "instances.";
 const SHARD_PREFIX: &str = "shards.";
 
-/// Why a lease operation did not go through.
-#[derive(Debug, thiserror::Error)]
-pub enum LeaseError {
-    /// Another instance holds it, or it moved on since our revision: the
-    /// shard is not ours.
-    #[error("held by another instance")]
-    Taken,
-    /// The broker did not answer; ownership is unknown.
-    #[error("lease store: {0}")]
-    Store(String),
-}
-
 /// One instance's handle on the lease bucket.
 #[derive(Clone)]
-pub struct Leases {
+pub struct NatsLeases {
     kv: kv::Store,
     me: String,
 }
 
-impl Leases {
+impl NatsLeases {
     /// Opens (or creates) the bucket with `ttl` as its entries' max age.
     pub async fn open(
         js: &Context,
         me: String,
         ttl: Duration,
         replicas: usize,
-    ) -> Result<Leases, LeaseError> {
+    ) -> Result<NatsLeases, LeaseError> {
         let kv = match js.get_key_value(LEASES_BUCKET).await {
             Ok(kv) => kv,
             Err(_) => js
@@ -64,15 +52,17 @@ impl Leases {
                 .await
                 .map_err(|e| LeaseError::Store(format!("creating {LEASES_BUCKET}: {e}")))?,
         };
-        Ok(Leases { kv, me })
+        Ok(NatsLeases { kv, me })
     }
+}
 
-    pub fn me(&self) -> &str {
+impl Leases for NatsLeases {
+    fn me(&self) -> &str {
         &self.me
     }
 
     /// Puts this instance's registration (a heartbeat).
-    pub async fn register(&self) -> Result<(), LeaseError> {
+    async fn register(&self) -> Result<(), LeaseError> {
         self.kv
             .put(
                 format!("{INSTANCE_PREFIX}{}", self.me),
@@ -84,7 +74,7 @@ impl Leases {
     }
 
     /// Removes this instance's registration (a clean stop).
-    pub async fn deregister(&self) {
+    async fn deregister(&self) {
         let _ = self
             .kv
             .delete(format!("{INSTANCE_PREFIX}{}", self.me))
@@ -92,7 +82,7 @@ impl Leases {
     }
 
     /// The registered instances and the owner of every leased shard.
-    pub async fn survey(&self) -> Result<Survey, LeaseError> {
+    async fn survey(&self) -> Result<Survey, LeaseError> {
         let store = |e: &dyn std::fmt::Display| LeaseError::Store(e.to_string());
         let keys: Vec<String> = self
             .kv
@@ -125,7 +115,7 @@ impl Leases {
 
     /// Takes shard `n` if no one holds it, or if it is still leased to this
     /// instance's id from before a restart. Returns the lease revision.
-    pub async fn acquire(&self, shard: ShardId) -> Result<u64, LeaseError> {
+    async fn acquire(&self, shard: ShardId) -> Result<u64, LeaseError> {
         let key = format!("{SHARD_PREFIX}{shard}");
         match self.kv.create(&key, self.me.clone().into()).await {
             Ok(revision) => Ok(revision),
@@ -148,7 +138,7 @@ impl Leases {
 
     /// Renews the lease at `revision`; the new revision, or `Taken` when
     /// someone else wrote it since (or it lapsed and was taken).
-    pub async fn renew(&self, shard: ShardId, revision: u64) -> Result<u64, LeaseError> {
+    async fn renew(&self, shard: ShardId, revision: u64) -> Result<u64, LeaseError> {
         let key = format!("{SHARD_PREFIX}{shard}");
         match self.kv.update(&key, self.me.clone().into(), revision).await {
             Ok(revision) => Ok(revision),
@@ -158,17 +148,8 @@ impl Leases {
     }
 
     /// Gives shard `n` up, if the lease is still at `revision`.
-    pub async fn release(&self, shard: ShardId, revision: u64) {
+    async fn release(&self, shard: ShardId, revision: u64) {
         let key = format!("{SHARD_PREFIX}{shard}");
         let _ = self.kv.delete_expect_revision(&key, Some(revision)).await;
     }
-}
-
-/// The bucket's content at one moment.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Survey {
-    /// Registered instance ids, sorted.
-    pub instances: Vec<String>,
-    /// `(shard, owner)` of every leased shard, by shard.
-    pub owners: Vec<(ShardId, String)>,
 }

@@ -1,15 +1,13 @@
-//! Several `allot serve` instances sharing the shards. Each instance
-//! registers itself and, every heartbeat, renews the leases it holds (see
-//! [`leases`]), works out its fair share of the shards from the live
-//! instances, gives up shards above it (drained, then released) and takes
-//! free ones below it. A shard whose lease is lost, or cannot be renewed
-//! before it could lapse, is stopped at once: another instance may already
-//! be rebuilding it from snapshot plus log, and the log's expected-sequence
+//! The lease protocol of one instance, when several `allot serve` share
+//! the shards: it registers the instance and, every heartbeat, renews the
+//! leases it holds, works out its fair share ([`crate::cluster::plan`]),
+//! gives up shards above it (drained, then released) and takes free ones
+//! below it. A shard whose lease is lost, or cannot be renewed before it
+//! could lapse, is stopped at once: another instance may already be
+//! rebuilding it from snapshot plus log, and the log's expected-sequence
 //! check fences whichever writer comes second in any case. The new owner
 //! takes over the intake the old one left unacked (the consumer is shared;
 //! a stopped shard hands its messages back).
-
-pub mod leases;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,10 +20,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-pub use leases::{LeaseError, Leases, Survey, LEASES_BUCKET};
-
-use crate::ports::ShardId;
-use crate::runtime::ShardExit;
+use super::ShardExit;
+use crate::cluster::plan;
+use crate::ports::{LeaseError, Leases, ShardId};
 
 /// How a shard's run ended, as the coordinator sees it.
 pub type ShardOutcome = Result<ShardExit, String>;
@@ -37,73 +34,6 @@ pub type StartShard = Arc<
         + Send
         + Sync,
 >;
-
-/// How many of `shards` the instance `me` should own among `instances`
-/// (sorted ids): an even split, the first `shards % n` get one more.
-pub fn fair_share(shards: u32, instances: &[String], me: &str) -> usize {
-    let n = instances.len().max(1);
-    let index = instances.iter().position(|i| i == me).unwrap_or(n - 1);
-    let base = shards as usize / n;
-    base + usize::from(index < shards as usize % n)
-}
-
-/// What one heartbeat does about ownership.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Plan {
-    /// Owned shards to drain and give up.
-    pub release: Vec<ShardId>,
-    /// Free shards to try to take, best first.
-    pub acquire: Vec<ShardId>,
-    /// This instance's fair share.
-    pub target: usize,
-}
-
-/// Decides which shards `me` gives up or tries to take, given the survey,
-/// what it owns, and shards it must leave alone for now (`cooling`).
-/// Shards are ranked per instance by a hash of (instance, shard), so
-/// instances prefer different shards and rarely race for the same one.
-pub fn plan(
-    shards: u32,
-    me: &str,
-    survey: &Survey,
-    owned: &BTreeSet<ShardId>,
-    cooling: &BTreeSet<ShardId>,
-) -> Plan {
-    let mut instances = survey.instances.clone();
-    if !instances.iter().any(|i| i == me) {
-        instances.push(me.to_owned());
-        instances.sort();
-    }
-    let target = fair_share(shards, &instances, me);
-    let mut plan = Plan {
-        target,
-        ..Plan::default()
-    };
-    if owned.len() > target {
-        let mut mine: Vec<ShardId> = owned.iter().copied().collect();
-        mine.sort_by_key(|&s| rank(me, s));
-        plan.release = mine[..owned.len() - target].to_vec();
-    } else if owned.len() < target {
-        let leased: BTreeSet<ShardId> = survey.owners.iter().map(|(s, _)| *s).collect();
-        let mut free: Vec<ShardId> = (0..shards)
-            .filter(|s| !leased.contains(s) && !owned.contains(s) && !cooling.contains(s))
-            .collect();
-        free.sort_by_key(|&s| std::cmp::Reverse(rank(me, s)));
-        free.truncate(target - owned.len());
-        plan.acquire = free;
-    }
-    plan
-}
-
-/// The rendezvous rank of `shard` for `instance` (FNV-1a).
-fn rank(instance: &str, shard: ShardId) -> u64 {
-    instance
-        .bytes()
-        .chain(shard.to_le_bytes())
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        })
-}
 
 /// A shard this instance holds.
 struct Held {
@@ -117,8 +47,8 @@ struct Held {
 
 /// Runs the lease protocol until `stop`, then drains every held shard and
 /// releases its lease, so others take over at once.
-pub struct Coordinator {
-    pub leases: Leases,
+pub struct Coordinator<L> {
+    pub leases: L,
     pub shards: u32,
     pub ttl: Duration,
     pub start: StartShard,
@@ -126,7 +56,7 @@ pub struct Coordinator {
     pub target: Arc<AtomicUsize>,
 }
 
-impl Coordinator {
+impl<L: Leases> Coordinator<L> {
     pub async fn run(self, stop: CancellationToken) {
         let heartbeat = self.ttl / 3;
         let mut held: BTreeMap<ShardId, Held> = BTreeMap::new();
@@ -267,79 +197,5 @@ impl Coordinator {
                 let _ = h.task.await;
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ids(n: usize) -> Vec<String> {
-        (0..n).map(|i| format!("i{i}")).collect()
-    }
-
-    #[test]
-    fn fair_shares_add_up_and_differ_by_at_most_one() {
-        for shards in [1u32, 4, 7, 16] {
-            for n in 1..6 {
-                let instances = ids(n);
-                let shares: Vec<usize> = instances
-                    .iter()
-                    .map(|me| fair_share(shards, &instances, me))
-                    .collect();
-                assert_eq!(shares.iter().sum::<usize>(), shards as usize);
-                let (min, max) = (shares.iter().min().unwrap(), shares.iter().max().unwrap());
-                assert!(max - min <= 1, "{shards} shards over {n}: {shares:?}");
-            }
-        }
-    }
-
-    /// Instances that each follow their plan, taking free shards in turn,
-    /// end up owning every shard, each its fair share, and no shard twice.
-    #[test]
-    fn plans_converge_to_a_fair_disjoint_split() {
-        let shards = 10u32;
-        let instances = ids(3);
-        let mut owned: BTreeMap<String, BTreeSet<ShardId>> = BTreeMap::new();
-        owned.insert("i0".into(), (0..shards).collect());
-        for _ in 0..10 {
-            for me in &instances {
-                let survey = Survey {
-                    instances: instances.clone(),
-                    owners: owned
-                        .iter()
-                        .flat_map(|(o, s)| s.iter().map(move |s| (*s, o.clone())))
-                        .collect(),
-                };
-                let mine = owned.get(me).cloned().unwrap_or_default();
-                let p = plan(shards, me, &survey, &mine, &BTreeSet::new());
-                let entry = owned.entry(me.clone()).or_default();
-                for s in p.release {
-                    entry.remove(&s);
-                }
-                entry.extend(p.acquire);
-            }
-        }
-        let all: Vec<ShardId> = owned.values().flatten().copied().collect();
-        let unique: BTreeSet<ShardId> = all.iter().copied().collect();
-        assert_eq!(all.len(), shards as usize, "{owned:?}");
-        assert_eq!(unique.len(), shards as usize, "{owned:?}");
-        for (me, s) in &owned {
-            assert_eq!(s.len(), fair_share(shards, &instances, me), "{owned:?}");
-        }
-    }
-
-    #[test]
-    fn cooling_shards_are_not_taken() {
-        let survey = Survey {
-            instances: ids(1),
-            owners: Vec::new(),
-        };
-        let cooling: BTreeSet<ShardId> = [2].into();
-        let p = plan(4, "i0", &survey, &BTreeSet::new(), &cooling);
-        assert_eq!(p.target, 4);
-        let mut got = p.acquire.clone();
-        got.sort();
-        assert_eq!(got, [0, 1, 3]);
     }
 }
