@@ -44,7 +44,7 @@ fn check_not_oversold(sim: &Sim, at: &str) {
             p.backordered.into(),
         ];
         assert_eq!(got, c, "{at}: {} counters [reserved, in flight, queued, backordered] differ from its live orders", p.key);
-        let supplied = sim.ledger.stock.get(&p.key).map_or(0, |s| s[0]);
+        let supplied = sim.ledger.stock(&p.key).map_or(0, |s| s.supplied);
         assert!(
             i128::from(p.sold + p.reserved) <= supplied,
             "{at}: {} sold {} + reserved {} > supplied {supplied}",
@@ -53,7 +53,7 @@ fn check_not_oversold(sim: &Sim, at: &str) {
             p.reserved
         );
     }
-    sim.ledger.check(state);
+    allot_core::testkit::check_audit(&sim.ledger, state);
 }
 
 /// What the stock commands put in is what is free, reserved or sold.
@@ -64,7 +64,7 @@ fn check_conserved(sim: &Sim, at: &str) {
         let held = i128::from(p.available + p.reserved + p.sold);
         assert_eq!(supplied, held, "{at}: {}: {p:?}", p.key);
     }
-    sim.ledger.check(state);
+    allot_core::testkit::check_audit(&sim.ledger, state);
 }
 
 fn check_rebuilds(sim: &Sim, at: &str) {

@@ -5,11 +5,13 @@
 //! shard from the log. It also checks the invariants from the log alone.
 
 use std::collections::{HashMap, VecDeque};
+
+use crate::audit::Audit;
 use std::time::Duration;
 
 use crate::domain::ClaimAnswer;
 use crate::domain::{
-    Event, Order, OrderId, Outcome, PartitionKey, RejectReason, ShardState, StateError, Timestamp,
+    Event, Order, OrderId, Outcome, RejectReason, ShardState, StateError, Timestamp,
 };
 use crate::scheduler::{AckId, Dispatch, Output, Reply, ReplyId, Shard, ShardConfig};
 
@@ -266,84 +268,22 @@ impl Harness {
         if let Some((id, n)) = finals.iter().find(|(_, n)| **n > 1) {
             panic!("order {id} decided {n} times");
         }
-        let mut ledger = Ledger::default();
+        let mut audit = Audit::default();
         for e in self.events() {
-            ledger.apply(e);
+            audit.apply(e);
         }
-        ledger.check(self.shard.state());
+        check_audit(&audit, self.shard.state());
     }
 }
 
-/// An independent replay of the stock arithmetic of a log, kept apart
-/// from [`ShardState`] so each checks the other.
-#[derive(Debug, Default)]
-pub struct Ledger {
-    orders: HashMap<OrderId, (PartitionKey, i128)>,
-    /// Per partition: supplied, available, reserved, sold.
-    pub stock: HashMap<PartitionKey, [i128; 4]>,
-}
-
-impl Ledger {
-    /// Applies one event; panics if stock would go negative (an oversell).
-    pub fn apply(&mut self, e: &Event) {
-        const SUP: usize = 0;
-        const AVAIL: usize = 1;
-        const RES: usize = 2;
-        const SOLD: usize = 3;
-        let mut moves = |id: &OrderId, from: usize, to: usize| {
-            let (key, q) = self.orders[id].clone();
-            let s = self.stock.entry(key).or_default();
-            s[from] -= q;
-            s[to] += q;
-            assert!(s[from] >= 0, "oversold: {e:?} leaves {s:?}");
-        };
-        match e {
-            Event::OrderQueued { order } => {
-                let q = i128::from(order.quantity.get());
-                self.orders
-                    .insert(order.id.clone(), (order.partition.clone(), q));
-            }
-            Event::OrderReserved { id } => moves(id, AVAIL, RES),
-            Event::OrderConfirmed { id } => moves(id, RES, SOLD),
-            Event::OrderReleased { id, .. } | Event::ReservationRevoked { id } => {
-                moves(id, RES, AVAIL)
-            }
-            Event::OrderCancelled { id } => moves(id, SOLD, AVAIL),
-            Event::StockSet { partition, on_hand } => {
-                let s = self.stock.entry(partition.clone()).or_default();
-                let delta = i128::from(*on_hand) - s[AVAIL] - s[RES];
-                s[SUP] += delta;
-                s[AVAIL] += delta;
-                assert!(s[AVAIL] >= 0, "stock set below reserved: {e:?}");
-            }
-            Event::StockRestocked { partition, units } => {
-                let s = self.stock.entry(partition.clone()).or_default();
-                s[SUP] += i128::from(*units);
-                s[AVAIL] += i128::from(*units);
-            }
-            Event::StockAdjusted { partition, delta } => {
-                let s = self.stock.entry(partition.clone()).or_default();
-                s[SUP] += i128::from(*delta);
-                s[AVAIL] += i128::from(*delta);
-                assert!(s[AVAIL] >= 0, "adjusted below zero: {e:?}");
-            }
-            _ => {}
-        }
-    }
-
-    /// Checks the shard's counters against this replay, and conservation:
-    /// supplied = available + reserved + sold.
-    pub fn check(&self, state: &ShardState) {
-        for p in state.partitions() {
-            let [sup, avail, res, sold] = self.stock.get(&p.key).copied().unwrap_or_default();
-            let got = [p.available, p.reserved, p.sold].map(i128::from);
-            assert_eq!(
-                got,
-                [avail, res, sold],
-                "{}: state differs from the ledger",
-                p.key
-            );
-            assert_eq!(sup, avail + res + sold, "{}: stock not conserved", p.key);
-        }
-    }
+/// Panics unless the audit of a log is clean (no oversell, no illegal
+/// transition, stock conserved) and agrees with the shard's counters.
+pub fn check_audit(audit: &Audit, state: &ShardState) {
+    let f = audit.finish(std::iter::empty());
+    assert!(f.clean(), "the log breaks a promise: {f:?}");
+    let differ = audit.compare(state);
+    assert!(
+        differ.is_empty(),
+        "the state differs from its log: {differ:?}"
+    );
 }

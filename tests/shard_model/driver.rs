@@ -7,13 +7,14 @@ use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU64;
 use std::time::Duration;
 
+use allot::audit::Audit;
 use allot::domain::rules::{forwarded_order, is_hop_of};
 use allot::domain::{
     CancelConfirmed, Command, Event, Final, Order, OrderId, Outcome, PartitionKey, Priority,
     Quantity, RejectReason, ShardState, Status, Timestamp,
 };
 use allot::scheduler::{AckId, Dispatch, Reply};
-use allot_core::testkit::{Harness, Ledger};
+use allot_core::testkit::Harness;
 
 use super::scenario::{oid, wh, Part, Scenario, Step, BIG_HORIZON};
 
@@ -29,7 +30,7 @@ pub struct Sim {
     /// Every dispatch settled so far, for late and repeated outcomes.
     history: Vec<Dispatch>,
     /// Replay of the log so far, independent of `ShardState`.
-    pub ledger: Ledger,
+    pub ledger: Audit,
     ledger_at: usize,
     next_ack: u64,
     pub max_wait: Duration,
@@ -104,7 +105,7 @@ impl Sim {
             supplied: HashMap::new(),
             accepted: HashSet::new(),
             history: Vec::new(),
-            ledger: Ledger::default(),
+            ledger: Audit::default(),
             ledger_at: 0,
             next_ack: 0,
             max_wait: Duration::from_millis(s.max_wait_ms),
