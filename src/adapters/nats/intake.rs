@@ -1,7 +1,8 @@
 //! The ORDERS stream as each shard's [`IntakeQueue`]: a durable pull
-//! consumer per shard, explicit acks, messages decoded and validated here so
-//! the shard sees an order, a stock command or an invalid message (which it
-//! records as a rejection: nothing is dropped, nothing blocks the queue).
+//! consumer per shard, messages decoded and validated here so the shard
+//! sees an order, a stock command or an invalid message (which it records
+//! as a rejection: nothing is dropped, nothing blocks the queue). Each
+//! message is acked once the decision about it is durable (see `held`).
 
 use std::time::{Duration, SystemTime};
 
@@ -9,11 +10,11 @@ use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::stream::Stream;
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::{self, Context};
-use dashmap::DashMap;
 use futures::{FutureExt, StreamExt};
 use tokio::sync::Mutex;
 use tracing::{debug, warn};
 
+use super::held::Held;
 use super::shard_consumer;
 use super::NatsFiler;
 use crate::config::Router;
@@ -32,7 +33,7 @@ pub struct NatsIntake {
     router: Router,
     limits: Limits,
     streams: Vec<Mutex<Option<jetstream::consumer::pull::Stream>>>,
-    unacked: DashMap<(ShardId, u64), jetstream::Message>,
+    held: Vec<parking_lot::Mutex<Held>>,
 }
 
 impl NatsIntake {
@@ -40,13 +41,14 @@ impl NatsIntake {
         let streams = (0..router.shard_count())
             .map(|_| Mutex::new(None))
             .collect();
+        let shards = router.shard_count() as usize;
         Self {
             filer: NatsFiler::new(js),
             orders,
             router,
             limits,
             streams,
-            unacked: DashMap::new(),
+            held: (0..shards).map(|_| Default::default()).collect(),
         }
     }
 
@@ -56,6 +58,19 @@ impl NatsIntake {
     ) -> Result<jetstream::consumer::pull::Stream, Box<dyn std::error::Error + Send + Sync>> {
         let consumer: PullConsumer = self.orders.get_consumer(&shard_consumer(shard)).await?;
         Ok(consumer.messages().await?)
+    }
+
+    /// Acks `seqs` of `shard`, decided durably.
+    async fn settle(&self, shard: ShardId, seqs: &[u64]) {
+        let Some(held) = self.held.get(shard as usize) else {
+            return;
+        };
+        let acks = held.lock().take(seqs.iter().copied());
+        for (seq, message) in acks {
+            if let Err(e) = message.ack().await {
+                warn!(shard, seq, error = %e, "ack failed; the message will be redelivered and deduped");
+            }
+        }
     }
 
     /// What a message asks of its shard; `None` if it belongs to another
@@ -119,21 +134,17 @@ impl NatsIntake {
                 return;
             }
         };
-        match self.decode(shard, &message, seq).await {
-            Some(item) => {
-                self.unacked.insert((shard, seq), message);
-                out.push(Delivery {
-                    ack: AckId(seq),
-                    item,
-                    delivery_count: u32::try_from(delivered).unwrap_or(u32::MAX),
-                    published: Some(published),
-                });
-            }
-            None => {
-                if let Err(e) = message.ack().await {
-                    warn!(shard, seq, error = %e, "ack of a forwarded message failed; it will be redelivered");
-                }
-            }
+        let item = self.decode(shard, &message, seq).await;
+        self.held[shard as usize].lock().hold(seq, message);
+        match item {
+            Some(item) => out.push(Delivery {
+                ack: AckId(seq),
+                item,
+                delivery_count: u32::try_from(delivered).unwrap_or(u32::MAX),
+                published: Some(published),
+            }),
+            // Handed to the shard that owns it: done here.
+            None => self.settle(shard, &[seq]).await,
         }
     }
 }
@@ -185,13 +196,8 @@ impl IntakeQueue for NatsIntake {
     }
 
     async fn ack(&self, shard: ShardId, acks: &[AckId]) {
-        for AckId(seq) in acks {
-            if let Some((_, message)) = self.unacked.remove(&(shard, *seq)) {
-                if let Err(e) = message.ack().await {
-                    warn!(shard, seq, error = %e, "ack failed; the message will be redelivered and deduped");
-                }
-            }
-        }
+        let seqs: Vec<u64> = acks.iter().map(|a| a.0).collect();
+        self.settle(shard, &seqs).await;
     }
 
     async fn submit(&self, shard: ShardId, order: Order) {
@@ -211,17 +217,9 @@ impl IntakeQueue for NatsIntake {
                 handed_back.push(message);
             }
         }
-        let held: Vec<(ShardId, u64)> = self
-            .unacked
-            .iter()
-            .map(|entry| *entry.key())
-            .filter(|(s, _)| *s == shard)
-            .collect();
-        handed_back.extend(
-            held.iter()
-                .filter_map(|key| self.unacked.remove(key))
-                .map(|(_, message)| message),
-        );
+        if let Some(held) = self.held.get(shard as usize) {
+            handed_back.extend(held.lock().drain());
+        }
         for message in handed_back {
             if let Err(e) = message.ack_with(AckKind::Nak(None)).await {
                 warn!(shard, error = %e, "nak failed; the message comes back after the ack wait");

@@ -18,6 +18,7 @@ pub mod dlq;
 pub mod events;
 mod feed;
 mod fulfiller;
+mod held;
 mod ingress;
 mod intake;
 pub mod leases;

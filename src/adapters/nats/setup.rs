@@ -109,6 +109,10 @@ pub async fn ensure_replicated_streams(
         let config = pull::Config {
             durable_name: Some(shard_consumer(shard)),
             filter_subject: format!("orders.{shard}.>"),
+            // One ack per message: with ack-all, an instance acking its
+            // floor would ack messages another instance holds undecided
+            // while both pull during a takeover (tests/instances.rs lost
+            // orders that way).
             ack_policy: AckPolicy::Explicit,
             ack_wait,
             deliver_policy: DeliverPolicy::All,
