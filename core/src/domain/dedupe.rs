@@ -265,6 +265,18 @@ impl Ids {
         self.claims.advance(self.epoch);
     }
 
+    /// An order queued (or rejected unqueued) for `by`: if this shard owns
+    /// its id and nobody claimed it yet, `by` has it now. Every order of a
+    /// partition here claims its id this way, so an owned id needs no
+    /// `IdsClaimed` event (a rerouted copy finds its first claim there).
+    pub(in crate::domain) fn claim_own(&mut self, id: &OrderId, by: &PartitionKey) {
+        let fp = Fingerprint::of(id);
+        if self.owns(fp) && self.claims.holder(fp).is_none() {
+            let h = self.holders.intern(by);
+            self.claims.insert(fp, h, self.epoch);
+        }
+    }
+
     pub(super) fn claim(&mut self, id: &OrderId, by: &PartitionKey) {
         let h = self.holders.intern(by);
         self.claims.insert(Fingerprint::of(id), h, self.epoch);

@@ -78,7 +78,7 @@ impl Decider<'_> {
 
     /// Checks a producer's id that is not known in full here: refused if
     /// it was decided here within the window; claimed for `partition` if
-    /// this shard owns it, and refused (with a record) if another
+    /// this shard owns it (by the decision itself), and refused (with a record) if another
     /// partition placed it first. An id owned elsewhere was claimed there
     /// before the order came in (the runtime's part of the contract).
     fn admit(&mut self, id: &OrderId, partition: Option<&PartitionKey>) -> Result<(), Known> {
@@ -91,12 +91,9 @@ impl Decider<'_> {
             return Ok(());
         };
         match ids.claimed_by(fp) {
-            None => self.emit(Event::IdsClaimed {
-                claims: vec![Claim {
-                    id: id.clone(),
-                    by: p.clone(),
-                }],
-            }),
+            // Claimed by the event that queues (or rejects) it: see
+            // `Ids::claim_own`.
+            None => {}
             Some(holder) if holder == p => {}
             Some(holder) => {
                 let holder = holder.clone();

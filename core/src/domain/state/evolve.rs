@@ -79,6 +79,7 @@ impl ShardState {
                 if self.orders.contains_key(&order.id) {
                     return Err("order is already live".into());
                 }
+                self.ids.claim_own(&order.id, &order.partition);
                 let p = self.partition_for(&order.partition);
                 let ticket = self.ticket();
                 if !self.decided.is_empty() {
@@ -135,10 +136,13 @@ impl ShardState {
                 self.at(slot).status = Status::Releasing;
                 self.trim_lane(p, LaneKind::Reservations);
             }
-            Event::OrderRejected { id, .. } => match self.orders.slot_of(id) {
+            Event::OrderRejected { id, partition, .. } => match self.orders.slot_of(id) {
                 None => {
                     if self.decided.get(id).is_some() {
                         return Err("order was decided already".into());
+                    }
+                    if let Some(p) = partition {
+                        self.ids.claim_own(id, p);
                     }
                     self.remember(id, None, Quantity::ONE, Final::Rejected);
                 }

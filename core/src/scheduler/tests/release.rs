@@ -156,8 +156,8 @@ fn decide_is_pure_and_agrees_with_the_shard() {
         .filter(|e| matches!(e, crate::domain::Event::IdsClaimed { .. }))
         .count();
     assert_eq!(
-        claimed, 2,
-        "the one shard owns and claims a and b: {events:?}"
+        claimed, 0,
+        "the one shard owns a and b: queueing them claims them, no event: {events:?}"
     );
     assert!(matches!(&verdict, Reply::Batch(v) if matches!(v[2], Reply::Duplicate(_))));
     let mut folded = before.clone();
