@@ -193,7 +193,7 @@ async fn released_intake_hands_its_messages_to_the_next_owner_at_once() {
     while seen.len() < 50 && Instant::now() < deadline {
         for delivery in owner.fetch(shard, 100).await {
             assert_eq!(delivery.delivery_count, 2, "{:?}", delivery.item);
-            seen.insert(delivery.ack.0);
+            seen.insert(delivery.ack.expect("one order per message").0);
         }
     }
     assert_eq!(seen.len(), 50, "the next owner got only these: {seen:?}");

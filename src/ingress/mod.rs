@@ -19,7 +19,7 @@ use crate::domain::{Command, FieldError, OrderId, PartitionKey};
 use crate::ports::ShardId;
 use crate::telemetry::{IngressMetrics, Received};
 use crate::wire::{
-    decode_order, decode_order_json, encode_command, encode_order, Encoded, Limits, ValidatedOrder,
+    decode_order, decode_order_json, encode_command, encode_routed, Encoded, Limits, ValidatedOrder,
 };
 
 /// Where the intake put a message.
@@ -153,11 +153,10 @@ impl Ingress {
         })
     }
 
-    /// Routes a validated order and files it under its id; on error, the
-    /// id and why.
+    /// Routes a validated order and files it, routed, under its id on its
+    /// partition's shard; on error, the id and why.
     pub async fn place(&self, order: ValidatedOrder) -> Result<Placed, (String, IngressError)> {
         let id = order.id.clone();
-        let mut filed = order.clone();
         let (routed, shard) = match order.route(&self.router) {
             Ok(r) => r,
             Err(e) => {
@@ -168,12 +167,8 @@ impl Ingress {
                 ));
             }
         };
-        // The producer's message, with the warehouse routing chose.
-        filed.warehouse = Some(routed.partition.warehouse.clone());
-        let message = Encoded {
-            kind: None,
-            body: encode_order(&filed),
-        };
+        // Routed once: the intake takes it as it is.
+        let message = encode_routed(std::slice::from_ref(&routed));
         match self
             .filer
             .file(shard, &routed.partition, id.as_str(), message)
@@ -193,6 +188,64 @@ impl Ingress {
                 Err((id.to_string(), e.into()))
             }
         }
+    }
+
+    /// Routes and files many validated orders: one message per shard,
+    /// under a key made of the ids it carries (a retried request files
+    /// nothing new). The answer of each order, in order.
+    pub async fn place_many(
+        &self,
+        orders: Vec<ValidatedOrder>,
+    ) -> Vec<Result<Placed, (String, IngressError)>> {
+        let mut answers: Vec<Option<Result<Placed, (String, IngressError)>>> =
+            (0..orders.len()).map(|_| None).collect();
+        let mut by_shard: Vec<(ShardId, Vec<(usize, crate::domain::Order)>)> = Vec::new();
+        for (i, order) in orders.into_iter().enumerate() {
+            let id = order.id.to_string();
+            match order.route(&self.router) {
+                Ok((routed, shard)) => match by_shard.iter_mut().find(|(s, _)| *s == shard) {
+                    Some((_, list)) => list.push((i, routed)),
+                    None => by_shard.push((shard, vec![(i, routed)])),
+                },
+                Err(e) => {
+                    self.metrics.received(Received::Unroutable);
+                    let e = IngressError::Unroutable(FieldError::new("region", e.to_string()));
+                    answers[i] = Some(Err((id, e)));
+                }
+            }
+        }
+        let filings = by_shard.into_iter().map(|(shard, list)| async move {
+            let orders: Vec<crate::domain::Order> = list.iter().map(|(_, o)| o.clone()).collect();
+            let key = batch_key(&orders);
+            let filed = self
+                .filer
+                .file(shard, &orders[0].partition, &key, encode_routed(&orders))
+                .await;
+            (shard, list, filed)
+        });
+        for (shard, list, filed) in futures::future::join_all(filings).await {
+            for (i, order) in list {
+                answers[i] = Some(match &filed {
+                    Ok(f) => {
+                        self.metrics.received(Received::Accepted);
+                        Ok(Placed {
+                            id: order.id,
+                            partition: order.partition,
+                            shard,
+                            filed: *f,
+                        })
+                    }
+                    Err(e) => {
+                        self.metrics.received(Received::NotFiled);
+                        Err((order.id.to_string(), e.clone().into()))
+                    }
+                });
+            }
+        }
+        answers
+            .into_iter()
+            .map(|a| a.expect("every order answered"))
+            .collect()
     }
 
     /// Files a partition command (a cancel or a stock change) as
@@ -223,4 +276,16 @@ impl Ingress {
             duplicate: filed.duplicate,
         })
     }
+}
+
+/// The key of a batch of orders: a hash of their ids in order, so the same
+/// batch filed again is the same message to the intake's dedupe.
+fn batch_key(orders: &[crate::domain::Order]) -> String {
+    let hash = orders
+        .iter()
+        .flat_map(|o| o.id.as_str().bytes().chain([0]))
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("batch-{hash:016x}-{}", orders.len())
 }

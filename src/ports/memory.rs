@@ -136,7 +136,7 @@ impl IntakeQueue for MemIntake {
             q.in_flight
                 .insert(ack, (item.clone(), count + 1, published));
             out.push(Delivery {
-                ack,
+                ack: Some(ack),
                 item,
                 delivery_count: count + 1,
                 published: Some(published),
@@ -241,7 +241,7 @@ mod tests {
         now_or_never(q.submit(1, order("b")));
         let got = now_or_never(q.fetch(1, 10));
         assert_eq!(got.len(), 2);
-        now_or_never(q.ack(1, &[got[0].ack]));
+        now_or_never(q.ack(1, &[got[0].ack.unwrap()]));
         assert!(now_or_never(q.fetch(1, 10)).is_empty());
         q.redeliver(1);
         let again = now_or_never(q.fetch(1, 10));

@@ -73,7 +73,9 @@ pub trait EventLog: Send + Sync {
 /// One intake message handed to a shard.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
-    pub ack: AckId,
+    /// The message's ack; `None` for every order of a batch message but
+    /// its last, so the message is acked once all of them are decided.
+    pub ack: Option<AckId>,
     pub item: Intake,
     /// 1 on first delivery.
     pub delivery_count: u32,

@@ -78,7 +78,7 @@ impl Clock {
 
 /// Hands one intake message to its shard.
 pub fn feed(shard: &mut Shard, delivery: Delivery, now: Timestamp) -> Reply {
-    let ack = Some(delivery.ack);
+    let ack = delivery.ack;
     match delivery.item {
         Intake::Order(order) => shard.handle_order(order, ack, now),
         Intake::Forwarded(order) => shard.handle_rerouted_order(order, ack, now),

@@ -139,7 +139,7 @@ fn a_batch_counts_only_once_durable() {
         m.appending(&tally);
         m.appended(&tally);
         let delivery = |n, count| Delivery {
-            ack: AckId(n),
+            ack: Some(AckId(n)),
             item: Intake::Command(crate::domain::Command::SetStock {
                 partition: partition("ams", "A"),
                 on_hand: 1,

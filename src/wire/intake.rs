@@ -6,7 +6,9 @@
 //!
 //! | `Allot-Kind` | body | from |
 //! |---|---|---|
-//! | (none) | an order message ([`super::OrderMessage`], v1) | producers, ingress |
+//! | (none) | an order message ([`super::OrderMessage`], v1) | producers |
+//! | `batch` | a MessagePack array of v1 order messages, each naming its warehouse or region ([`super::decode_orders`]) | producers |
+//! | `routed` | a MessagePack array of routed domain [`Order`]s, all of this shard | the ingress; a shard handing on what it got for another shard |
 //! | `command` | MessagePack of a domain [`Command`] | `allot stock`, the HTTP API, ingress |
 //! | `forward` | MessagePack of a routed domain [`Order`] | a shard rerouting an order |
 //!
@@ -16,7 +18,10 @@
 
 use serde::Deserialize as _;
 
-use super::{decode_command, decode_order, Limits, WireError, RESERVED_ID_PREFIX};
+use super::{
+    decode_command, decode_order, decode_orders, Limits, ValidatedOrder, WireError,
+    RESERVED_ID_PREFIX,
+};
 use crate::config::Router;
 use crate::domain::{Command, FieldError, Order, OrderId, PartitionKey, Sku, WarehouseId};
 
@@ -26,6 +31,12 @@ pub const KIND_HEADER: &str = "Allot-Kind";
 pub const KIND_COMMAND: &str = "command";
 /// A rerouted order handed on by a shard: MessagePack of a domain [`Order`].
 pub const KIND_FORWARD: &str = "forward";
+/// A producer's orders, validated and routed already: MessagePack of a
+/// list of domain [`Order`]s (the ingress files this, so the intake does
+/// not decode and route them again).
+pub const KIND_ROUTED: &str = "routed";
+/// Many producer orders in one message (see [`super::decode_orders`]).
+pub const KIND_BATCH: &str = "batch";
 
 /// Deepest nesting of a forwarded order (its map, the partition's map and
 /// the fallbacks' list take three levels).
@@ -77,6 +88,14 @@ pub fn encode_forward(order: &Order) -> Encoded {
     }
 }
 
+/// Routed producer orders, all for one shard, as its intake takes them.
+pub fn encode_routed(orders: &[Order]) -> Encoded {
+    Encoded {
+        kind: Some(KIND_ROUTED),
+        body: rmp_serde::to_vec_named(orders).expect("orders always encode"),
+    }
+}
+
 /// The body of [`encode_forward`].
 pub fn encode_forward_bytes(order: &Order) -> Vec<u8> {
     rmp_serde::to_vec_named(order).expect("an order always encodes")
@@ -114,8 +133,61 @@ pub struct IntakeDecoder<'a> {
 }
 
 impl IntakeDecoder<'_> {
-    /// What the message stored at stream sequence `seq` under `subject`,
-    /// with `Allot-Kind` `kind`, asks of its shard.
+    /// Everything the message stored at stream sequence `seq` under
+    /// `subject`, with `Allot-Kind` `kind`, asks of its shard: one item,
+    /// or one per order of a batch.
+    pub fn decode_all(
+        &self,
+        subject: &str,
+        kind: Option<&str>,
+        payload: &[u8],
+        seq: u64,
+    ) -> Vec<Intake> {
+        let whole = |errors: Vec<FieldError>| Intake::Invalid {
+            id: reserved_id(seq),
+            errors,
+            partition: subject_partition(subject).ok(),
+        };
+        match kind {
+            Some(KIND_BATCH) => match decode_orders(payload, self.limits) {
+                Ok(orders) => orders
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, order)| self.routed(order, seq, i))
+                    .collect(),
+                Err(e) => vec![whole(e.problems())],
+            },
+            Some(KIND_ROUTED) => match decode_routed(payload, self.limits) {
+                Ok(orders) => orders.into_iter().map(Intake::Order).collect(),
+                Err(e) => vec![whole(e.problems())],
+            },
+            _ => vec![self.decode(subject, kind, payload, seq)],
+        }
+    }
+
+    /// A batch's order number `i`: routed by its own warehouse or region.
+    fn routed(&self, order: Result<ValidatedOrder, WireError>, seq: u64, i: usize) -> Intake {
+        match order {
+            Ok(order) => {
+                let id = order.id.clone();
+                match order.route(self.router) {
+                    Ok((order, _)) => Intake::Order(order),
+                    Err(e) => Intake::Invalid {
+                        id,
+                        errors: vec![FieldError::new("region", e.to_string())],
+                        partition: None,
+                    },
+                }
+            }
+            Err(e) => Intake::Invalid {
+                id: e.order_id().unwrap_or_else(|| reserved_item_id(seq, i)),
+                errors: e.problems(),
+                partition: None,
+            },
+        }
+    }
+
+    /// What a one-item message (an order, a command, a forward) asks.
     pub fn decode(&self, subject: &str, kind: Option<&str>, payload: &[u8], seq: u64) -> Intake {
         let partition = subject_partition(subject);
         let unreadable = |what: &str, e: &dyn std::fmt::Display| Intake::Invalid {
@@ -236,17 +308,40 @@ pub fn reserved_id(seq: u64) -> OrderId {
     OrderId::new(&format!("{RESERVED_ID_PREFIX}{seq}")).expect("a reserved id is valid")
 }
 
-/// A forwarded order, nesting capped, quantity within the limits (a
-/// forward is allot's own message, but anyone allowed on `orders.>` could
+/// `invalid:<seq>.<i>`: the id order `i` of the batch at `seq` is
+/// rejected under when it had no usable id.
+pub fn reserved_item_id(seq: u64, i: usize) -> OrderId {
+    OrderId::new(&format!("{RESERVED_ID_PREFIX}{seq}.{i}")).expect("a reserved id is valid")
+}
+
+/// Routed orders: nesting capped, at most a batch of them, each within the
+/// limits (allot's own message, but anyone allowed on `orders.>` could
 /// send one).
-fn decode_forward(bytes: &[u8], limits: &Limits) -> Result<Order, WireError> {
+fn decode_routed(bytes: &[u8], limits: &Limits) -> Result<Vec<Order>, WireError> {
     let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
-    de.set_max_depth(MAX_FORWARD_DEPTH);
-    let order = Order::deserialize(&mut de).map_err(|e| WireError::Malformed {
+    de.set_max_depth(MAX_FORWARD_DEPTH + 1);
+    let orders = Vec::<Order>::deserialize(&mut de).map_err(|e| WireError::Malformed {
         id: None,
         field: "payload",
-        why: super::order::msgpack_why(&e),
+        why: format!(
+            "unreadable routed orders: {}",
+            super::order::msgpack_why(&e)
+        ),
     })?;
+    if orders.len() > limits.max_batch_orders.max(1) {
+        return Err(WireError::Malformed {
+            id: None,
+            field: "payload",
+            why: format!("more than {} routed orders", limits.max_batch_orders),
+        });
+    }
+    for order in &orders {
+        check_quantity(order, limits)?;
+    }
+    Ok(orders)
+}
+
+fn check_quantity(order: &Order, limits: &Limits) -> Result<(), WireError> {
     if order.quantity.get() > limits.max_quantity {
         return Err(WireError::Invalid {
             id: Some(order.id.to_string()),
@@ -260,85 +355,23 @@ fn decode_forward(bytes: &[u8], limits: &Limits) -> Result<Order, WireError> {
             )],
         });
     }
+    Ok(())
+}
+
+/// A forwarded order, nesting capped, quantity within the limits (a
+/// forward is allot's own message, but anyone allowed on `orders.>` could
+/// send one).
+fn decode_forward(bytes: &[u8], limits: &Limits) -> Result<Order, WireError> {
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+    de.set_max_depth(MAX_FORWARD_DEPTH);
+    let order = Order::deserialize(&mut de).map_err(|e| WireError::Malformed {
+        id: None,
+        field: "payload",
+        why: super::order::msgpack_why(&e),
+    })?;
+    check_quantity(&order, limits)?;
     Ok(order)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Config;
-    use crate::wire::OrderMessage;
-
-    fn decode(subject: &str, kind: Option<&str>, payload: &[u8]) -> Intake {
-        let config = Config::default();
-        let router = config.router();
-        let limits = Limits::default();
-        IntakeDecoder {
-            router: &router,
-            limits: &limits,
-        }
-        .decode(subject, kind, payload, 7)
-    }
-
-    fn order(warehouse: Option<&str>, sku: &str) -> Vec<u8> {
-        OrderMessage {
-            v: 1,
-            id: "o-1".into(),
-            sku: sku.into(),
-            quantity: 1,
-            warehouse: warehouse.map(str::to_owned),
-            region: None,
-            priority: None,
-        }
-        .encode()
-    }
-
-    fn fields(intake: &Intake) -> Vec<&str> {
-        match intake {
-            Intake::Invalid { errors, .. } => errors.iter().map(|e| e.field.as_str()).collect(),
-            other => panic!("not invalid: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn a_body_that_differs_from_its_subject_names_the_field_that_differs() {
-        let wrong_warehouse = decode("orders.0.ams.MUG", None, &order(Some("fra"), "MUG"));
-        assert_eq!(fields(&wrong_warehouse), ["warehouse"]);
-        let wrong_sku = decode("orders.0.ams.MUG", None, &order(None, "CUP"));
-        assert_eq!(fields(&wrong_sku), ["sku"]);
-        let both = decode("orders.0.ams.MUG", None, &order(Some("fra"), "CUP"));
-        assert_eq!(fields(&both), ["warehouse", "sku"]);
-        let Intake::Invalid { partition, id, .. } = both else {
-            unreachable!()
-        };
-        assert_eq!(id.as_str(), "o-1");
-        assert_eq!(partition.unwrap().to_string(), "ams/MUG");
-    }
-
-    #[test]
-    fn an_order_matching_its_subject_is_routed() {
-        let ok = decode("orders.0.ams.MUG", None, &order(Some("ams"), "MUG"));
-        assert!(matches!(ok, Intake::Order(o) if o.partition.to_string() == "ams/MUG"));
-    }
-
-    #[test]
-    fn unknown_kinds_and_unreadable_bodies_are_rejections_under_a_reserved_id() {
-        let unknown = decode("orders.0.ams.MUG", Some("cart"), b"\x80");
-        assert_eq!(fields(&unknown), [KIND_HEADER]);
-        let bad = decode("orders.0.ams.MUG", Some(KIND_FORWARD), b"\xc1");
-        let Intake::Invalid { id, partition, .. } = bad else {
-            panic!("not invalid")
-        };
-        assert_eq!(id.as_str(), "invalid:7");
-        assert!(partition.is_some());
-    }
-
-    #[test]
-    fn a_hostile_forward_nested_deep_is_refused_without_recursing() {
-        let nested = vec![0x91; 100_000];
-        assert!(matches!(
-            decode("orders.0.ams.MUG", Some(KIND_FORWARD), &nested),
-            Intake::Invalid { .. }
-        ));
-    }
-}
+mod tests;

@@ -29,6 +29,7 @@
 //! [`Router`](crate::config::Router) ([`ValidatedOrder::route`]) to become a
 //! domain [`Order`](crate::domain::Order).
 
+mod batch;
 mod command;
 mod decision;
 mod error;
@@ -42,12 +43,13 @@ mod submit;
 mod tests;
 
 pub use crate::domain::FieldError;
+pub use batch::{decode_orders, encode_orders, MAX_BATCH_BYTES};
 pub use command::{decode_command, MAX_COMMAND_DEPTH};
 pub use decision::{Decision, DecisionMessage, MAX_DECISION_BYTES};
 pub use error::WireError;
 pub use intake::{
-    encode_command, encode_forward, encode_forward_bytes, Encoded, Intake, IntakeDecoder,
-    KIND_COMMAND, KIND_FORWARD, KIND_HEADER,
+    encode_command, encode_forward, encode_forward_bytes, encode_routed, Encoded, Intake,
+    IntakeDecoder, KIND_BATCH, KIND_COMMAND, KIND_FORWARD, KIND_HEADER, KIND_ROUTED,
 };
 pub use order::{
     decode_order, decode_order_json, encode_order, OrderMessage, ValidatedOrder, MAX_DEPTH,
@@ -87,6 +89,8 @@ pub struct Limits {
     pub max_payload_bytes: usize,
     /// Largest quantity of one order.
     pub max_quantity: u32,
+    /// Most orders in one batch message or request.
+    pub max_batch_orders: usize,
 }
 
 impl Limits {
@@ -95,6 +99,7 @@ impl Limits {
         Self {
             max_payload_bytes: config.limits.max_payload_bytes,
             max_quantity: config.max_quantity(),
+            max_batch_orders: config.limits.max_batch_size,
         }
     }
 }

@@ -193,7 +193,7 @@ pub(super) fn msgpack_why(e: &rmp_serde::decode::Error) -> String {
 }
 
 /// Step 2: raw fields to domain values, every problem collected.
-fn validate(mut raw: RawOrder, limits: &Limits) -> Result<ValidatedOrder, WireError> {
+pub(super) fn validate(mut raw: RawOrder, limits: &Limits) -> Result<ValidatedOrder, WireError> {
     let id_sent = raw.id();
     let fail = |problems| WireError::Invalid {
         id: id_sent.clone(),

@@ -106,7 +106,7 @@ impl FaultIntake {
             *at = Instant::now();
             w.note(format_args!("fault s{shard} {ack:?} delivered twice"));
             out.push(Delivery {
-                ack: *ack,
+                ack: Some(*ack),
                 item: item.clone(),
                 delivery_count: *n,
                 published: None,
@@ -122,7 +122,7 @@ impl FaultIntake {
             q.in_flight
                 .insert(ack, (item.clone(), n + 1, Instant::now()));
             out.push(Delivery {
-                ack,
+                ack: Some(ack),
                 item,
                 delivery_count: n + 1,
                 published: None,
@@ -143,7 +143,7 @@ impl IntakeQueue for FaultIntake {
             for (ack, item, count) in q.ready.drain(..n) {
                 q.in_flight.insert(ack, (item.clone(), count + 1, now));
                 out.push(Delivery {
-                    ack,
+                    ack: Some(ack),
                     item,
                     delivery_count: count + 1,
                     published: None,
@@ -153,7 +153,7 @@ impl IntakeQueue for FaultIntake {
             out
         };
         if !out.is_empty() {
-            let acks: Vec<u64> = out.iter().map(|d| d.ack.0).collect();
+            let acks: Vec<u64> = out.iter().map(|d| d.ack.map_or(0, |a| a.0)).collect();
             self.world.note(format_args!("fetch s{shard} {acks:?}"));
             self.world
                 .maybe_crash(shard, "fetch, taken and not handed over")

@@ -9,6 +9,7 @@
 //! Mutating routes need `Authorization: Bearer <http.auth_token>` when a
 //! token is configured; reads, health and metrics stay open.
 
+mod batches;
 mod body;
 mod commands;
 mod error;
@@ -63,6 +64,7 @@ pub fn api_routes(api: Api, request_timeout: Duration) -> axum::Router {
     let api = Arc::new(api);
     axum::Router::new()
         .route("/v1/orders", post(orders::create))
+        .route("/v1/order-batches", post(batches::create))
         .route("/v1/orders/{id}", get(orders::show).delete(orders::cancel))
         .route("/v1/commands", post(commands::run))
         .route(
@@ -229,6 +231,7 @@ mod tests {
         let paths = doc["paths"].as_object().expect("paths");
         for p in [
             "/v1/orders",
+            "/v1/order-batches",
             "/v1/orders/{id}",
             "/v1/commands",
             "/v1/stock/{warehouse}/{sku}",

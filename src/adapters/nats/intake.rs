@@ -22,7 +22,7 @@ use crate::domain::Order;
 use crate::ingress::Filer;
 use crate::ports::{Delivery, Intake, IntakeQueue, ShardId};
 use crate::scheduler::AckId;
-use crate::wire::{encode_forward, IntakeDecoder, Limits, KIND_HEADER};
+use crate::wire::{encode_forward, encode_routed, IntakeDecoder, Limits, KIND_HEADER};
 
 /// How long one fetch waits for a first message before answering empty.
 const FETCH_WAIT: Duration = Duration::from_millis(250);
@@ -73,38 +73,40 @@ impl NatsIntake {
         }
     }
 
-    /// What a message asks of its shard; `None` if it belongs to another
-    /// shard (it was forwarded there) and can be acked as it is.
-    async fn decode(
-        &self,
-        shard: ShardId,
-        message: &jetstream::Message,
-        seq: u64,
-    ) -> Option<Intake> {
-        let kind = message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(KIND_HEADER))
-            .map(|v| v.as_str());
-        let decoder = IntakeDecoder {
-            router: &self.router,
-            limits: &self.limits,
-        };
-        let item = decoder.decode(message.subject.as_str(), kind, &message.payload, seq);
-        if let Intake::Order(order) = &item {
+    /// Hands orders that belong to other shards (a pinned SKU published
+    /// on the hashed subject, a batch's orders) to their shards' intake,
+    /// one message per shard, retrying until the stream has it (the key
+    /// makes a retry store it once).
+    async fn hand_on(&self, seq: u64, orders: Vec<Order>) {
+        let mut by_shard: Vec<(ShardId, Vec<Order>)> = Vec::new();
+        for order in orders {
             let owner = self.router.shard_for(&order.partition);
-            if owner != shard {
-                // A pinned SKU published on the hashed subject: hand it to
-                // the shard that owns its partition.
-                self.forward(owner, order).await;
-                return None;
+            match by_shard.iter_mut().find(|(s, _)| *s == owner) {
+                Some((_, list)) => list.push(order),
+                None => by_shard.push((owner, vec![order])),
             }
         }
-        Some(item)
+        let filings = by_shard.into_iter().map(|(shard, orders)| async move {
+            let key = format!("hand-on-{seq}-{shard}");
+            let partition = orders[0].partition.clone();
+            let mut backoff = Duration::from_millis(50);
+            loop {
+                let filed = self
+                    .filer
+                    .file(shard, &partition, &key, encode_routed(&orders))
+                    .await;
+                match filed {
+                    Ok(_) => return,
+                    Err(e) => warn!(shard, error = %e, "orders not handed on; retrying"),
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        });
+        futures::future::join_all(filings).await;
     }
 
-    /// Hands an order to another shard's intake, retrying until the
-    /// stream has it (the key makes a retry store it once).
+    /// Hands a rerouted order to the shard of its next partition.
     async fn forward(&self, shard: ShardId, order: &Order) {
         let key = format!("{}@{}", order.id, order.partition.warehouse);
         let mut backoff = Duration::from_millis(50);
@@ -134,17 +136,42 @@ impl NatsIntake {
                 return;
             }
         };
-        let item = self.decode(shard, &message, seq).await;
+        let kind = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(KIND_HEADER))
+            .map(|v| v.as_str());
+        let decoder = IntakeDecoder {
+            router: &self.router,
+            limits: &self.limits,
+        };
+        let items = decoder.decode_all(message.subject.as_str(), kind, &message.payload, seq);
         self.held[shard as usize].lock().hold(seq, message);
-        match item {
-            Some(item) => out.push(Delivery {
-                ack: AckId(seq),
+        let (mine, theirs): (Vec<Intake>, Vec<Intake>) = items.into_iter().partition(|item| {
+            !matches!(item, Intake::Order(o) if self.router.shard_for(&o.partition) != shard)
+        });
+        if !theirs.is_empty() {
+            let orders = theirs
+                .into_iter()
+                .filter_map(|item| match item {
+                    Intake::Order(o) => Some(o),
+                    _ => None,
+                })
+                .collect();
+            self.hand_on(seq, orders).await;
+        }
+        if mine.is_empty() {
+            // All handed to the shards that own them: done here.
+            return self.settle(shard, &[seq]).await;
+        }
+        let last = mine.len() - 1;
+        for (i, item) in mine.into_iter().enumerate() {
+            out.push(Delivery {
+                ack: (i == last).then_some(AckId(seq)),
                 item,
                 delivery_count: u32::try_from(delivered).unwrap_or(u32::MAX),
                 published: Some(published),
-            }),
-            // Handed to the shard that owns it: done here.
-            None => self.settle(shard, &[seq]).await,
+            });
         }
     }
 }

@@ -37,7 +37,9 @@ where
         let mut asks: FxHashMap<ShardId, (Vec<u64>, Vec<Claim>)> = FxHashMap::default();
         for delivery in batch {
             if let Some(at) = delivery.published {
-                self.published.insert(delivery.ack, at);
+                if let Some(ack) = delivery.ack {
+                    self.published.insert(ack, at);
+                }
             }
             let claim = claim_of(&delivery.item).and_then(|(id, partition)| {
                 let owner = shard.claim_owner(id)?;
@@ -87,7 +89,7 @@ where
                 (Some((_, Some(ClaimAnswer::Refused { holder }))), item) => {
                     let (id, partition) = claim_of(&item).expect("only claims are asked");
                     let (id, partition) = (id.clone(), partition.clone());
-                    shard.handle_refused(id, partition, holder, Some(w.delivery.ack), now);
+                    shard.handle_refused(id, partition, holder, w.delivery.ack, now);
                 }
                 (_, item) => {
                     let delivery = Delivery { item, ..w.delivery };
