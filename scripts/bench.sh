@@ -1,28 +1,45 @@
 #!/usr/bin/env bash
 # Issue 5's end-to-end benchmark in one command: allot against raw
-# JetStream, PostgreSQL and Redis, three scenarios, tables and charts.
+# JetStream (per-message and batched acks), PostgreSQL (sync commit off and
+# on) and Redis (AOF everysec and always), allot itself at nats-server's
+# default fsync and with sync_interval always; four scenarios, every system
+# 3 times interleaved, tables and charts.
 #
-#   scripts/bench.sh            # full run: 200,000 orders per scenario
-#   scripts/bench.sh --quick    # 20,000 orders per scenario (a minute or two)
-#   scripts/bench.sh --scenarios hot_sku --orders 50000   # any allot-bench flag
+#   scripts/bench.sh            # full run: 200,000 orders (big_sale 1,000,000)
+#   scripts/bench.sh --quick    # 20,000 orders per scenario
+#   scripts/bench.sh --orders 2000 --repeats 1 --scenarios hot_sku --out /tmp/smoke
+#   (any allot-bench flag: --repeats, --scenarios, --systems, --latency-orders ...)
 #
 # Installs what is missing (nats-server via scripts/setup.sh; postgresql and
 # redis-server from Debian packages; matplotlib into .tools/venv), starts
 # PostgreSQL and Redis on free loopback ports with temp data dirs, builds
 # release, runs target/release/allot-bench (which starts its own
-# nats-server and `allot serve` per run), then draws docs/bench/*.png.
-# Stops only the servers it started, by PID. Output: docs/bench/results.json,
-# results.md, machine.txt, throughput.png, latency.png.
+# nats-server and `allot serve` per run, and switches PostgreSQL's
+# synchronous_commit per session and Redis's appendfsync per run), then
+# draws the charts. Stops only the servers it started, by PID. Output in
+# --out DIR (default docs/bench): results.json, results.md, machine.txt,
+# throughput.png, latency.png.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 
 bench_args=()
-for a in "$@"; do
-    case "$a" in
+out=
+while [ $# -gt 0 ]; do
+    case "$1" in
     --quick) bench_args+=(--orders 20000) ;;
-    *) bench_args+=("$a") ;;
+    --out) out=${2:?--out needs a directory}; shift ;;
+    --out=*) out=${1#--out=} ;;
+    *) bench_args+=("$1") ;;
     esac
+    shift
 done
+# A relative --out is relative to where the script was called from.
+case "$out" in
+"") ;;
+/*) ;;
+*) out="$PWD/$out" ;;
+esac
+cd "$(dirname "$0")/.."
+out=${out:-docs/bench}
 
 ./scripts/setup.sh >/dev/null
 . scripts/env.sh
@@ -60,11 +77,13 @@ mkdir -p "$work/pg"
 [ ${#as_pg[@]} -gt 0 ] && chown postgres: "$work/pg"
 "${as_pg[@]}" "$pgbin/initdb" -D "$work/pg/data" -A trust -U postgres >"$work/initdb.log"
 pg_port=$(free_port)
-# synchronous_commit=off: a commit returns before its WAL is flushed (flushed
-# within ~200 ms), as a JetStream publish ack comes before the store's fsync
-# (nats-server's default sync_interval is 2 min) and Redis everysec.
+# synchronous_commit is set per session by the bench: off (a commit returns
+# before its WAL is flushed, flushed within ~200 ms, as a JetStream publish
+# ack comes before the store's fsync at nats-server's default sync_interval
+# and as Redis everysec) and on (flushed before the commit returns, as
+# sync_interval always and Redis always).
 "${as_pg[@]}" "$pgbin/postgres" -D "$work/pg/data" -p "$pg_port" -k "$work/pg" \
-    -c listen_addresses=127.0.0.1 -c max_connections=200 -c synchronous_commit=off \
+    -c listen_addresses=127.0.0.1 -c max_connections=200 \
     -c shared_buffers=256MB >"$work/postgres.log" 2>&1 &
 stack_track $!
 for _ in $(seq 100); do
@@ -84,24 +103,25 @@ for _ in $(seq 100); do
 done
 redis-cli -p "$redis_port" ping >/dev/null || { cat "$work/redis.log"; echo "redis-server did not start" >&2; exit 1; }
 
-mkdir -p docs/bench
+mkdir -p "$out"
 {
     echo "date: $(date -u '+%F %T UTC')"
     echo "cores: $(nproc) ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1))"
     echo "memory: $(free -g | awk '/^Mem:/ {print $2}') GiB"
     echo "kernel: $(uname -r)"
-    echo "nats-server: $(nats-server --version) (JetStream file storage in a temp dir, default settings: sync_interval 2m)"
-    echo "postgres: $("$pgbin/postgres" --version) (synchronous_commit=off, shared_buffers=256MB)"
-    echo "redis: $(redis-server --version | cut -d' ' -f3)"
+    echo "nats-server: $(nats-server --version) (JetStream file storage in a temp dir; default settings, sync_interval 2m, and a config with jetstream { sync_interval: always } for the allot sync-always runs)"
+    echo "postgres: $("$pgbin/postgres" --version) (synchronous_commit off or on per session, shared_buffers=256MB)"
+    echo "redis: $(redis-server --version | cut -d' ' -f3) (appendonly yes, appendfsync everysec or always per run)"
     echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-} >docs/bench/machine.txt
+} >"$out/machine.txt"
 
 ./target/release/allot-bench \
     --nats-server "$(command -v nats-server)" \
     --pg "host=127.0.0.1 port=$pg_port user=postgres dbname=postgres" \
     --redis "redis://127.0.0.1:$redis_port/" \
     --date "$(date -u +%F)" \
+    --out "$out" \
     "${bench_args[@]}"
-echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >>docs/bench/machine.txt
-.tools/venv/bin/python scripts/bench_charts.py docs/bench/results.json docs/bench
-echo "results: docs/bench/results.md, docs/bench/*.png"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/machine.txt"
+.tools/venv/bin/python scripts/bench_charts.py "$out/results.json" "$out"
+echo "results: $out/results.md, $out/*.png"

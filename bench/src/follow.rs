@@ -6,6 +6,8 @@
 //! held for it) or `OrderRejected`. Its *final* decision is
 //! `OrderConfirmed` or `OrderRejected`. Both are timestamped when the batch
 //! holding them arrives from EVENTS, i.e. once the append is durable.
+//! Every final decision is also counted in [`Answers`], the gate every
+//! system shares.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use allot::wire::log::Chains;
 use async_nats::jetstream::stream::Stream;
 use tokio::time::Instant;
 
+use crate::gate::Answers;
 use crate::workload::order_index;
 
 /// What the follower saw, per order index.
@@ -27,6 +30,8 @@ pub struct Followed {
     /// When the last `OrderReserved` arrived: the sell-out moment.
     pub last_reserved: Option<Instant>,
     pub findings: Findings,
+    /// Every final decision read (a second one for an order is a duplicate).
+    pub answers: Answers,
 }
 
 /// Stock commands applied so far (`StockSet` events seen).
@@ -55,6 +60,7 @@ pub async fn follow(
             finals: vec![None; orders],
             last_reserved: None,
             findings: Findings::default(),
+            answers: Answers::new(orders),
         };
         let mut audit = Audit::default();
         let mut waiting = orders;
@@ -95,6 +101,10 @@ impl Followed {
         };
         if matches!(event, Event::OrderReserved { .. }) {
             self.last_reserved = Some(now);
+        }
+        if last {
+            let sold = matches!(event, Event::OrderConfirmed { .. });
+            self.answers.record(Some(n), sold);
         }
         if admits && self.admitted[n].is_none() {
             self.admitted[n] = Some(now);

@@ -135,6 +135,17 @@ impl Drop for Proc {
     }
 }
 
+/// When nats-server fsyncs its JetStream store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum NatsSync {
+    /// The server's default: `sync_interval` 2 min, so a publish ack means
+    /// written to the OS, not fsynced.
+    Default,
+    /// `jetstream { sync_interval: always }`: every write is fsynced before
+    /// it is acknowledged.
+    Always,
+}
+
 /// A nats-server with JetStream on a free loopback port and a temp store.
 pub struct Nats {
     pub url: String,
@@ -143,12 +154,27 @@ pub struct Nats {
 }
 
 impl Nats {
-    pub fn start(binary: &Path) -> anyhow::Result<Nats> {
+    pub fn start(binary: &Path, sync: NatsSync) -> anyhow::Result<Nats> {
         let store = tempfile::tempdir().context("creating a temp dir for the nats store")?;
         let port = free_port()?;
         let mut command = Command::new(binary);
-        command.args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"]);
-        command.arg(store.path().join("js"));
+        command.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
+        let js = store.path().join("js");
+        match sync {
+            NatsSync::Default => {
+                command.args(["-js", "-sd"]).arg(&js);
+            }
+            NatsSync::Always => {
+                let conf = store.path().join("nats.conf");
+                let text = format!(
+                    "jetstream {{\n  store_dir: {:?}\n  sync_interval: always\n}}\n",
+                    js.display().to_string()
+                );
+                std::fs::write(&conf, text)
+                    .with_context(|| format!("writing {}", conf.display()))?;
+                command.arg("-c").arg(conf);
+            }
+        }
         let mut proc = Proc::spawn("nats-server", command, store.path().join("nats.log"))?;
         proc.wait_for_log("Server is ready", Duration::from_secs(20))?;
         Ok(Nats {

@@ -1,11 +1,11 @@
-//! One allot run: a fresh nats-server and `allot serve`, stock set with
-//! keyed commands, the workload published (max or open loop), every
-//! decision read back from EVENTS, audited and timed.
+//! One allot run: a fresh nats-server (default fsync or `sync_interval:
+//! always`) and `allot serve`, stock set with keyed commands, the workload
+//! published (max or open loop), every decision read back from EVENTS,
+//! gated, audited and timed.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
-
 use std::sync::Arc;
+use std::time::Duration;
 
 use allot::adapters::nats::producer::Producer;
 use allot::adapters::nats::{NatsFiler, EVENTS_STREAM, ORDERS_STREAM};
@@ -16,43 +16,24 @@ use allot::wire::Limits;
 use anyhow::Context as _;
 use futures::stream::FuturesUnordered;
 use futures::TryStreamExt as _;
-use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::follow::follow;
-use crate::procs::{start_allot, AllotSpec, Nats, Usage};
+use crate::procs::{start_allot, AllotSpec, Nats, NatsSync, Usage};
 use crate::publish::{publish, Pace};
-use crate::stats::{histogram, record, Gate, Latency, Throughput};
+use crate::stats::{histogram, record, Latency, Run, Throughput};
 use crate::workload::Workload;
 
-/// What one allot run measured. Speeds are `None` when the gate failed.
-#[derive(Debug, Clone, Serialize)]
-pub struct AllotRun {
-    /// "max" or "open loop at N/s".
-    pub mode: String,
-    pub target_rate: Option<f64>,
-    pub throughput: Option<Throughput>,
-    /// Intended send time to first durable decision (reserved or rejected).
-    pub admission: Option<Latency>,
-    /// Intended send time to durable final decision (confirmed or rejected).
-    pub final_decision: Option<Latency>,
-    pub allot_cpu_s: f64,
-    pub nats_cpu_s: f64,
-    pub allot_cpu_s_per_1k: f64,
-    pub nats_cpu_s_per_1k: f64,
-    pub allot_peak_rss_mib: f64,
-    pub nats_peak_rss_mib: f64,
-    pub gate: Gate,
-}
-
-/// Runs `workload` through a fresh allot and nats-server.
+/// Runs `workload` through a fresh allot on a fresh nats-server that
+/// fsyncs as `sync` says.
 pub async fn run(
     nats_bin: &std::path::Path,
+    sync: NatsSync,
     spec: &AllotSpec,
     workload: &Workload,
     pace: Pace,
-) -> anyhow::Result<AllotRun> {
-    let nats = Nats::start(nats_bin)?;
+) -> anyhow::Result<Run> {
+    let nats = Nats::start(nats_bin, sync)?;
     let mut allot = start_allot(spec, &nats)?;
     let client = async_nats::connect(&nats.url).await?;
     let producer = Producer::new(client.clone());
@@ -75,49 +56,33 @@ pub async fn run(
     }
     let (allot0, nats0) = (allot.usage()?, nats.proc.usage()?);
     let start = Instant::now();
-    let intended = publish(&js, &workload.orders, pace).await?;
+    let intended = publish(&js, workload, pace).await?;
     let seen = follower.await.context("the EVENTS follower panicked")??;
     let (allot1, nats1) = (allot.usage()?, nats.proc.usage()?);
     allot.stop();
-    let findings = &seen.findings;
-    let gate = Gate {
-        oversold: findings.oversold_units,
-        lost: findings.undecided,
-        duplicates: findings.duplicate_decisions,
-        sold: findings.units_sold,
-        sellable: workload.sellable(),
-        problems: if findings.unconserved_partitions > 0 {
-            vec![format!(
-                "{} partitions do not conserve stock",
-                findings.unconserved_partitions
-            )]
-        } else {
-            vec![]
-        },
-    };
-    let cpu = |a: Usage, b: Usage| b.cpu_secs - a.cpu_secs;
-    let (allot_cpu_s, nats_cpu_s) = (cpu(allot0, allot1), cpu(nats0, nats1));
-    let per_1k = |s: f64| s / (n.max(1) as f64) * 1000.0;
-    let mut result = AllotRun {
-        mode: match pace {
-            Pace::Max => "max".into(),
-            Pace::Rate { per_sec } => format!("open loop at {per_sec:.0}/s"),
-        },
-        target_rate: match pace {
-            Pace::Max => None,
-            Pace::Rate { per_sec } => Some(per_sec),
-        },
-        throughput: None,
-        admission: None,
-        final_decision: None,
-        allot_cpu_s,
-        nats_cpu_s,
-        allot_cpu_s_per_1k: per_1k(allot_cpu_s),
-        nats_cpu_s_per_1k: per_1k(nats_cpu_s),
-        allot_peak_rss_mib: allot1.peak_rss_mib,
-        nats_peak_rss_mib: nats1.peak_rss_mib,
+    let mut gate = seen.answers.gate(workload, true);
+    let f = &seen.findings;
+    if !f.clean() {
+        gate.problem(format!(
+            "audit of EVENTS: oversold {}, duplicate decisions {}, undecided {}, unconserved partitions {}, illegal transitions {} ({})",
+            f.oversold_units,
+            f.duplicate_decisions,
+            f.undecided,
+            f.unconserved_partitions,
+            f.illegal_transitions,
+            f.examples.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+        ));
+    }
+    let cpu = |a: Usage, b: Usage| Some(b.cpu_secs - a.cpu_secs);
+    let mut result = Run {
+        mode: pace.mode(),
+        target_rate: pace.rate(),
+        orders: n as u64,
+        allot_peak_rss_mib: Some(allot1.peak_rss_mib),
         gate,
-    };
+        ..Run::default()
+    }
+    .with_cpu(cpu(allot0, allot1), cpu(nats0, nats1));
     if !result.gate.passed() {
         return Ok(result);
     }
@@ -170,6 +135,7 @@ async fn set_stock(
         let set = Command::SetStock {
             partition: partition.clone(),
             on_hand: workload.scenario.stock,
+            expected_version: None,
         };
         let ingress = &ingress;
         filing.push(async move { ingress.command(&format!("stock-{i}"), set).await });

@@ -1,5 +1,5 @@
-//! The three scenarios of issue 5 and the orders they send: the same order
-//! list, in the same arrival order, goes to allot and to every baseline.
+//! The scenarios of issue 5 and the orders they send: the same order list,
+//! in the same arrival order, goes to allot and to every baseline.
 
 use allot::domain::{OrderId, PartitionKey, Priority, Quantity, Sku, WarehouseId};
 use allot::wire::{encode_order, order_subject, ValidatedOrder};
@@ -18,39 +18,61 @@ pub struct Scenario {
     pub orders: u64,
 }
 
+/// Every scenario's name, in run order.
+pub const NAMES: [&str; 4] = ["hot_sku", "1k_skus_x4_warehouses", "10k_skus", "big_sale"];
+
 impl Scenario {
-    /// The full-size scenarios, scaled to `orders` each (200,000 in the
-    /// issue). Stock keeps the issue's ratios: 10,000 units for 200,000
-    /// orders on the hot SKU; in the others about half the demand is met.
-    pub fn all(orders: u64) -> Vec<Scenario> {
-        let per = |partitions: u64| (orders / partitions / 2).max(1);
+    /// The scenarios at full size, or each scaled to `orders` (smoke runs).
+    /// Full size: 200,000 orders in the first three (the issue's figures)
+    /// and 1,000,000 in `big_sale`. Stock keeps each scenario's ratio to
+    /// the orders: 1 unit per 20 orders on the hot SKU; about half the
+    /// demand met over 1k or 10k partitions; in `big_sale`, one warehouse
+    /// with 1,000 SKUs and 1 unit per order per SKU (1,000 units each at
+    /// full size), so about 99% of the orders are confirmed and the
+    /// fulfilment path dominates.
+    pub fn all(orders: Option<u64>) -> Vec<Scenario> {
+        let base = orders.unwrap_or(200_000);
+        let per = |partitions: u64| (base / partitions / 2).max(1);
+        let big = orders.unwrap_or(1_000_000);
         vec![
             Scenario {
                 name: "hot_sku",
                 skus: 1,
                 warehouses: 1,
-                stock: (orders / 20).max(1),
-                orders,
+                stock: (base / 20).max(1),
+                orders: base,
             },
             Scenario {
                 name: "1k_skus_x4_warehouses",
                 skus: 1_000,
                 warehouses: 4,
                 stock: per(4_000),
-                orders,
+                orders: base,
             },
             Scenario {
                 name: "10k_skus",
                 skus: 10_000,
                 warehouses: 1,
                 stock: per(10_000),
-                orders,
+                orders: base,
+            },
+            Scenario {
+                name: "big_sale",
+                skus: 1_000,
+                warehouses: 1,
+                stock: (big / 1_000).max(1),
+                orders: big,
             },
         ]
     }
 
     pub fn partitions(&self) -> u64 {
         u64::from(self.skus) * u64::from(self.warehouses)
+    }
+
+    /// Units on hand at the start, over all partitions.
+    pub fn supplied(&self) -> u64 {
+        self.stock * self.partitions()
     }
 }
 
@@ -60,8 +82,6 @@ pub struct Order {
     pub id: String,
     /// Index into [`Workload::partitions`].
     pub partition: u32,
-    /// allot's intake subject `orders.<warehouse>.<sku>`.
-    pub subject: String,
     /// The MessagePack order (README "Wire format").
     pub body: Bytes,
 }
@@ -70,11 +90,13 @@ pub struct Order {
 pub struct Workload {
     pub scenario: Scenario,
     pub partitions: Vec<PartitionKey>,
+    /// allot's intake subject `orders.<warehouse>.<sku>` of each partition.
+    pub subjects: Vec<String>,
     pub orders: Vec<Order>,
 }
 
-/// Order ids are `o<n>`: the follower maps a decision back to its order
-/// (and its intended send time) by parsing `n`.
+/// Order ids are `o<n>`: every system's check maps an answer back to its
+/// order (and its intended send time) by parsing `n`.
 pub fn order_index(id: &str) -> Option<usize> {
     id.strip_prefix('o')?.parse().ok()
 }
@@ -93,6 +115,7 @@ impl Workload {
                 ));
             }
         }
+        let subjects = partitions.iter().map(order_subject).collect();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mut orders = Vec::with_capacity(scenario.orders as usize);
         for n in 0..scenario.orders {
@@ -109,35 +132,45 @@ impl Workload {
             orders.push(Order {
                 id: order.id.to_string(),
                 partition: index as u32,
-                subject: order_subject(partition),
                 body: Bytes::from(encode_order(&order)),
             });
         }
         Ok(Workload {
             scenario: scenario.clone(),
             partitions,
+            subjects,
             orders,
         })
     }
 
-    /// The first `n` orders only (the open-loop latency run).
+    /// The first `n` orders only (the open-loop latency runs).
     pub fn truncated(&self, n: usize) -> Workload {
+        let n = n.min(self.orders.len());
         let mut scenario = self.scenario.clone();
-        scenario.orders = n.min(self.orders.len()) as u64;
+        scenario.orders = n as u64;
         Workload {
             scenario,
             partitions: self.partitions.clone(),
-            orders: self.orders[..n.min(self.orders.len())].to_vec(),
+            subjects: self.subjects.clone(),
+            orders: self.orders[..n].to_vec(),
         }
     }
 
-    /// Units each partition can sell to this order list: min(stock, demand).
-    pub fn sellable(&self) -> u64 {
+    /// Orders per partition.
+    pub fn demand(&self) -> Vec<u64> {
         let mut demand = vec![0u64; self.partitions.len()];
         for o in &self.orders {
             demand[o.partition as usize] += 1;
         }
-        demand.iter().map(|&d| d.min(self.scenario.stock)).sum()
+        demand
+    }
+
+    /// Units each partition can sell to this order list: min(stock, demand).
+    pub fn sellable(&self) -> u64 {
+        self.demand()
+            .iter()
+            .map(|&d| d.min(self.scenario.stock))
+            .sum()
     }
 }
 
@@ -147,7 +180,7 @@ mod tests {
 
     #[test]
     fn order_ids_map_back_to_their_index() {
-        let w = Workload::build(&Scenario::all(100)[1], 7).unwrap();
+        let w = Workload::build(&Scenario::all(Some(100))[1], 7).unwrap();
         for (n, o) in w.orders.iter().enumerate() {
             assert_eq!(order_index(&o.id), Some(n));
         }
@@ -156,9 +189,22 @@ mod tests {
 
     #[test]
     fn hot_sku_keeps_the_issue_ratio() {
-        let hot = &Scenario::all(200_000)[0];
+        let hot = &Scenario::all(None)[0];
         assert_eq!((hot.stock, hot.partitions()), (10_000, 1));
-        let w = Workload::build(&Scenario::all(1_000)[0], 1).unwrap();
+        let w = Workload::build(&Scenario::all(Some(1_000))[0], 1).unwrap();
         assert_eq!(w.sellable(), 50);
+    }
+
+    #[test]
+    fn big_sale_is_a_million_units_over_a_thousand_skus() {
+        let big = Scenario::all(None).pop().unwrap();
+        assert_eq!(big.name, "big_sale");
+        assert_eq!(
+            (big.orders, big.supplied(), big.partitions()),
+            (1_000_000, 1_000_000, 1_000)
+        );
+        let small = Workload::build(&Scenario::all(Some(20_000))[3], 5).unwrap();
+        // Nearly every order can be confirmed.
+        assert!(small.sellable() * 10 >= small.orders.len() as u64 * 9);
     }
 }
