@@ -49,6 +49,7 @@ fn shard_with_stock(skus: usize, units: u64) -> Shard {
             Command::SetStock {
                 partition: partition(s),
                 on_hand: units,
+                expected_version: None,
             },
             None,
             now,

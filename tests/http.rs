@@ -360,6 +360,37 @@ async fn cancelling_a_confirmed_order_returns_its_units_in_the_views() {
     r.allot.stop().await.unwrap();
 }
 
+/// Issue 10, item 5: stock has a version; `GET` gives it as `ETag`, and a
+/// `PUT` with `If-Match` of a stale version is refused with 412 (a later
+/// copy of an old set can no longer reset the level).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stock_set_with_a_stale_version_is_refused() {
+    let r = Running::start(CONFIG).await;
+    let path = "/v1/stock/ams/KETTLE2";
+    r.send(Method::PUT, path, Some(&json!({"on_hand": 5})))
+        .await;
+    let v = r.until(path, |v| v["version"] == 1).await;
+    assert_eq!(v["available"], 5, "{v}");
+    let get = r.http.get(r.url(path)).send().await.unwrap();
+    assert_eq!(get.headers()["etag"], "\"1\"");
+    let put = |tag: &'static str, n: u64| {
+        r.http
+            .put(r.url(path))
+            .header("if-match", tag)
+            .json(&json!({"on_hand": n}))
+            .send()
+    };
+    let stale = put("\"0\"", 100).await.unwrap();
+    assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
+    let body: Value = stale.json().await.unwrap();
+    assert_eq!(body["error"], "stale_version", "{body}");
+    let fresh = put("\"1\"", 7).await.unwrap();
+    assert_eq!(fresh.status(), StatusCode::ACCEPTED);
+    let v = r.until(path, |v| v["version"] == 2).await;
+    assert_eq!(v["available"], 7, "{v}");
+    r.allot.stop().await.unwrap();
+}
+
 async fn wait_final(r: &Running, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

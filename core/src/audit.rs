@@ -9,10 +9,11 @@
 //!
 //! Supply comes from the stock commands alone: a set says how many units
 //! are on hand, a restock or an adjustment changes that. Orders then move
-//! units between free, reserved and sold. A reservation beyond the free
-//! units, a release of units never reserved, a sale of units never
-//! reserved all drive a counter below zero, which is flagged where it
-//! happens.
+//! units between free, reserved and sold. Free units go below zero only by
+//! a stock count below what is reserved (a shortage, allowed: a
+//! reservation with a worker is never taken back); a reservation beyond
+//! the free units is oversold, flagged where it happens, as is a release
+//! or a sale of units never reserved.
 
 use std::collections::BTreeMap;
 
@@ -88,6 +89,11 @@ pub struct Findings {
     /// Copies of an order filed for another partition than the one that
     /// placed its id first, refused (not decisions).
     pub duplicates_refused: u64,
+    /// Stock changes that left a partition short (counted below what was
+    /// reserved; allowed: reservations are never taken back).
+    pub shortages: u64,
+    /// Keyed commands refused (stale stock version, negative stock).
+    pub commands_refused: u64,
     /// Confirmed orders cancelled afterwards (units returned).
     pub cancelled_after_confirm: u64,
     pub units_sold: u64,
@@ -154,11 +160,6 @@ impl Audit {
                     self.shift(id, &life, |s| &mut s.reserved, |s| &mut s.available);
                 }
             }
-            Event::ReservationRevoked { id } => {
-                if let Some(life) = self.step(event, id, &[Reserved], Queued) {
-                    self.shift(id, &life, |s| &mut s.reserved, |s| &mut s.available);
-                }
-            }
             Event::OrderCancelled { id } => {
                 if let Some(life) = self.step(event, id, &[Confirmed], Cancelled) {
                     self.shift(id, &life, |s| &mut s.sold, |s| &mut s.available);
@@ -207,6 +208,8 @@ impl Audit {
                 self.check_stock(partition, event);
             }
             Event::DuplicateRefused { .. } => self.findings.duplicates_refused += 1,
+            Event::StockShort { .. } => self.findings.shortages += 1,
+            Event::CommandRefused { .. } => self.findings.commands_refused += 1,
             Event::CommandApplied { .. }
             | Event::IdsClaimed { .. }
             | Event::EpochStarted { .. } => {}
@@ -240,9 +243,14 @@ impl Audit {
 
     fn check_stock(&mut self, partition: &PartitionKey, event: &Event) {
         let s = self.stock[partition];
-        if s.available < 0 {
-            self.findings
-                .example(|| format!("{partition}: {event:?} leaves {} available", s.available));
+        if s.available + s.reserved < 0 {
+            self.findings.unconserved_partitions += 1;
+            self.findings.example(|| {
+                format!(
+                    "{partition}: {event:?} leaves {} on hand",
+                    s.available + s.reserved
+                )
+            });
         }
     }
 
@@ -289,7 +297,8 @@ impl Audit {
             .iter()
             .filter_map(|p| {
                 let s = self.stock.get(&p.key).copied().unwrap_or_default();
-                let shard = [p.available, p.reserved, p.sold].map(i128::from);
+                // Free units less a shortage: below zero while short.
+                let shard = [p.net_free(), i128::from(p.reserved), i128::from(p.sold)];
                 let audit = [s.available, s.reserved, s.sold];
                 (shard != audit).then(|| {
                     format!(
@@ -314,11 +323,7 @@ impl Audit {
         let mut partitions: Vec<_> = self.stock.iter().collect();
         partitions.sort_by(|a, b| a.0.cmp(b.0));
         for (key, s) in partitions {
-            if s.supplied != s.available + s.reserved + s.sold
-                || s.available < 0
-                || s.reserved < 0
-                || s.sold < 0
-            {
+            if s.supplied != s.available + s.reserved + s.sold || s.reserved < 0 || s.sold < 0 {
                 f.unconserved_partitions += 1;
                 f.example(|| format!("{key}: {s:?}"));
             }

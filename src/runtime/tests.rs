@@ -79,6 +79,7 @@ fn sale(ports: &MemPorts, units: u64, orders: usize) {
         Intake::Command(Command::SetStock {
             partition: key(),
             on_hand: units,
+            expected_version: None,
         }),
     );
     for n in 0..orders {

@@ -109,6 +109,7 @@ struct WarehouseGauges {
     queued: (Gauge, u64),
     backordered: (Gauge, u64),
     available: (Gauge, u64),
+    short: (Gauge, u64),
 }
 
 /// Queue depth, backorders and free units per warehouse over the shard's
@@ -132,6 +133,7 @@ impl PartitionGauges {
             queued: (gauge!(QUEUE_DEPTH, &labels), 0),
             backordered: (gauge!(BACKORDERED, &labels), 0),
             available: (gauge!(STOCK_AVAILABLE, &labels), 0),
+            short: (gauge!(STOCK_SHORT, &labels), 0),
         });
         self.warehouses.len() - 1
     }
@@ -143,16 +145,17 @@ impl PartitionGauges {
             self.slot_of_partition.push(slot);
         }
         for g in &mut self.warehouses {
-            (g.queued.1, g.backordered.1, g.available.1) = (0, 0, 0);
+            (g.queued.1, g.backordered.1, g.available.1, g.short.1) = (0, 0, 0, 0);
         }
         for (p, slot) in partitions.iter().zip(&self.slot_of_partition) {
             let g = &mut self.warehouses[*slot];
             g.queued.1 += u64::from(p.queued);
             g.backordered.1 += u64::from(p.backordered);
             g.available.1 += p.available;
+            g.short.1 += p.short;
         }
         for g in &self.warehouses {
-            for (gauge, sum) in [&g.queued, &g.backordered, &g.available] {
+            for (gauge, sum) in [&g.queued, &g.backordered, &g.available, &g.short] {
                 gauge.set(*sum as f64);
             }
         }
@@ -160,7 +163,7 @@ impl PartitionGauges {
 
     fn zero(&self) {
         for g in &self.warehouses {
-            for (gauge, _) in [&g.queued, &g.backordered, &g.available] {
+            for (gauge, _) in [&g.queued, &g.backordered, &g.available, &g.short] {
                 gauge.set(0.0);
             }
         }

@@ -20,6 +20,7 @@ pub const QUEUE_DEPTH: &str = "allot_queue_depth";
 pub const BACKORDERED: &str = "allot_backordered";
 pub const IN_FLIGHT: &str = "allot_in_flight";
 pub const STOCK_AVAILABLE: &str = "allot_stock_available";
+pub const STOCK_SHORT: &str = "allot_stock_short";
 pub const WORKER_DURATION: &str = "allot_worker_duration_seconds";
 pub const NATS_CONNECTED: &str = "allot_nats_connected";
 pub const NATS_RECONNECTS: &str = "allot_nats_reconnects_total";
@@ -207,6 +208,11 @@ pub const METRICS: &[Metric] = &[
         STOCK_AVAILABLE,
         &[SHARD, WAREHOUSE],
         "Free units in the shard's partitions of a warehouse (sum by warehouse for the warehouse's total).",
+    ),
+    gauge(
+        STOCK_SHORT,
+        &[SHARD, WAREHOUSE],
+        "Units the shard's partitions of a warehouse are short: counted below what workers already enact; incoming units fill it first.",
     ),
     histogram(
         WORKER_DURATION,

@@ -143,6 +143,7 @@ fn a_batch_counts_only_once_durable() {
             item: Intake::Command(crate::domain::Command::SetStock {
                 partition: partition("ams", "A"),
                 on_hand: 1,
+                expected_version: None,
             }),
             delivery_count: count,
             published: None,

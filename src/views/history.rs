@@ -92,7 +92,6 @@ pub enum Happened {
     Forwarded,
     CancelRequested,
     Cancelled,
-    Revoked,
     Refused {
         partition: PartitionKey,
         holder: PartitionKey,
@@ -113,7 +112,6 @@ impl std::fmt::Display for Happened {
             Happened::Forwarded => f.write_str("handed to the next warehouse"),
             Happened::CancelRequested => f.write_str("cancel requested"),
             Happened::Cancelled => f.write_str("cancelled, units returned"),
-            Happened::Revoked => f.write_str("reservation revoked (stock cut)"),
             Happened::Refused { partition, holder } => write!(
                 f,
                 "a copy for {partition} refused as a duplicate: {holder} placed this id first"
@@ -165,11 +163,12 @@ pub(super) fn describe(event: &Event) -> (Happened, Option<Stage>) {
         Event::OrderForwarded { .. } => (Happened::Forwarded, None),
         Event::OrderCancelRequested { .. } => (Happened::CancelRequested, None),
         Event::OrderCancelled { .. } => (Happened::Cancelled, Some(Stage::Cancelled)),
-        Event::ReservationRevoked { .. } => (Happened::Revoked, Some(Stage::Queued)),
         Event::StockSet { .. }
         | Event::StockRestocked { .. }
         | Event::StockAdjusted { .. }
         | Event::CommandApplied { .. }
+        | Event::CommandRefused { .. }
+        | Event::StockShort { .. }
         | Event::IdsClaimed { .. }
         | Event::EpochStarted { .. }
         | Event::DuplicateRefused { .. } => unreachable!("not an order event of a stage"),

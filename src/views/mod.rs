@@ -140,14 +140,14 @@ impl Views {
 
     /// A partition's stock.
     pub fn stock(&self, p: &PartitionKey) -> Option<StockView> {
-        self.shards.iter().find_map(|s| s.read().stock(p).cloned())
+        self.shards.iter().find_map(|s| s.read().stock(p))
     }
 
     /// Every partition's stock.
     pub fn partitions(&self) -> Vec<StockView> {
         self.shards
             .iter()
-            .flat_map(|s| s.read().partitions().cloned().collect::<Vec<_>>())
+            .flat_map(|s| s.read().partitions().collect::<Vec<_>>())
             .collect()
     }
 

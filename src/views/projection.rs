@@ -30,8 +30,17 @@ pub struct OrderView {
 pub struct StockView {
     pub warehouse: String,
     pub sku: String,
-    /// Free units.
+    /// Free units; below zero while the partition is short (a stock count
+    /// came in below what workers already enact).
     pub available: i64,
+    /// Units the partition is short (`-available` while that is below
+    /// zero, else 0): units that come in fill this first.
+    #[serde(default)]
+    pub short: i64,
+    /// Stock changes applied (sets, restocks, adjustments): the `ETag` of
+    /// `GET /v1/stock/...`, and the version a set may expect (`If-Match`).
+    #[serde(default)]
+    pub version: u64,
     /// Units held by orders with a worker.
     pub reserved: i64,
     /// Units of confirmed orders.
@@ -62,12 +71,12 @@ impl ShardViews {
         self.orders.get(id)
     }
 
-    pub fn stock(&self, p: &PartitionKey) -> Option<&StockView> {
-        self.stock.get(p)
+    pub fn stock(&self, p: &PartitionKey) -> Option<StockView> {
+        self.stock.get(p).map(Self::shown)
     }
 
-    pub fn partitions(&self) -> impl Iterator<Item = &StockView> {
-        self.stock.values()
+    pub fn partitions(&self) -> impl Iterator<Item = StockView> + '_ {
+        self.stock.values().map(Self::shown)
     }
 
     /// Orders held (live and final).
@@ -92,6 +101,14 @@ impl ShardViews {
         }
     }
 
+    /// A partition's stock as reads show it.
+    fn shown(v: &StockView) -> StockView {
+        StockView {
+            short: (-v.available).max(0),
+            ..v.clone()
+        }
+    }
+
     fn stock_mut(&mut self, p: &PartitionKey, seq: u64) -> &mut StockView {
         let view = self.stock.entry(p.clone()).or_insert_with(|| StockView {
             warehouse: p.warehouse.to_string(),
@@ -108,14 +125,19 @@ impl ShardViews {
             Event::StockSet { partition, on_hand } => {
                 let v = self.stock_mut(partition, seq);
                 v.available = signed(*on_hand) - v.reserved;
+                v.version += 1;
                 return;
             }
             Event::StockRestocked { partition, units } => {
-                self.stock_mut(partition, seq).available += signed(*units);
+                let v = self.stock_mut(partition, seq);
+                v.available += signed(*units);
+                v.version += 1;
                 return;
             }
             Event::StockAdjusted { partition, delta } => {
-                self.stock_mut(partition, seq).available += delta;
+                let v = self.stock_mut(partition, seq);
+                v.available += delta;
+                v.version += 1;
                 return;
             }
             Event::OrderQueued { order } => {
@@ -233,7 +255,7 @@ impl ShardViews {
                 v.reserved -= q;
                 v.sold += q;
             }),
-            Event::OrderReleased { .. } | Event::ReservationRevoked { .. } => Some(|v, q| {
+            Event::OrderReleased { .. } => Some(|v, q| {
                 v.reserved -= q;
                 v.available += q;
             }),

@@ -54,6 +54,7 @@ fn cancelling_a_confirmed_order_returns_its_units_in_the_views() {
     h.command(Command::SetStock {
         partition: mug.clone(),
         on_hand: 10,
+        expected_version: None,
     });
     h.place(order("a", &mug, 10));
     h.fulfil_all();
@@ -92,6 +93,7 @@ fn a_cancel_while_the_worker_enacts_ends_with_the_units_back() {
     h.command(Command::SetStock {
         partition: mug.clone(),
         on_hand: 5,
+        expected_version: None,
     });
     h.place(order("a", &mug, 2));
     h.command(Command::CancelOrder {
@@ -201,6 +203,7 @@ fn a_checkpoint_restores_the_same_views() {
     h.command(Command::SetStock {
         partition: mug.clone(),
         on_hand: 3,
+        expected_version: None,
     });
     h.place(order("a", &mug, 1));
     let views = views_of(&h);

@@ -59,6 +59,7 @@ mod tests {
         let mut command = Command::SetStock {
             partition,
             on_hand: 3,
+            expected_version: None,
         };
         for _ in 0..Command::MAX_NESTING {
             command = Command::Batch {

@@ -70,7 +70,7 @@ pub enum Decision {
 impl DecisionMessage {
     /// The message for `event`, a decision about an order in `partition`,
     /// or `None` for events subscribers do not get (stock changes, retries,
-    /// releases, forwards, cancel requests, revoked reservations).
+    /// releases, forwards, cancel requests, shortages, refused commands).
     pub fn from_event(event: &Event, partition: &PartitionKey) -> Option<Self> {
         let (id, decision) = match event {
             Event::OrderQueued { order } => (&order.id, Decision::Queued),
@@ -97,11 +97,12 @@ impl DecisionMessage {
             | Event::OrderReleased { .. }
             | Event::OrderForwarded { .. }
             | Event::OrderCancelRequested { .. }
-            | Event::ReservationRevoked { .. }
             | Event::StockSet { .. }
             | Event::StockRestocked { .. }
             | Event::StockAdjusted { .. }
             | Event::CommandApplied { .. }
+            | Event::CommandRefused { .. }
+            | Event::StockShort { .. }
             | Event::IdsClaimed { .. }
             | Event::EpochStarted { .. } => return None,
         };
@@ -272,7 +273,6 @@ mod tests {
             },
             Event::OrderForwarded { id: id() },
             Event::OrderCancelRequested { id: id() },
-            Event::ReservationRevoked { id: id() },
             Event::StockSet {
                 partition: p.clone(),
                 on_hand: 1,

@@ -74,36 +74,37 @@ pub fn rules() -> Rules {
     }
 }
 
-fn keyed(n: u64, command: Command) -> Intake {
-    Intake::Command(Command::Keyed {
-        id: OrderId::new(&format!("cmd-{n}")).expect("valid id"),
-        command: Box::new(command),
-    })
-}
-
 /// Draws a sale from the seed: 2-4 shards, stock set for every partition,
 /// 20-60 orders (some sent twice by the producer), a few invalid messages,
 /// a few restocks.
 pub fn draw(rng: &mut ChaCha8Rng) -> Scenario {
     let shards = rng.gen_range(2..=4);
     let route = shard_of(shards);
+    // Stock command `n`, keyed so a redelivery is not applied twice, sent
+    // `after` to the shard of its partition.
+    let stock_command = |n: u64, after: Duration, command: Command| Publish {
+        after,
+        shard: route(
+            command
+                .partition()
+                .expect("a stock command has a partition"),
+        ),
+        item: Intake::Command(Command::Keyed {
+            id: OrderId::new(&format!("cmd-{n}")).expect("valid id"),
+            command: Box::new(command),
+        }),
+    };
     let mut sends = Vec::new();
     let mut commands = 0;
     for w in 0..WAREHOUSES.len() {
         for s in 0..SKUS.len() {
-            let p = partition(w, s);
             commands += 1;
-            sends.push(Publish {
-                after: Duration::ZERO,
-                shard: route(&p),
-                item: keyed(
-                    commands,
-                    Command::SetStock {
-                        partition: p,
-                        on_hand: rng.gen_range(0..8),
-                    },
-                ),
-            });
+            let set = Command::SetStock {
+                partition: partition(w, s),
+                on_hand: rng.gen_range(0..8),
+                expected_version: None,
+            };
+            sends.push(stock_command(commands, Duration::ZERO, set));
         }
     }
     let count = rng.gen_range(20..=60);
@@ -168,21 +169,29 @@ pub fn draw(rng: &mut ChaCha8Rng) -> Scenario {
                 },
             });
         }
+        if rng.gen_bool(0.05) {
+            // A stock count mid-sale, often below what is reserved: the
+            // partition goes short, and nothing enacted is taken back.
+            let p = partition(rng.gen_range(0..WAREHOUSES.len()), s);
+            commands += 1;
+            let after = Duration::from_millis(rng.gen_range(0..40));
+            let set = Command::SetStock {
+                partition: p,
+                on_hand: rng.gen_range(0..3),
+                expected_version: None,
+            };
+            sends.push(stock_command(commands, after, set));
+        }
         if rng.gen_bool(0.08) {
             let p = partition(rng.gen_range(0..WAREHOUSES.len()), s);
             commands += 1;
             let units = NonZeroU64::new(rng.gen_range(1..=4)).expect("non-zero");
-            sends.push(Publish {
-                after: Duration::from_millis(rng.gen_range(0..40)),
-                shard: route(&p),
-                item: keyed(
-                    commands,
-                    Command::Restock {
-                        partition: p,
-                        units,
-                    },
-                ),
-            });
+            let after = Duration::from_millis(rng.gen_range(0..40));
+            let restock = Command::Restock {
+                partition: p,
+                units,
+            };
+            sends.push(stock_command(commands, after, restock));
         }
     }
     Scenario {

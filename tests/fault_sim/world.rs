@@ -96,9 +96,6 @@ pub struct World {
     pub enacted: Mutex<FxHashMap<OrderId, u32>>,
     /// What the ports saw that must never happen.
     pub violations: Mutex<Vec<String>>,
-    /// Breaches of a known, reported runtime limitation (RELIABILITY.md):
-    /// counted, and failures only under `ALLOT_FAULT_STRICT=1`.
-    pub known: Mutex<Vec<String>>,
     pub shard_of: Box<dyn Fn(&PartitionKey) -> ShardId + Send + Sync>,
 }
 
@@ -120,7 +117,6 @@ impl World {
             decided: Mutex::default(),
             enacted: Mutex::default(),
             violations: Mutex::default(),
-            known: Mutex::default(),
             shard_of,
         };
         (Arc::new(world), requests)
@@ -164,15 +160,6 @@ impl World {
 
     pub fn trace(&self) -> String {
         self.trace.lock().clone()
-    }
-
-    /// A breach of the known limitation: a violation in strict mode.
-    pub fn known_limitation(&self, what: String) {
-        if std::env::var("ALLOT_FAULT_STRICT").is_ok_and(|v| v == "1") {
-            return self.violation(what);
-        }
-        self.note(format_args!("KNOWN {what}"));
-        self.known.lock().push(what);
     }
 
     pub fn violation(&self, what: String) {

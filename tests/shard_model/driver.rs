@@ -53,7 +53,7 @@ fn order_of(id: u8, part: Part, qty: u8, prio: u8, fallbacks: &[u8]) -> Order {
     }
 }
 
-fn on_hand(state: &ShardState, key: &PartitionKey) -> u64 {
+fn on_hand(state: &ShardState, key: &PartitionKey) -> i128 {
     state
         .partition_idx(key)
         .map_or(0, |p| state.partition(p).on_hand())
@@ -256,7 +256,7 @@ impl Sim {
             }
             Step::SetStock { .. } | Step::Restock { .. } | Step::Adjust { .. } => {
                 let key = stock_key(step);
-                let before = i128::from(on_hand(state, &key));
+                let before = on_hand(state, &key);
                 let (command, delta) = stock_command(step, before);
                 let reply = send(&mut self.h, command);
                 self.booked_stock(&key, delta, &reply);
@@ -333,7 +333,7 @@ impl Sim {
                     let key = stock_key(step);
                     let now = on_hands
                         .entry(key.clone())
-                        .or_insert_with(|| i128::from(on_hand(state, &key)));
+                        .or_insert_with(|| on_hand(state, &key));
                     let (command, delta) = stock_command(step, *now);
                     *now += delta.unwrap_or(0);
                     expected.push((None, Some((key, delta))));
@@ -376,9 +376,6 @@ impl Sim {
             match e {
                 Event::OrderQueued { order } => {
                     self.entered.insert(order.id.clone(), now);
-                }
-                Event::ReservationRevoked { id } => {
-                    self.entered.insert(id.clone(), now);
                 }
                 Event::OrderBackordered { id, until } => {
                     self.backorders.insert(id.clone(), (*until, None));
@@ -431,6 +428,7 @@ fn stock_command(step: &Step, on_hand: i128) -> (Command, Option<i128>) {
             Command::SetStock {
                 partition,
                 on_hand: n.into(),
+                expected_version: None,
             },
             Some(i128::from(n) - on_hand),
         ),

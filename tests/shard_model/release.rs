@@ -3,8 +3,7 @@
 //!
 //! Release order within a partition: backorders first, in the order they
 //! were backordered (priority is not kept there); then the queue, highest
-//! priority first, FIFO within a priority, except that a revoked
-//! reservation goes back to the front of its priority. Reservation is first
+//! priority first, FIFO within a priority. Reservation is first
 //! fit in that order, so with varying quantities a small order may pass a
 //! larger one that does not fit, but never one that does.
 
@@ -15,7 +14,7 @@ use allot::domain::{Event, OrderId, PartitionKey};
 /// Where an order of the release model is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Spot {
-    /// In the queue; `pos` orders its priority lane (revoked go in front).
+    /// In the queue; `pos` orders its priority lane.
     Queued {
         pos: i64,
     },
@@ -34,7 +33,6 @@ struct Tracked {
     prio: u8,
     /// Log position of its `OrderQueued` in this partition.
     queued_at: usize,
-    revoked: bool,
     spot: Spot,
 }
 
@@ -59,24 +57,21 @@ impl Tracked {
 /// 1. first fit in release order: each order ahead of the reserved one
 ///    asks for more than was free;
 /// 2. FIFO: no order of the same priority that entered the partition's
-///    queue earlier and fits is passed over, unless one of the two had a
-///    reservation revoked before (a revoked order goes to the front of the
-///    queue, but behind backorders that may be younger than it);
+///    queue earlier and fits is passed over;
 /// 3. priority: an order reserved from the queue passes over no queued
 ///    order of higher priority that fits (backorders ignore priority).
 ///
 /// "Fits": asks for at most the free units just before the reservation;
 /// with quantity 1 every waiting order fits, and 2 is plain FIFO. 2 and 3
-/// follow from 1 (an order queued earlier is ahead of a later one unless a
-/// revocation reordered them: exhaustion moves the whole queue to the
-/// backorders at once); they are checked apart as the plain statements.
+/// follow from 1 (an order queued earlier is ahead of a later one, and
+/// exhaustion moves the whole queue to the backorders at once); they are
+/// checked apart as the plain statements.
 pub fn check_release_order(log: &[Event]) {
     let mut orders: HashMap<OrderId, Tracked> = HashMap::new();
     // Per partition: free and reserved units.
     let mut stock: HashMap<PartitionKey, (i128, i128)> = HashMap::new();
-    let mut seq = 0i64;
     for (at, e) in log.iter().enumerate() {
-        seq += 1;
+        let seq = at as i64 + 1;
         match e {
             Event::OrderQueued { order } => {
                 orders.insert(
@@ -86,7 +81,6 @@ pub fn check_release_order(log: &[Event]) {
                         qty: order.quantity.get().into(),
                         prio: order.priority.0,
                         queued_at: at,
-                        revoked: false,
                         spot: Spot::Queued { pos: seq },
                     },
                 );
@@ -106,11 +100,7 @@ pub fn check_release_order(log: &[Event]) {
                         "event {at}: {id} {b:?} reserved before {aid} {a:?} with {free} free"
                     );
                     assert!(
-                        !(fits
-                            && !a.revoked
-                            && !b.revoked
-                            && a.prio == b.prio
-                            && a.queued_at < b.queued_at),
+                        !(fits && a.prio == b.prio && a.queued_at < b.queued_at),
                         "event {at}: {id} reserved before older {aid} with {free} free"
                     );
                     assert!(
@@ -130,17 +120,12 @@ pub fn check_release_order(log: &[Event]) {
                 stock.entry(o.key.clone()).or_default().1 -= i128::from(o.qty);
                 o.spot = Spot::Gone;
             }
-            Event::OrderReleased { id, .. } | Event::ReservationRevoked { id } => {
+            Event::OrderReleased { id, .. } => {
                 let o = orders.get_mut(id).unwrap();
                 let s = stock.entry(o.key.clone()).or_default();
                 s.0 += i128::from(o.qty);
                 s.1 -= i128::from(o.qty);
-                if matches!(e, Event::ReservationRevoked { .. }) {
-                    o.revoked = true;
-                    o.spot = Spot::Queued { pos: -seq };
-                } else {
-                    o.spot = Spot::Gone;
-                }
+                o.spot = Spot::Gone;
             }
             Event::OrderCancelled { id } => {
                 let o = &orders[id];
@@ -168,6 +153,8 @@ pub fn check_release_order(log: &[Event]) {
             | Event::OrderForwarded { .. }
             | Event::OrderCancelRequested { .. }
             | Event::CommandApplied { .. }
+            | Event::CommandRefused { .. }
+            | Event::StockShort { .. }
             | Event::IdsClaimed { .. }
             | Event::DuplicateRefused { .. }
             | Event::EpochStarted { .. } => {}

@@ -129,8 +129,33 @@ fn a_confirmation_without_a_reservation_is_illegal() {
 }
 
 #[test]
-fn stock_set_below_what_is_reserved_is_unconserved() {
-    let log = [set(2), queued("a", 2), reserved("a"), set(1)];
+fn a_shortage_is_allowed_but_a_reservation_in_it_is_oversold() {
+    let short = Event::StockShort {
+        partition: key(),
+        units: 1,
+    };
+    let log = [
+        set(2),
+        queued("a", 2),
+        reserved("a"),
+        set(1),
+        short,
+        confirmed("a"),
+    ];
     let f = audit(&log, &["a"]);
-    assert_eq!(f.unconserved_partitions, 1, "{f:?}");
+    assert!(
+        f.clean(),
+        "a count below what is reserved is a shortage: {f:?}"
+    );
+    assert_eq!(f.shortages, 1);
+    let log = [
+        set(2),
+        queued("a", 2),
+        reserved("a"),
+        set(1),
+        queued("b", 1),
+        reserved("b"),
+    ];
+    let f = audit(&log, &[]);
+    assert_eq!(f.oversold_units, 1, "{f:?}");
 }

@@ -36,10 +36,15 @@ pub enum Command {
         id: OrderId,
         partition: PartitionKey,
     },
-    /// Set the partition's on-hand stock (free plus reserved units).
+    /// Set the partition's on-hand stock (free plus reserved units). With
+    /// `expected_version`, only if the partition's stock version is still
+    /// that (a set based on a stale read, or a late copy, is refused);
+    /// without, unconditionally.
     SetStock {
         partition: PartitionKey,
         on_hand: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expected_version: Option<u64>,
     },
     /// Add units to the partition's stock.
     Restock {
@@ -216,9 +221,14 @@ pub enum Event {
     OrderCancelRequested { id: OrderId },
     /// A confirmed order was cancelled and its units returned to stock.
     OrderCancelled { id: OrderId },
-    /// Stock fell below what was reserved: the reservation went back to the
-    /// front of the queue.
-    ReservationRevoked { id: OrderId },
+    /// A stock change left the partition `units` short: more is reserved by
+    /// orders with workers than is on hand (reservations are never taken
+    /// back). Units that come in fill the shortage first. Informs; the
+    /// stock event before it already applied.
+    StockShort { partition: PartitionKey, units: u64 },
+    /// The keyed command `id` was refused (a stale stock version, stock
+    /// that would go negative): nothing changed.
+    CommandRefused { id: OrderId, reason: String },
     /// On-hand stock set to `on_hand`.
     StockSet {
         partition: PartitionKey,
@@ -277,13 +287,14 @@ impl Event {
             | Event::OrderRerouted { id, .. }
             | Event::OrderForwarded { id }
             | Event::OrderCancelRequested { id }
-            | Event::OrderCancelled { id }
-            | Event::ReservationRevoked { id } => Some(id),
+            | Event::OrderCancelled { id } => Some(id),
             Event::DuplicateRefused { id, .. } => Some(id),
             Event::StockSet { .. }
             | Event::StockRestocked { .. }
             | Event::StockAdjusted { .. }
             | Event::CommandApplied { .. }
+            | Event::CommandRefused { .. }
+            | Event::StockShort { .. }
             | Event::IdsClaimed { .. }
             | Event::EpochStarted { .. } => None,
         }

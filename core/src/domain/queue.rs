@@ -30,10 +30,6 @@ impl Lane {
         self.entries.push_back((entry, qty));
     }
 
-    pub fn push_front(&mut self, entry: Ticketed, qty: Quantity) {
-        self.entries.push_front((entry, qty));
-    }
-
     /// Entries front to back, stale ones included.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&Ticketed, Quantity)> {
         self.entries.iter().map(|(e, q)| (e, *q))
@@ -87,12 +83,6 @@ impl PriorityLanes {
     pub fn push_back(&mut self, prio: Priority, qty: Quantity, entry: Ticketed) {
         self.count(qty, true);
         self.lane(prio).push_back(entry, qty);
-    }
-
-    /// For revoked reservations: they were ahead of everything queued.
-    pub fn push_front(&mut self, prio: Priority, qty: Quantity, entry: Ticketed) {
-        self.count(qty, true);
-        self.lane(prio).push_front(entry, qty);
     }
 
     /// Books an order of `qty` as gone from the queue (its entry goes stale).

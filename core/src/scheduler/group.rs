@@ -75,6 +75,8 @@ pub(super) struct GroupCommit {
     max_batch: usize,
     marks: VecDeque<(u64, Mark)>,
     ready: VecDeque<Output>,
+    /// Absolute positions where one input's decisions end.
+    boundaries: VecDeque<u64>,
 }
 
 impl GroupCommit {
@@ -89,6 +91,7 @@ impl GroupCommit {
             max_batch: max_batch.max(1),
             marks: VecDeque::new(),
             ready: VecDeque::new(),
+            boundaries: VecDeque::new(),
         }
     }
 
@@ -161,7 +164,7 @@ impl GroupCommit {
         if self.inflight.is_some() || self.pending.is_empty() {
             return None;
         }
-        let n = self.pending.len().min(self.max_batch);
+        let n = self.batch_len();
         let events = if n == self.pending.len() {
             // The next batch will likely be as large: allocate once for it.
             std::mem::replace(&mut self.pending, Vec::with_capacity(n))
@@ -175,6 +178,35 @@ impl GroupCommit {
             expected_last: self.log_seq,
             events,
         }))
+    }
+
+    /// The events decided for one input end here: an append never splits
+    /// them (a crash between two appends must not leave half a decision,
+    /// such as a release without its rejection, durable).
+    pub fn boundary(&mut self) {
+        let at = self.base + self.pending.len() as u64;
+        if at > self.base && self.boundaries.back().is_none_or(|b| *b < at) {
+            self.boundaries.push_back(at);
+        }
+    }
+
+    /// How many pending events the next append takes: whole inputs' worth,
+    /// up to `max_batch` (more only when one input decided more).
+    fn batch_len(&mut self) -> usize {
+        let max = self.base + self.max_batch as u64;
+        let mut end = None;
+        while let Some(&b) = self.boundaries.front() {
+            if b > max && end.is_some() {
+                break;
+            }
+            end = Some(b);
+            self.boundaries.pop_front();
+            if b >= max {
+                break;
+            }
+        }
+        let end = end.unwrap_or(self.base + self.pending.len() as u64);
+        (end - self.base) as usize
     }
 
     /// The outstanding append is durable at log sequence `seq`.
@@ -199,6 +231,7 @@ impl GroupCommit {
         self.scanned = 0;
         self.marks.clear();
         self.ready.clear();
+        self.boundaries.clear();
         self.inflight = None;
     }
 }

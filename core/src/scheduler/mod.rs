@@ -326,6 +326,7 @@ impl Shard {
     /// Marks what the events decided since the last input must wait for
     /// (dispatches, forwards, the intake ack) and arms backorder timers.
     fn after_input(&mut self, ack: Option<AckId>, _now: Timestamp) {
+        self.group.boundary();
         let mut backordered = Vec::new();
         let state = &self.state;
         self.group.scan(|event| match event {

@@ -53,6 +53,9 @@ pub enum BatchItem {
         on_hand: u64,
         #[serde(default)]
         key: Option<String>,
+        /// Apply only if the stock is still at this version.
+        #[serde(default)]
+        expected_version: Option<u64>,
     },
     Restock {
         warehouse: String,
@@ -182,10 +185,12 @@ async fn run_one(api: &Shared, index: usize, item: Value) -> Outcome {
             sku,
             on_hand,
             key,
+            expected_version,
         } => {
             stock(api, &warehouse, &sku, key, |partition| Command::SetStock {
                 partition,
                 on_hand,
+                expected_version,
             })
             .await
         }

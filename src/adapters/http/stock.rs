@@ -7,7 +7,7 @@ use std::num::NonZeroU64;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
@@ -30,12 +30,16 @@ pub(super) fn partition(warehouse: &str, sku: &str) -> Result<PartitionKey, ApiE
 pub async fn show(
     State(api): State<Shared>,
     Path((warehouse, sku)): Path<(String, String)>,
-) -> Result<Json<StockView>, ApiError> {
+) -> Result<([(header::HeaderName, String); 1], Json<StockView>), ApiError> {
     let p = partition(&warehouse, &sku)?;
-    api.views
+    let view = api
+        .views
         .stock(&p)
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("{p}: no stock recorded")))
+        .ok_or_else(|| ApiError::not_found(format!("{p}: no stock recorded")))?;
+    Ok((
+        [(header::ETAG, format!("\"{}\"", view.version))],
+        Json(view),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,19 +73,60 @@ pub struct StockChange {
     pub filed: FiledCommand,
 }
 
+/// Sets on-hand stock. With `If-Match: "<version>"` (the `ETag` of a
+/// read), only if the stock is still at that version: 412 at once when the
+/// views already show another, and the shard refuses it (nothing changes,
+/// a `command_refused` is on the record) if another change got in first.
+/// Without, unconditionally.
 pub async fn set(
     State(api): State<Shared>,
     Path((w, s)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<StockChange>), ApiError> {
+    let expected = if_match(&headers)?;
+    if let Some(expected) = expected {
+        let p = partition(&w, &s)?;
+        let actual = api.views.stock(&p).map_or(0, |v| v.version);
+        if actual != expected {
+            return Err(ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "stale_version",
+                format!(
+                    "{p}: stock is at version {actual}, If-Match names {expected}; read it again"
+                ),
+            ));
+        }
+    }
     change(&api, &w, &s, &headers, body, |p, b: SetBody| {
         Command::SetStock {
             partition: p,
             on_hand: b.on_hand,
+            expected_version: expected,
         }
     })
     .await
+}
+
+/// The version `If-Match: "<n>"` names (`W/"<n>"` too; `*` means any).
+fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::field("If-Match", "is not visible ASCII"))?
+        .trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let tag = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+    tag.parse().map(Some).map_err(|_| {
+        ApiError::field(
+            "If-Match",
+            format!("{text:?} is not a stock version; send the ETag of GET /v1/stock/..."),
+        )
+    })
 }
 
 pub async fn restock(

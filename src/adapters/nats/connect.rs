@@ -88,6 +88,9 @@ pub async fn connect(o: &NatsOptions) -> Result<Client, ConnectError> {
         ),
         (None, None, None, None) => ConnectOptions::new(),
     };
+    // A server may ask for TLS unasked. Already installed (by an earlier
+    // connect or the embedding program) is fine: that provider is used.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     if let Some(ca) = &o.tls_ca {
         options = options.add_root_certificates(ca.clone()).require_tls(true);
     }

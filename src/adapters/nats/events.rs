@@ -176,13 +176,19 @@ impl EventsReader {
         while self.next <= until {
             match self.next(Duration::from_secs(5)).await {
                 Ok(Some(b)) => out.push(b),
-                Ok(None) if self.next <= until => {
+                // Sequence `until` is stored, yet nothing came: a consumer
+                // left behind by a leader change. Read again from here.
+                Ok(None) if failures < 5 => {
+                    failures += 1;
+                    warn!(at = self.next, until, "EVENTS read stalled; reading again");
+                    self.messages = None;
+                }
+                Ok(None) => {
                     return Err(ReadError::Broker(format!(
                         "EVENTS read stalled before sequence {until} (at {})",
                         self.next
                     )))
                 }
-                Ok(None) => break,
                 Err(ReadError::Broker(why)) if failures < 5 => {
                     failures += 1;
                     warn!(error = %why, "reading EVENTS failed; trying again");

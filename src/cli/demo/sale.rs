@@ -134,6 +134,7 @@ pub async fn run_demo(
             let set = Command::SetStock {
                 partition,
                 on_hand: o.stock,
+                expected_version: None,
             };
             ingress.command(&key, set).await?;
         }

@@ -41,6 +41,7 @@ impl Sim<'_> {
                 let cmd = Command::SetStock {
                     partition,
                     on_hand: self.opts.stock,
+                    expected_version: None,
                 };
                 self.core_call(shard, |s, now| {
                     s.handle_command(cmd, None, now);

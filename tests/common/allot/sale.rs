@@ -83,6 +83,7 @@ impl Outgoing {
         let command = Command::SetStock {
             partition: partition.clone(),
             on_hand,
+            expected_version: None,
         };
         let encoded = encode_command(&command);
         Outgoing {

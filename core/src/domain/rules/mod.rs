@@ -75,8 +75,17 @@ impl Decider<'_> {
                 if self.state.command_applied(&id) {
                     return Verdict::Duplicate(Known::Applied);
                 }
-                self.emit(Event::CommandApplied { id });
-                return self.command(*command, now, touched);
+                self.emit(Event::CommandApplied { id: id.clone() });
+                let verdict = self.command(*command, now, touched);
+                // A refusal is on the record too: the key is spent, and
+                // whoever filed it can see why nothing changed.
+                if let Verdict::Refused(e) = &verdict {
+                    self.emit(Event::CommandRefused {
+                        id,
+                        reason: e.to_string(),
+                    });
+                }
+                return verdict;
             }
             Command::Batch { commands } => {
                 return Verdict::Batch(

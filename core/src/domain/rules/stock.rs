@@ -1,5 +1,5 @@
-//! The `Decider`'s rules for stock: applying a stock command (revoking
-//! reservations the new stock no longer covers), settling a partition
+//! The `Decider`'s rules for stock: applying a stock command (a count below
+//! what is reserved leaves the partition short), settling a partition
 //! (reserving for waiting orders while stock allows), resolving an
 //! exhausted queue by policy, and expiring backorders.
 
@@ -12,84 +12,77 @@ use crate::domain::state::PartitionIdx;
 use crate::domain::types::{OrderId, Timestamp, WarehouseId};
 
 impl Decider<'_> {
-    /// Applies a stock command; returns the partition it changed.
+    /// Applies a stock command; returns the partition it changed. A stock
+    /// count below what is reserved takes no reservation back (its worker
+    /// may be enacting it): the partition is short instead, recorded with
+    /// a `StockShort`, and units that come in fill that first.
     pub fn stock(&mut self, command: &Command) -> Result<PartitionIdx, CommandError> {
-        let (key, event, new_on_hand) = match command {
-            Command::SetStock { partition, on_hand } => (
+        let existing = |key| {
+            self.state
+                .partition_idx(key)
+                .map(|p| self.state.partition(p))
+        };
+        let event = match command {
+            Command::SetStock {
                 partition,
+                on_hand,
+                expected_version,
+            } => {
+                let actual = existing(partition).map_or(0, |p| p.version);
+                if let Some(expected) = *expected_version {
+                    if expected != actual {
+                        return Err(CommandError::StaleVersion {
+                            partition: partition.clone(),
+                            expected,
+                            actual,
+                        });
+                    }
+                }
                 Event::StockSet {
                     partition: partition.clone(),
                     on_hand: *on_hand,
-                },
-                Some(*on_hand),
-            ),
-            Command::Restock { partition, units } => (
-                partition,
-                Event::StockRestocked {
-                    partition: partition.clone(),
-                    units: units.get(),
-                },
-                None,
-            ),
+                }
+            }
+            Command::Restock { partition, units } => Event::StockRestocked {
+                partition: partition.clone(),
+                units: units.get(),
+            },
             Command::AdjustStock { partition, delta } => {
-                let on_hand = self
-                    .state
-                    .partition_idx(partition)
-                    .map_or(0, |p| self.state.partition(p).on_hand());
-                let new = on_hand.checked_add_signed(*delta).ok_or_else(|| {
-                    CommandError::NegativeStock {
+                let on_hand = existing(partition).map_or(0, |p| p.on_hand());
+                if on_hand + i128::from(*delta) < 0 {
+                    return Err(CommandError::NegativeStock {
                         partition: partition.clone(),
                         on_hand,
                         delta: *delta,
-                    }
-                })?;
-                (
-                    partition,
-                    Event::StockAdjusted {
-                        partition: partition.clone(),
-                        delta: *delta,
-                    },
-                    Some(new),
-                )
+                    });
+                }
+                Event::StockAdjusted {
+                    partition: partition.clone(),
+                    delta: *delta,
+                }
             }
             Command::PlaceOrder(_)
             | Command::CancelOrder { .. }
             | Command::Batch { .. }
             | Command::Keyed { .. } => return Err(CommandError::NotStock),
         };
-        if let (Some(new), Some(p)) = (new_on_hand, self.state.partition_idx(key)) {
-            self.revoke_above(p, new);
-        }
+        let key = command
+            .partition()
+            .expect("stock commands have a partition")
+            .clone();
         self.emit(event);
-        Ok(self
+        let p = self
             .state
-            .partition_idx(key)
-            .expect("stock events create their partition"))
-    }
-
-    /// Revokes the newest reservations until at most `limit` units are
-    /// reserved; they go back to the front of the queue.
-    fn revoke_above(&mut self, p: PartitionIdx, limit: u64) {
-        while self.state.partition(p).reserved > limit {
-            let part = self.state.partition(p);
-            let newest = part
-                .reservations
-                .iter()
-                .rev()
-                .find(|(e, _)| self.state.is_current(e))
-                .and_then(|(e, _)| self.state.at_slot(e.slot))
-                .map(|l| l.order.id.clone())
-                .expect("reserved units have a reservation");
-            let cancelled = self.state.live(&newest).is_some_and(|l| l.cancel_requested);
-            self.emit(Event::ReservationRevoked { id: newest.clone() });
-            if cancelled {
-                self.emit(Event::OrderRejected {
-                    id: newest,
-                    reason: RejectReason::Cancelled,
-                    partition: None,
-                });
-            }
+            .partition_idx(&key)
+            .expect("stock events create their partition");
+        let short = self.state.partition(p).short;
+        if short > 0 {
+            self.emit(Event::StockShort {
+                partition: key,
+                units: short,
+            });
         }
+        Ok(p)
     }
 
     /// Reserves for waiting orders while stock allows (backorders first,

@@ -28,8 +28,16 @@ pub enum CommandError {
     #[error("{partition}: on-hand stock {on_hand} changed by {delta} would be negative")]
     NegativeStock {
         partition: PartitionKey,
-        on_hand: u64,
+        on_hand: i128,
         delta: i64,
+    },
+    /// A stock set expected another stock version: it was based on a
+    /// stale read, or is a late copy of an old set.
+    #[error("{partition}: stock is at version {actual}, the set expected {expected}")]
+    StaleVersion {
+        partition: PartitionKey,
+        expected: u64,
+        actual: u64,
     },
     /// Not a stock command (an internal misuse of `Decider::stock`).
     #[error("not a stock command")]

@@ -110,7 +110,6 @@ impl ShardState {
                 })?;
                 part.reserved += q;
                 part.in_flight += 1;
-                part.reservations.push_back(Ticketed { ticket, slot }, qty);
                 let live = self.at(slot);
                 live.status = Status::Reserved;
                 live.ticket = ticket;
@@ -123,7 +122,6 @@ impl ShardState {
                 self.partitions[p as usize].sold += q;
                 let live = self.orders.remove_at(slot).expect("checked by unreserve");
                 self.remember(id, Some(p), live.order.quantity, Final::Confirmed);
-                self.trim_lane(p, LaneKind::Reservations);
             }
             Event::OrderRetrying { id, attempt, .. } => {
                 let live = self.live_mut(id, |s| matches!(s, Status::Reserved))?;
@@ -132,9 +130,8 @@ impl ShardState {
             Event::OrderReleased { id, .. } => {
                 let slot = self.slot(id, hint)?;
                 let (p, q) = self.unreserve(slot)?;
-                self.partitions[p as usize].available += q;
+                self.partitions[p as usize].add_free(q);
                 self.at(slot).status = Status::Releasing;
-                self.trim_lane(p, LaneKind::Reservations);
             }
             Event::OrderRejected { id, partition, .. } => match self.orders.slot_of(id) {
                 None => {
@@ -227,34 +224,21 @@ impl ShardState {
                     .sold
                     .checked_sub(q)
                     .ok_or("cancelling more than was sold")?;
-                part.available += q;
-            }
-            Event::ReservationRevoked { id } => {
-                let slot = self.slot(id, hint)?;
-                let (p, q) = self.unreserve(slot)?;
-                let ticket = self.ticket();
-                let live = self.at(slot);
-                live.status = Status::Queued;
-                live.ticket = ticket;
-                let (prio, qty) = (live.order.priority, live.order.quantity);
-                let part = &mut self.partitions[p as usize];
-                part.available += q;
-                part.queued += 1;
-                part.queue.push_front(prio, qty, Ticketed { ticket, slot });
-                self.trim_lane(p, LaneKind::Reservations);
+                part.add_free(q);
             }
             Event::StockSet { partition, on_hand } => {
                 let p = self.partition_for(partition);
                 let part = &mut self.partitions[p as usize];
-                part.available = on_hand.checked_sub(part.reserved).ok_or_else(|| {
-                    format!("on hand {on_hand} is below the {} reserved", part.reserved)
-                })?;
+                part.set_net_free(i128::from(*on_hand) - i128::from(part.reserved));
+                part.version += 1;
             }
             Event::StockRestocked { partition, units } => {
                 let p = self.partition_for(partition);
                 let part = &mut self.partitions[p as usize];
-                part.available = part.available.checked_add(*units).ok_or("stock overflow")?;
+                part.add_free(*units);
+                part.version += 1;
             }
+            Event::StockShort { .. } | Event::CommandRefused { .. } => {}
             Event::IdsClaimed { claims } => {
                 for c in claims {
                     self.ids.claim(&c.id, &c.by);
@@ -271,10 +255,8 @@ impl ShardState {
             Event::StockAdjusted { partition, delta } => {
                 let p = self.partition_for(partition);
                 let part = &mut self.partitions[p as usize];
-                part.available = part
-                    .available
-                    .checked_add_signed(*delta)
-                    .ok_or_else(|| format!("adjusting {} available by {delta}", part.available))?;
+                part.set_net_free(part.net_free() + i128::from(*delta));
+                part.version += 1;
             }
         }
         Ok(())

@@ -7,17 +7,24 @@ use serde::{Deserialize, Serialize};
 use super::ShardState;
 use crate::domain::dedupe::PartitionIdx;
 use crate::domain::orders::{Slot, Status};
-use crate::domain::queue::{Lane, PriorityLanes, Ticketed};
+use crate::domain::queue::{PriorityLanes, Ticketed};
 use crate::domain::types::{PartitionKey, Quantity};
 
 /// Stock and orders of one (warehouse, SKU) partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Partition {
     pub key: PartitionKey,
-    /// Free units.
+    /// Free units (0 while the partition is short).
     pub available: u64,
     /// Units held by orders with a worker.
     pub reserved: u64,
+    /// Units reserved beyond what is on hand: a stock count came in below
+    /// what workers already enact (a reservation with a worker is never
+    /// taken back). Units that come in fill it before any is free.
+    pub short: u64,
+    /// Stock changes applied (sets, restocks, adjustments): a set may name
+    /// the version it expects, so a stale one is refused.
+    pub version: u64,
     /// Units of confirmed orders.
     pub sold: u64,
     pub queued: u32,
@@ -25,9 +32,6 @@ pub struct Partition {
     pub in_flight: u32,
     pub(crate) queue: PriorityLanes,
     pub(crate) backorders: PriorityLanes,
-    /// Reservations in the order they were made, newest last (revoked
-    /// newest first).
-    pub(crate) reservations: Lane,
 }
 
 impl Partition {
@@ -36,19 +40,42 @@ impl Partition {
             key,
             available: 0,
             reserved: 0,
+            short: 0,
+            version: 0,
             sold: 0,
             queued: 0,
             backordered: 0,
             in_flight: 0,
             queue: PriorityLanes::default(),
             backorders: PriorityLanes::default(),
-            reservations: Lane::default(),
         }
     }
 
-    /// Free plus reserved units: what a stock count would find.
-    pub fn on_hand(&self) -> u64 {
-        self.available + self.reserved
+    /// Free plus reserved units, less any shortage: what the books say a
+    /// stock count would find (below zero when more left than was counted).
+    pub fn on_hand(&self) -> i128 {
+        self.net_free() + i128::from(self.reserved)
+    }
+
+    /// Free units less the shortage: negative while short.
+    pub fn net_free(&self) -> i128 {
+        i128::from(self.available) - i128::from(self.short)
+    }
+
+    /// Sets free units less shortage to `net`.
+    pub(super) fn set_net_free(&mut self, net: i128) {
+        if net >= 0 {
+            self.available = u64::try_from(net).unwrap_or(u64::MAX);
+            self.short = 0;
+        } else {
+            self.available = 0;
+            self.short = u64::try_from(-net).unwrap_or(u64::MAX);
+        }
+    }
+
+    /// Units come back or in: they fill a shortage first.
+    pub(super) fn add_free(&mut self, units: u64) {
+        self.set_net_free(self.net_free() + i128::from(units));
     }
 }
 
@@ -100,7 +127,6 @@ impl ShardState {
         match kind {
             LaneKind::Queue => part.queue.trim(part.queued as usize, live),
             LaneKind::Backorders => part.backorders.trim(part.backordered as usize, live),
-            LaneKind::Reservations => part.reservations.trim(part.in_flight as usize, live),
         }
     }
 }
@@ -109,5 +135,4 @@ impl ShardState {
 pub(super) enum LaneKind {
     Queue,
     Backorders,
-    Reservations,
 }

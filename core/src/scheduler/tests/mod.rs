@@ -67,5 +67,6 @@ fn set_stock(h: &mut Harness, w: &str, n: u64) {
     h.command(Command::SetStock {
         partition: key(w, "SKU"),
         on_hand: n,
+        expected_version: None,
     });
 }

@@ -1,5 +1,5 @@
 //! Releasing stock to orders and the drive loop: what fits is confirmed,
-//! a stock cut revokes the newest reservation, backorders and waiting
+//! a stock cut below reservations leaves a shortage, backorders and waiting
 //! orders resolve, acks wait for the append, a conflict fences, and the
 //! pure `decide` agrees with the shard.
 
@@ -24,8 +24,11 @@ fn equal_quantity_succeeds_larger_fails() {
     h.check_invariants();
 }
 
+/// A stock count below what is reserved takes no reservation back (its
+/// worker may be enacting it): the partition is short, a worker's success
+/// is a sale, and units that come in fill the shortage first.
 #[test]
-fn reallocation_revokes_the_newest_reservation() {
+fn a_stock_cut_below_reservations_leaves_a_shortage_filled_first() {
     let mut h = Harness::new(ShardConfig::default());
     set_stock(&mut h, "w1", 50);
     h.place(order("a", "w1", 20));
@@ -34,18 +37,70 @@ fn reallocation_revokes_the_newest_reservation() {
     assert_eq!(h.shard.state().partition(0).reserved, 40);
     set_stock(&mut h, "w1", 25);
     let p = h.shard.state().partition(0);
-    assert_eq!((p.reserved, p.available, p.queued), (20, 5, 1));
-    assert!(h.log().contains(&Event::ReservationRevoked {
-        id: OrderId::new("b").unwrap()
-    }));
+    assert_eq!((p.reserved, p.available, p.short), (40, 0, 15));
+    assert!(h
+        .log()
+        .iter()
+        .any(|e| matches!(e, Event::StockShort { units: 15, .. })));
+    h.fulfil_all();
     assert_eq!(
-        h.shard
-            .state()
-            .live(&OrderId::new("b").unwrap())
-            .unwrap()
-            .status,
-        Status::Queued
+        h.finals("a") + h.finals("b"),
+        2,
+        "both sold: the work was done"
     );
+    assert_eq!(sold(&h, "w1"), 40);
+    h.place(order("c", "w1", 1));
+    assert_eq!(
+        h.rejection_of("c"),
+        Some(RejectReason::OutOfStock),
+        "short: none free"
+    );
+    h.command(Command::Restock {
+        partition: key("w1", "SKU"),
+        units: NonZeroU64::new(16).unwrap(),
+    });
+    let p = h.shard.state().partition(0);
+    assert_eq!(
+        (p.short, p.available),
+        (0, 1),
+        "15 filled the shortage first"
+    );
+    h.check_invariants();
+}
+
+/// A set expecting another stock version is refused, and the refusal is
+/// on the record; without a version it applies whatever the version.
+#[test]
+fn a_stale_stock_set_is_refused() {
+    let mut h = Harness::new(ShardConfig::default());
+    set_stock(&mut h, "w1", 5);
+    let stale = Command::Keyed {
+        id: OrderId::new("k-1").unwrap(),
+        command: Box::new(Command::SetStock {
+            partition: key("w1", "SKU"),
+            on_hand: 100,
+            expected_version: Some(0),
+        }),
+    };
+    assert!(matches!(
+        h.command(stale),
+        Reply::Refused(CommandError::StaleVersion {
+            expected: 0,
+            actual: 1,
+            ..
+        })
+    ));
+    assert!(h
+        .log()
+        .iter()
+        .any(|e| matches!(e, Event::CommandRefused { .. })));
+    assert_eq!(h.shard.state().partition(0).available, 5);
+    h.command(Command::SetStock {
+        partition: key("w1", "SKU"),
+        on_hand: 7,
+        expected_version: Some(1),
+    });
+    assert_eq!(h.shard.state().partition(0).version, 2);
     h.check_invariants();
 }
 
@@ -166,4 +221,39 @@ fn decide_is_pure_and_agrees_with_the_shard() {
     }
     assert_eq!(h.command(cmd), verdict);
     assert_eq!(&folded, h.shard.state());
+}
+
+/// An append never splits the events of one input: a crash between two
+/// appends must not leave half a decision durable (found by the fault
+/// simulation: a release landed without its rejection, and the order was
+/// never decided).
+#[test]
+fn an_append_holds_whole_decisions() {
+    let config = ShardConfig {
+        max_batch_events: 1,
+        ..ShardConfig::default()
+    };
+    let mut shard = Shard::new(config, Timestamp(0));
+    let now = Timestamp(0);
+    shard.handle_command(
+        Command::SetStock {
+            partition: key("w1", "SKU"),
+            on_hand: 1,
+            expected_version: None,
+        },
+        None,
+        now,
+    );
+    shard.handle_order(order("a", "w1", 1), None, now);
+    let mut appends = Vec::new();
+    let mut seq = 0;
+    while let Some(out) = shard.poll_output() {
+        if let Output::Append(batch) = out {
+            appends.push(batch.events.len());
+            seq += 1;
+            shard.handle_appended(seq, now);
+        }
+    }
+    // The set (with its epoch), then the order queued and reserved.
+    assert_eq!(appends.last(), Some(&2), "{appends:?}");
 }
