@@ -26,7 +26,10 @@ RUN mkdir -p src benches bench/src loadtest/goose/src \
 COPY src src
 COPY benches benches
 COPY docs docs
-RUN touch src/main.rs src/lib.rs && cargo build --release --locked -p allot --bin allot
+# The commit allot_build_info reports (`docker build --build-arg
+# ALLOT_GIT_COMMIT=$(git rev-parse --short HEAD)`; compose passes it on).
+ARG ALLOT_GIT_COMMIT=unknown
+RUN touch src/main.rs src/lib.rs && ALLOT_GIT_COMMIT="$ALLOT_GIT_COMMIT" cargo build --release --locked -p allot --bin allot
 
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --home-dir /etc/allot allot

@@ -1,14 +1,26 @@
 #!/usr/bin/env bash
-# Checks the shipped deployment files: deploy/compose.yaml resolves with
+# Checks the shipped deployment files: the Prometheus config and its
+# alert rules with promtool (`check config`, which also checks the rule
+# files it loads; `check rules`; `test rules`, the alerts' unit tests in
+# deploy/prometheus/rules.test.yml), deploy/compose.yaml resolves with
 # `docker compose config` (or docker-compose v1; neither needs a Docker
 # engine) and the Grafana dashboard is valid JSON. That the dashboard and
 # docs/metrics.md match the exported metrics is a unit test
-# (`cargo test --lib telemetry`).
+# (`cargo test --lib telemetry`); that every dashboard and rule expression
+# evaluates on a live allot is tests/prometheus.rs.
 # Usage: ./scripts/check-deploy.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m json.tool deploy/grafana/dashboards/allot.json > /dev/null
 echo "deploy/grafana/dashboards/allot.json: valid JSON"
+./scripts/setup-prometheus.sh
+command -v promtool > /dev/null || {
+    echo "promtool not found (Debian: apt-get install prometheus): the Prometheus config and rules are NOT checked" >&2
+    exit 1
+}
+promtool check config deploy/prometheus/prometheus.yml
+promtool check rules deploy/prometheus/rules.yml
+(cd deploy/prometheus && promtool test rules rules.test.yml)
 if ! docker compose version > /dev/null 2>&1 && ! command -v docker-compose > /dev/null \
     && command -v apt-get > /dev/null && [ "$(id -u)" = 0 ]; then
     echo "installing docker-compose (Debian package; checks compose files, needs no engine)"

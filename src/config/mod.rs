@@ -137,6 +137,17 @@ impl Config {
             .unwrap_or(self.workers.default_concurrency)
     }
 
+    /// Every warehouse the config names (regions, SKU pins, worker
+    /// concurrency), sorted, once each. Orders may name others.
+    pub fn warehouses(&self) -> Vec<WarehouseId> {
+        let named = self.routing.regions.values().flatten();
+        let pinned = self.routing.pins.iter().map(|p| &p.warehouse);
+        let staffed = self.workers.warehouses.keys();
+        let all: std::collections::BTreeSet<&WarehouseId> =
+            named.chain(pinned).chain(staffed).collect();
+        all.into_iter().cloned().collect()
+    }
+
     /// How long queued orders wait on in-flight work once stock is 0.
     pub fn max_wait(&self) -> Duration {
         self.scheduler.max_wait

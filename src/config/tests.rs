@@ -261,6 +261,11 @@ fn demo_config_is_valid_and_means_what_it_says() {
     );
     assert_eq!(c.concurrency_for(&w("ams")), 128);
     assert_eq!(c.concurrency_for(&w("fra")), 64);
+    assert_eq!(
+        c.warehouses(),
+        ["ams", "fra", "nyc", "sfo"].map(w),
+        "every warehouse named once, sorted"
+    );
     let route = c
         .router()
         .route(&Sku::new("PS5-DISC").unwrap(), None, None)

@@ -6,6 +6,7 @@ use super::RuntimeError;
 use crate::domain::ShardState;
 use crate::ports::{EventLog, ShardId, Snapshots};
 use crate::scheduler::ShardConfig;
+use crate::wire::snapshot::decode_snapshot;
 
 /// Rebuilds a shard's state from its latest snapshot plus the log after it.
 /// Returns the state and the log sequence it reflects.
@@ -21,10 +22,10 @@ pub async fn recover<L: EventLog, S: Snapshots>(
         .map_err(|source| RuntimeError::Log { shard, source })?;
     let (mut state, mut seq) = match loaded {
         Some((seq, bytes)) => {
-            let state = rmp_serde::from_slice(&bytes).map_err(|e| RuntimeError::Snapshot {
+            let state = decode_snapshot(&bytes).map_err(|why| RuntimeError::Snapshot {
                 shard,
                 seq,
-                why: e.to_string(),
+                why,
             })?;
             (state, seq)
         }

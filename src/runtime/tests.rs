@@ -51,20 +51,24 @@ fn config() -> RuntimeConfig {
     }
 }
 
+/// The audit of shard 0's log as it stands.
+fn audit_of(ports: &MemPorts) -> Audit {
+    let mut audit = Audit::default();
+    ports.log.events(0).iter().for_each(|e| audit.apply(e));
+    audit
+}
+
 /// Waits until every order has its final decision in the log.
 async fn settled(ports: &MemPorts, orders: usize) -> Audit {
     let ids: Vec<OrderId> = (0..orders).map(|n| order(n).id).collect();
     for _ in 0..2000 {
-        let mut audit = Audit::default();
-        ports.log.events(0).iter().for_each(|e| audit.apply(e));
+        let audit = audit_of(ports);
         if audit.finish(&ids).undecided == 0 && ports.intake.unacked(0) == 0 {
             return audit;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let mut audit = Audit::default();
-    ports.log.events(0).iter().for_each(|e| audit.apply(e));
-    let f = audit.finish(&ids);
+    let f = audit_of(ports).finish(&ids);
     panic!(
         "the sale did not settle in 20 s: {} undecided, {} unacked, log {} entries: {f:?}",
         f.undecided,
@@ -126,6 +130,13 @@ async fn a_crash_mid_sale_loses_nothing_and_decides_nothing_twice() {
     }
     first.abort();
     let _ = first.await;
+    // The crash landed mid-sale: orders were still undecided when it hit.
+    let ids: Vec<OrderId> = (0..2_000).map(|n| order(n).id).collect();
+    let at_crash = audit_of(&ports).finish(&ids);
+    assert!(
+        at_crash.undecided > 0,
+        "the crash came after the sale, nothing was left to lose: {at_crash:?}"
+    );
     // Unacked intake comes back, as the broker redelivers after ack-wait.
     ports.intake.redeliver(0);
     let stop = CancellationToken::new();
@@ -134,9 +145,7 @@ async fn a_crash_mid_sale_loses_nothing_and_decides_nothing_twice() {
     if second.is_finished() {
         panic!("the restarted shard stopped: {:?}", second.await);
     }
-    let audit = settled(&ports, 2_000).await;
-    let ids: Vec<OrderId> = (0..2_000).map(|n| order(n).id).collect();
-    let f = audit.finish(&ids);
+    let f = settled(&ports, 2_000).await.finish(&ids);
     assert!(f.clean(), "{f:?}");
     assert_eq!(f.confirmed + f.rejected_total(), 2_000);
     assert!(f.confirmed <= 300);

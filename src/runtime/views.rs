@@ -17,7 +17,7 @@ use super::OwnedShards;
 use crate::domain::{Event, PartitionKey};
 use crate::ports::{Checkpoints, DecisionSink, FeedEntry, LogFeed, ShardId};
 use crate::telemetry::ViewMetrics;
-use crate::views::{ShardViews, Views};
+use crate::views::{decode_checkpoint, Views};
 use crate::wire::DecisionMessage;
 
 /// How the views are kept.
@@ -33,7 +33,7 @@ impl Default for ViewsConfig {
     fn default() -> Self {
         Self {
             checkpoint_every: Duration::from_secs(60),
-            publish_decisions: true,
+            publish_decisions: false,
         }
     }
 }
@@ -64,7 +64,7 @@ pub async fn restore_views<C: Checkpoints>(views: &Views, checkpoints: &C) -> Ve
     for shard in 0..views.shard_count() {
         let name = checkpoint_name(shard);
         match checkpoints.load_checkpoint(&name).await {
-            Ok(Some((seq, bytes))) => match rmp_serde::from_slice::<ShardViews>(&bytes) {
+            Ok(Some((seq, bytes))) => match decode_checkpoint(&bytes) {
                 Ok(v) if v.last_seq == seq => views.restore(shard, v),
                 Ok(_) => warn!(
                     shard,

@@ -159,6 +159,7 @@ pub async fn serve(
     let broker = Broker::connect(&options.nats).await?;
     let (client, js) = (broker.client().clone(), broker.jetstream().clone());
     let router = config.router();
+    crate::telemetry::register_warehouses(router.shard_count(), &config.warehouses());
     let caught_up = Arc::new(CaughtUp::default());
     let health = Arc::new(Health::new(
         {

@@ -15,7 +15,9 @@ use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 use super::names::*;
 use crate::domain::{Event, RejectReason, ShardState, WarehouseId};
 use crate::ports::{Delivery, Intake, ShardId};
-pub use components::{IngressMetrics, NatsMetrics, Received, ViewMetrics, WorkerMetrics};
+pub use components::{
+    DeadLetterMetrics, IngressMetrics, NatsMetrics, Received, ViewMetrics, WorkerMetrics,
+};
 
 /// Order decisions counted by [`DECISIONS`], as the wire names them.
 const DECISION_KINDS: [&str; 7] = [
@@ -167,6 +169,26 @@ impl PartitionGauges {
                 gauge.set(0.0);
             }
         }
+    }
+}
+
+/// Registers, at zero, the per-warehouse series of every shard and
+/// warehouse the config names (and the worker histograms), so a fresh
+/// instance already lists its warehouses and shards before any stock or
+/// order arrives. A series that exists keeps its value: this only adds 0.
+pub fn register_warehouses(shards: u32, warehouses: &[WarehouseId]) {
+    for shard in 0..shards {
+        let s = shard.to_string();
+        gauge!(IN_FLIGHT, SHARD => s.clone()).increment(0.0);
+        for w in warehouses {
+            let labels = [(SHARD, s.clone()), (WAREHOUSE, w.to_string())];
+            for name in [QUEUE_DEPTH, BACKORDERED, STOCK_AVAILABLE, STOCK_SHORT] {
+                gauge!(name, &labels).increment(0.0);
+            }
+        }
+    }
+    for w in warehouses {
+        WorkerMetrics::new(w);
     }
 }
 

@@ -4,6 +4,8 @@
 //! holds handles made once per shard, warehouse or component
 //! ([`ShardMetrics`], [`WorkerMetrics`], ...), so the hot path never builds
 //! or hashes label sets. Every name, label and bucket list is in [`names`].
+//! [`Exporter`] is what `/metrics` serves: the process metrics are read at
+//! each scrape, then everything is rendered.
 
 mod handles;
 pub mod names;
@@ -16,10 +18,19 @@ use std::time::Duration;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
 
 pub use handles::{
-    BatchTally, IngressMetrics, NatsMetrics, Received, ShardMetrics, ViewMetrics, WorkerMetrics,
+    register_warehouses, BatchTally, DeadLetterMetrics, IngressMetrics, NatsMetrics, Received,
+    ShardMetrics, ViewMetrics, WorkerMetrics,
 };
 pub use metrics_exporter_prometheus::PrometheusHandle;
-use names::{Kind, METRICS};
+use names::{Kind, BUILD_INFO, COMMIT, METRICS, VERSION};
+
+/// The git commit this binary was built from, if the build said
+/// (`ALLOT_GIT_COMMIT=$(git rev-parse --short HEAD) cargo build`): read at
+/// compile time only, so no build script reruns on every commit.
+pub const GIT_COMMIT: &str = match option_env!("ALLOT_GIT_COMMIT") {
+    Some(commit) => commit,
+    None => "unknown",
+};
 
 /// How often histogram samples are folded into their buckets when nobody
 /// scrapes (a render does it too), so memory stays bounded.
@@ -43,7 +54,7 @@ fn builder() -> PrometheusBuilder {
 }
 
 /// Installs the process-wide Prometheus recorder, describes every metric,
-/// and starts a thread that runs upkeep. Later calls return the same
+/// sets [`names::BUILD_INFO`], and starts a thread that runs upkeep. Later calls return the same
 /// handle, so tests may call it freely.
 ///
 /// # Errors
@@ -56,6 +67,7 @@ pub fn install() -> Result<PrometheusHandle, InstallError> {
                 format!("installing the Prometheus recorder: {e} (another metrics recorder is installed)")
             })?;
             describe();
+            build_info();
             let upkeep = handle.clone();
             std::thread::Builder::new()
                 .name("metrics-upkeep".into())
@@ -68,6 +80,40 @@ pub fn install() -> Result<PrometheusHandle, InstallError> {
         })
         .clone()
         .map_err(InstallError)
+}
+
+/// What `/metrics` renders: the installed recorder's metrics, the process
+/// metrics (CPU, memory, file descriptors, threads) read at each render.
+#[derive(Clone)]
+pub struct Exporter {
+    handle: PrometheusHandle,
+    process: metrics_process::Collector,
+}
+
+impl Exporter {
+    /// Installs the recorder ([`install`]) and describes the process metrics.
+    ///
+    /// # Errors
+    /// As [`install`].
+    pub fn install() -> Result<Exporter, InstallError> {
+        let handle = install()?;
+        let process = metrics_process::Collector::default();
+        process.describe();
+        process.collect();
+        Ok(Exporter { handle, process })
+    }
+
+    /// The exposition text, process metrics read just now.
+    pub fn render(&self) -> String {
+        self.process.collect();
+        self.handle.render()
+    }
+}
+
+/// Sets [`names::BUILD_INFO`] to 1 with this build's version and commit.
+pub fn build_info() {
+    metrics::gauge!(BUILD_INFO, VERSION => env!("CARGO_PKG_VERSION"), COMMIT => GIT_COMMIT)
+        .set(1.0);
 }
 
 /// The metrics recorder could not be installed.

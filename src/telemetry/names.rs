@@ -27,12 +27,28 @@ pub const NATS_RECONNECTS: &str = "allot_nats_reconnects_total";
 pub const NATS_DISCONNECTS: &str = "allot_nats_disconnects_total";
 pub const VIEW_LAG: &str = "allot_view_lag_seconds";
 pub const VIEW_ORDERS: &str = "allot_view_orders";
+pub const DEAD_LETTERS: &str = "allot_dead_letters";
+pub const BUILD_INFO: &str = "allot_build_info";
+
+/// The process metrics (`metrics-process`, the names every Prometheus
+/// client library uses), refreshed on each scrape of `/metrics`.
+pub const PROCESS_CPU: &str = "process_cpu_seconds_total";
+pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
+pub const PROCESS_VIRTUAL: &str = "process_virtual_memory_bytes";
+pub const PROCESS_VIRTUAL_MAX: &str = "process_virtual_memory_max_bytes";
+pub const PROCESS_OPEN_FDS: &str = "process_open_fds";
+pub const PROCESS_MAX_FDS: &str = "process_max_fds";
+pub const PROCESS_THREADS: &str = "process_threads";
+pub const PROCESS_START: &str = "process_start_time_seconds";
 
 /// Label names: the only ones allot uses (never an order id or SKU).
 pub const SHARD: &str = "shard";
 pub const WAREHOUSE: &str = "warehouse";
 pub const OUTCOME: &str = "outcome";
 pub const KIND: &str = "kind";
+/// Only on [`BUILD_INFO`]: the crate version and the git commit built.
+pub const VERSION: &str = "version";
+pub const COMMIT: &str = "commit";
 
 /// Bounds for latencies that are usually milliseconds (log appends,
 /// workers): 250 µs to 30 s.
@@ -244,11 +260,90 @@ pub const METRICS: &[Metric] = &[
         &[],
         "Orders held in this instance's views (live and decided, every shard).",
     ),
+    gauge(
+        DEAD_LETTERS,
+        &[],
+        "Messages in the DLQ stream (intake given up after nats.max_deliver deliveries), as this instance last read it.",
+    ),
+    gauge(
+        BUILD_INFO,
+        &[VERSION, COMMIT],
+        "Always 1; the labels say which allot runs: its version and the git commit it was built from (unknown if not given at build time).",
+    ),
 ];
+
+/// The process metrics, exported beside [`METRICS`] under their usual
+/// names; `metrics-process` describes them.
+pub const PROCESS_METRICS: &[Metric] = &[
+    process(
+        PROCESS_CPU,
+        Kind::Counter,
+        Unit::Seconds,
+        "User and system CPU time spent.",
+    ),
+    process(
+        PROCESS_RSS,
+        Kind::Gauge,
+        Unit::Bytes,
+        "Resident memory size.",
+    ),
+    process(
+        PROCESS_VIRTUAL,
+        Kind::Gauge,
+        Unit::Bytes,
+        "Virtual memory size.",
+    ),
+    process(
+        PROCESS_VIRTUAL_MAX,
+        Kind::Gauge,
+        Unit::Bytes,
+        "Virtual memory limit (RLIMIT_AS).",
+    ),
+    process(
+        PROCESS_OPEN_FDS,
+        Kind::Gauge,
+        Unit::Count,
+        "Open file descriptors.",
+    ),
+    process(
+        PROCESS_MAX_FDS,
+        Kind::Gauge,
+        Unit::Count,
+        "File descriptor limit (RLIMIT_NOFILE).",
+    ),
+    process(
+        PROCESS_THREADS,
+        Kind::Gauge,
+        Unit::Count,
+        "OS threads of the process.",
+    ),
+    process(
+        PROCESS_START,
+        Kind::Gauge,
+        Unit::Seconds,
+        "Start time, seconds since the Unix epoch.",
+    ),
+];
+
+const fn process(name: &'static str, kind: Kind, unit: Unit, help: &'static str) -> Metric {
+    Metric {
+        name,
+        kind,
+        unit: Some(unit),
+        labels: &[],
+        help,
+        buckets: &[],
+    }
+}
+
+/// allot's metrics and the process metrics.
+pub fn all() -> impl Iterator<Item = &'static Metric> {
+    METRICS.iter().chain(PROCESS_METRICS)
+}
 
 /// The metric called `name`, if allot exports it.
 pub fn metric(name: &str) -> Option<&'static Metric> {
-    METRICS.iter().find(|m| m.name == name)
+    all().find(|m| m.name == name)
 }
 
 /// The metric a Prometheus series name belongs to: a histogram's

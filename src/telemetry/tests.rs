@@ -7,6 +7,9 @@ use crate::ports::{Delivery, Intake};
 use crate::scheduler::AckId;
 
 const LABELS: [&str; 4] = [names::SHARD, names::WAREHOUSE, names::OUTCOME, names::KIND];
+/// Labels Prometheus adds to every series it scrapes: a dashboard may
+/// select on them.
+const TARGET_LABELS: [&str; 2] = ["job", "instance"];
 
 #[test]
 fn names_follow_prometheus_conventions() {
@@ -24,7 +27,12 @@ fn names_follow_prometheus_conventions() {
             assert!(m.name.ends_with("_seconds"), "{}: base unit", m.name);
         }
         for label in m.labels {
-            assert!(LABELS.contains(label), "{}: label {label}", m.name);
+            let build = m.name == names::BUILD_INFO;
+            assert!(
+                LABELS.contains(label) || build && [names::VERSION, names::COMMIT].contains(label),
+                "{}: label {label}",
+                m.name
+            );
         }
         assert_eq!(
             m.kind == Kind::Histogram,
@@ -190,12 +198,19 @@ fn dashboard_queries(value: &serde_json::Value, out: &mut Vec<String>) {
     }
 }
 
-/// Each `allot_*` series a query names, with the label names of the
-/// selector right after it (`allot_x{shard=~"$shard"}` gives `["shard"]`).
+/// Each `allot_*` or `process_*` series a query names, with the label
+/// names of the selector right after it (`allot_x{shard=~"$shard"}` gives
+/// `["shard"]`).
 fn series_in(query: &str) -> Vec<(String, Vec<String>)> {
     let mut out = Vec::new();
     let mut rest = query;
-    while let Some(at) = rest.find("allot_") {
+    let next = |s: &str| {
+        ["allot_", "process_"]
+            .iter()
+            .filter_map(|p| s.find(p))
+            .min()
+    };
+    while let Some(at) = next(rest) {
         let tail = &rest[at..];
         let end = tail
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
@@ -228,7 +243,10 @@ fn the_dashboard_queries_only_metrics_allot_exports_and_shows_each() {
         for (series, labels) in series_in(query) {
             let metric = names::metric_of_series(&series)
                 .unwrap_or_else(|| panic!("{query}: {series} is not in names::METRICS"));
-            for label in &labels {
+            for label in labels
+                .iter()
+                .filter(|l| !TARGET_LABELS.contains(&l.as_str()))
+            {
                 assert!(
                     metric.labels.contains(&label.as_str()),
                     "{query}: {series} has no label {label}"
@@ -237,7 +255,7 @@ fn the_dashboard_queries_only_metrics_allot_exports_and_shows_each() {
             shown.insert(metric.name);
         }
     }
-    for m in METRICS {
+    for m in names::all() {
         assert!(
             shown.contains(m.name),
             "no dashboard panel shows {}",
@@ -249,7 +267,7 @@ fn the_dashboard_queries_only_metrics_allot_exports_and_shows_each() {
 #[test]
 fn docs_list_every_metric_with_its_type_and_labels() {
     let docs = repo_file("docs/metrics.md");
-    for m in METRICS {
+    for m in names::all() {
         let labels = m
             .labels
             .iter()
@@ -267,4 +285,53 @@ fn docs_list_every_metric_with_its_type_and_labels() {
             "docs/metrics.md lacks the row starting {row}"
         );
     }
+}
+
+#[test]
+fn configured_warehouses_are_listed_at_zero_and_existing_values_kept() {
+    let ams = WarehouseId::new("ams").unwrap();
+    let fra = WarehouseId::new("fra").unwrap();
+    let text = render_local(|| {
+        let mut state = ShardState::new(16);
+        state.evolve(&stock_set("ams", "A", 5)).unwrap();
+        let mut m = ShardMetrics::new(0);
+        m.gauges(&state, 2, true);
+        register_warehouses(2, &[ams.clone(), fra.clone()]);
+        build_info();
+    });
+    for line in [
+        "allot_stock_available{shard=\"0\",warehouse=\"ams\"} 5",
+        "allot_in_flight{shard=\"0\"} 2",
+        "allot_stock_available{shard=\"0\",warehouse=\"fra\"} 0",
+        "allot_stock_available{shard=\"1\",warehouse=\"ams\"} 0",
+        "allot_queue_depth{shard=\"1\",warehouse=\"fra\"} 0",
+        "allot_backordered{shard=\"1\",warehouse=\"fra\"} 0",
+        "allot_stock_short{shard=\"1\",warehouse=\"fra\"} 0",
+        "allot_in_flight{shard=\"1\"} 0",
+        "allot_worker_duration_seconds_count{warehouse=\"fra\",outcome=\"ok\"} 0",
+        "allot_build_info{version=\"0.1.0\",commit=\"unknown\"} 1",
+    ] {
+        let line = line.replace("0.1.0", env!("CARGO_PKG_VERSION"));
+        let line = line.replace("unknown", GIT_COMMIT);
+        assert!(text.contains(&line), "{line} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn the_exporter_reads_process_metrics_at_each_render() {
+    let exporter = Exporter::install().expect("installs");
+    let text = exporter.render();
+    for m in names::PROCESS_METRICS {
+        assert!(
+            text.contains(&format!("# TYPE {} {}", m.name, m.kind.as_str())),
+            "{} missing from:\n{text}",
+            m.name
+        );
+    }
+    let rss = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{} ", names::PROCESS_RSS)))
+        .expect("an RSS sample");
+    assert!(rss.parse::<f64>().unwrap() > 1e6, "RSS {rss} bytes");
+    assert!(text.contains(&format!("{}{{", names::BUILD_INFO)), "{text}");
 }

@@ -15,6 +15,7 @@ use parking_lot::RwLock;
 use serde::Serialize;
 
 use crate::domain::{Event, OrderId, PartitionKey};
+use crate::wire::msgpack::{read_capped, why};
 pub use projection::{Happened, OrderView, ShardViews, Stage, StockView};
 
 /// An order as reads show it, merged over every partition it passed
@@ -39,6 +40,18 @@ pub struct OrderStatus {
 pub struct HistoryLine {
     pub seq: u64,
     pub what: String,
+}
+
+/// Deepest nesting in a views checkpoint. Views with every kind of entry
+/// (each stage, every history line, stock) go 6 deep (`tests.rs` measures
+/// it); the rest is headroom for fields to come.
+pub const MAX_CHECKPOINT_DEPTH: usize = 24;
+
+/// Reads back a checkpoint made by [`Views::checkpoint`], its nesting
+/// capped: it is allot's own, but whoever may write the object store can
+/// put anything there. The error says why it is not views this build reads.
+pub fn decode_checkpoint(bytes: &[u8]) -> Result<ShardViews, String> {
+    read_capped(bytes, MAX_CHECKPOINT_DEPTH).map_err(|e| why(&e, MAX_CHECKPOINT_DEPTH))
 }
 
 /// Every shard's views.
@@ -86,7 +99,8 @@ impl Views {
             .map_or(0, |s| s.read().last_seq)
     }
 
-    /// A shard's views as a checkpoint: its last sequence and its bytes.
+    /// A shard's views as a checkpoint: its last sequence and its bytes
+    /// (MessagePack with named fields, read back by [`decode_checkpoint`]).
     pub fn checkpoint(&self, shard: u32) -> Option<(u64, Vec<u8>)> {
         let s = self.shards.get(shard as usize)?.read();
         let bytes = rmp_serde::to_vec_named(&*s).ok()?;

@@ -209,8 +209,45 @@ fn a_checkpoint_restores_the_same_views() {
     let views = views_of(&h);
     let (seq, bytes) = views.checkpoint(0).unwrap();
     let back = Views::new(1, 1_000_000);
-    back.restore(0, rmp_serde::from_slice(&bytes).unwrap());
+    back.restore(0, decode_checkpoint(&bytes).unwrap());
     assert_eq!(back.last_seq(0), seq);
     assert_eq!(back.order(&id("a")), views.order(&id("a")));
     assert_eq!(back.stock(&mug), views.stock(&mug));
+}
+
+use crate::wire::fuzz::{nested, with_unknown_field};
+
+/// The views of a shard that has seen one of everything, as a checkpoint.
+fn busy_checkpoint() -> Vec<u8> {
+    views_of(&crate::wire::fuzz::busy_shard())
+        .checkpoint(0)
+        .unwrap()
+        .1
+}
+
+#[test]
+fn a_checkpoint_sits_well_under_its_cap_and_deeper_ones_are_refused() {
+    let bytes = busy_checkpoint();
+    let depth = crate::wire::msgpack::depth_of::<ShardViews>(&bytes);
+    assert!(depth + 8 <= MAX_CHECKPOINT_DEPTH, "{depth}");
+    let unknown = |levels| with_unknown_field(&bytes, &nested(levels));
+    assert!(decode_checkpoint(&unknown(MAX_CHECKPOINT_DEPTH - 1)).is_ok());
+    for deep in [unknown(MAX_CHECKPOINT_DEPTH), unknown(1_000_000)] {
+        let why = decode_checkpoint(&deep).unwrap_err();
+        assert_eq!(
+            why,
+            format!("nested more than {MAX_CHECKPOINT_DEPTH} levels deep")
+        );
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn checkpoints_never_panic_and_are_refused_with_a_reason(
+        bytes in crate::wire::fuzz::fuzzed(vec![busy_checkpoint()])
+    ) {
+        if let Err(why) = decode_checkpoint(&bytes) {
+            proptest::prop_assert!(!why.trim().is_empty());
+        }
+    }
 }

@@ -13,10 +13,8 @@ use crate::domain::Command;
 pub const MAX_COMMAND_DEPTH: usize = 4 * Command::MAX_NESTING;
 
 /// Decodes a command, refusing nesting deeper than [`MAX_COMMAND_DEPTH`].
-pub fn decode_command(bytes: &[u8]) -> Result<Command, rmp_serde::decode::Error> {
-    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
-    de.set_max_depth(MAX_COMMAND_DEPTH);
-    serde::Deserialize::deserialize(&mut de)
+pub fn decode_command(bytes: &[u8]) -> Result<Command, super::msgpack::MsgpackError> {
+    super::msgpack::read_capped(bytes, MAX_COMMAND_DEPTH)
 }
 
 #[cfg(test)]

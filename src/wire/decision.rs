@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::msgpack::{read_capped, MsgpackError};
 use super::raw::Scalar;
 use super::{order, WireError, VERSION};
 use crate::domain::{Event, OrderId, PartitionKey, Sku, Timestamp, WarehouseId};
@@ -137,10 +138,10 @@ impl DecisionMessage {
                 max: MAX_DECISION_BYTES,
             });
         }
-        let malformed = |e: rmp_serde::decode::Error| WireError::Malformed {
+        let malformed = |e: MsgpackError| WireError::Malformed {
             id: None,
             field: "payload",
-            why: order::msgpack_why(&e),
+            why: super::msgpack::why(&e, order::MAX_DEPTH),
         };
         let envelope: Envelope = read(bytes).map_err(malformed)?;
         if let Err(p) = order::version(envelope.v.filter(|v| *v != Scalar::Nil)) {
@@ -162,10 +163,8 @@ struct Envelope {
 
 /// From a slice (lengths checked against what is left, as for orders),
 /// nesting capped like orders.
-fn read<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, rmp_serde::decode::Error> {
-    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
-    de.set_max_depth(order::MAX_DEPTH + 1);
-    T::deserialize(&mut de)
+fn read<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, MsgpackError> {
+    read_capped(bytes, order::MAX_DEPTH)
 }
 
 #[cfg(test)]

@@ -18,10 +18,8 @@
 
 use serde::Deserialize as _;
 
-use super::{
-    decode_command, decode_order, decode_orders, Limits, ValidatedOrder, WireError,
-    RESERVED_ID_PREFIX,
-};
+use super::order::decode_order_for;
+use super::{decode_command, decode_orders, Limits, ValidatedOrder, WireError, RESERVED_ID_PREFIX};
 use crate::config::Router;
 use crate::domain::{Command, FieldError, Order, OrderId, PartitionKey, Sku, WarehouseId};
 
@@ -222,9 +220,11 @@ impl IntakeDecoder<'_> {
     }
 
     /// A producer's order: validated, checked against the partition its
-    /// subject names, and given the fallbacks of its region.
+    /// subject names (a body `warehouse` or `sku` naming another is one
+    /// more bad field, reported with the rest), and given the fallbacks of
+    /// its region.
     fn order(&self, subject: Result<PartitionKey, FieldError>, payload: &[u8], seq: u64) -> Intake {
-        let order = match decode_order(payload, self.limits) {
+        let order = match decode_order_for(payload, self.limits, subject.as_ref().ok()) {
             Ok(order) => order,
             Err(e) => {
                 return Intake::Invalid {
@@ -244,39 +244,6 @@ impl IntakeDecoder<'_> {
                 }
             }
         };
-        // A body that names another warehouse or SKU than its subject is
-        // refused, naming each field that differs.
-        let mut errors = Vec::new();
-        if order
-            .warehouse
-            .as_ref()
-            .is_some_and(|w| *w != partition.warehouse)
-        {
-            errors.push(FieldError::new(
-                "warehouse",
-                format!(
-                    "the order names warehouse {} but was published for {}",
-                    order.warehouse.as_ref().expect("checked"),
-                    partition.warehouse
-                ),
-            ));
-        }
-        if order.sku != partition.sku {
-            errors.push(FieldError::new(
-                "sku",
-                format!(
-                    "the order names sku {} but was published for {}",
-                    order.sku, partition.sku
-                ),
-            ));
-        }
-        if !errors.is_empty() {
-            return Intake::Invalid {
-                id: order.id,
-                errors,
-                partition: Some(partition),
-            };
-        }
         let fallbacks = order
             .region
             .as_ref()

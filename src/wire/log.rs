@@ -16,6 +16,7 @@
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
+use super::msgpack::{self, read_capped};
 use crate::domain::Event;
 
 /// The EVENTS batch version this build writes and reads.
@@ -24,7 +25,7 @@ pub const LOG_VERSION: u32 = 1;
 /// Deepest nesting in a batch: its map, the events list, an event, an
 /// order, its partition and its fallbacks take six; a hostile message on
 /// `events.*` must not recurse deeper than this.
-const MAX_LOG_DEPTH: usize = 12;
+pub const MAX_LOG_DEPTH: usize = 12;
 
 /// One decided batch of one shard, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,10 +85,8 @@ pub fn decode_batch(seq: u64, bytes: &[u8]) -> Result<LogBatch, LogError> {
                 .into(),
         ));
     }
-    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
-    de.set_max_depth(MAX_LOG_DEPTH);
-    let batch =
-        LogBatch::deserialize(&mut de).map_err(|e| unreadable(super::order::msgpack_why(&e)))?;
+    let batch: LogBatch = read_capped(bytes, MAX_LOG_DEPTH)
+        .map_err(|e| unreadable(msgpack::why(&e, MAX_LOG_DEPTH)))?;
     if batch.v != LOG_VERSION {
         return Err(unreadable(format!(
             "batch version {} is not supported; this allot reads {LOG_VERSION}",

@@ -33,10 +33,14 @@ mod batch;
 mod command;
 mod decision;
 mod error;
+#[cfg(test)]
+pub mod fuzz;
 pub mod intake;
 pub mod log;
+pub mod msgpack;
 mod order;
 mod raw;
+pub mod snapshot;
 mod submit;
 
 #[cfg(test)]

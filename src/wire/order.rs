@@ -8,7 +8,9 @@ use super::raw::{RawOrder, Scalar};
 use super::{Limits, WireError, RESERVED_ID_PREFIX, VERSION};
 use crate::config::{RouteError, Router};
 use crate::domain::FieldError;
-use crate::domain::{Order, OrderId, Priority, Quantity, Region, Sku, ValueError, WarehouseId};
+use crate::domain::{
+    Order, OrderId, PartitionKey, Priority, Quantity, Region, Sku, ValueError, WarehouseId,
+};
 
 /// An order as a producer sends it (envelope version 1): a MessagePack map
 /// with these names as keys (`rmp_serde::to_vec_named`), or the same as a
@@ -117,6 +119,17 @@ pub fn encode_order(order: &ValidatedOrder) -> Vec<u8> {
 /// skipping an unknown field cannot exhaust the stack. `tests/wire_alloc.rs`
 /// holds all this for headers claiming 4 GiB.
 pub fn decode_order(bytes: &[u8], limits: &Limits) -> Result<ValidatedOrder, WireError> {
+    decode_order_for(bytes, limits, None)
+}
+
+/// [`decode_order`] for an order published on the subject of `published`:
+/// a body `sku` or `warehouse` that names another partition is one more
+/// bad field, reported with every other.
+pub fn decode_order_for(
+    bytes: &[u8],
+    limits: &Limits,
+    published: Option<&PartitionKey>,
+) -> Result<ValidatedOrder, WireError> {
     check_size(bytes, limits)?;
     let mut raw = RawOrder::default();
     let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
@@ -138,7 +151,7 @@ pub fn decode_order(bytes: &[u8], limits: &Limits) -> Result<ValidatedOrder, Wir
             if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
         _ => return Err(malformed(&raw, "trailing bytes after the message")),
     }
-    validate(raw, limits)
+    validate_for(raw, limits, published)
 }
 
 /// Decodes and validates a JSON order message (the HTTP body), with the
@@ -193,20 +206,39 @@ pub(super) fn msgpack_why(e: &rmp_serde::decode::Error) -> String {
 }
 
 /// Step 2: raw fields to domain values, every problem collected.
-pub(super) fn validate(mut raw: RawOrder, limits: &Limits) -> Result<ValidatedOrder, WireError> {
+pub(super) fn validate(raw: RawOrder, limits: &Limits) -> Result<ValidatedOrder, WireError> {
+    validate_for(raw, limits, None)
+}
+
+/// [`validate`], and a `sku` or `warehouse` that differs from the
+/// partition the order was `published` for is a bad field too.
+fn validate_for(
+    mut raw: RawOrder,
+    limits: &Limits,
+    published: Option<&PartitionKey>,
+) -> Result<ValidatedOrder, WireError> {
     let id_sent = raw.id();
     let fail = |problems| WireError::Invalid {
         id: id_sent.clone(),
         problems,
     };
-    if let Err(p) = version(raw.take("v")) {
-        return Err(fail(vec![p]));
+    let v = raw.take("v");
+    let another_version = matches!(v, Some(Scalar::UInt(n)) if n != u64::from(VERSION));
+    let mut problems: Vec<FieldError> = Vec::new();
+    if let Err(p) = version(v) {
+        // Another version's fields may mean something else: it is
+        // reported alone. A `v` that is missing or of the wrong type (1.0
+        // from a JSON client) hides no other bad field.
+        if another_version {
+            return Err(fail(vec![p]));
+        }
+        problems.push(p);
     }
-    let mut problems: Vec<FieldError> = raw
-        .repeated
-        .iter()
-        .map(|&i| FieldError::new(super::raw::FIELDS[i], "given more than once"))
-        .collect();
+    problems.extend(
+        raw.repeated
+            .iter()
+            .map(|&i| FieldError::new(super::raw::FIELDS[i], "given more than once")),
+    );
     let p = &mut problems;
     let id = keep(p, "id", required(raw.take("id")).and_then(order_id));
     let sku = keep(
@@ -231,6 +263,14 @@ pub(super) fn validate(mut raw: RawOrder, limits: &Limits) -> Result<ValidatedOr
         optional(raw.take("region"), |s| name(s, Region::new)),
     );
     let priority = keep(p, "priority", optional(raw.take("priority"), priority));
+    if let Some(published) = published {
+        differs(
+            p,
+            published,
+            sku.as_ref(),
+            warehouse.as_ref().and_then(Option::as_ref),
+        );
+    }
     match (id, sku, quantity, warehouse, region, priority) {
         (Some(id), Some(sku), Some(quantity), Some(warehouse), Some(region), Some(priority))
             if problems.is_empty() =>
@@ -247,6 +287,30 @@ pub(super) fn validate(mut raw: RawOrder, limits: &Limits) -> Result<ValidatedOr
         _ => {
             problems.sort_by_key(|p| super::raw::FIELDS.iter().position(|f| *f == p.field));
             Err(fail(problems))
+        }
+    }
+}
+
+/// Notes a body `sku` or `warehouse` that names another partition than
+/// the one the order was `published` for.
+fn differs(
+    problems: &mut Vec<FieldError>,
+    published: &PartitionKey,
+    sku: Option<&Sku>,
+    warehouse: Option<&WarehouseId>,
+) {
+    let named = [
+        (
+            "warehouse",
+            warehouse.map(|w| w.as_str()),
+            published.warehouse.as_str(),
+        ),
+        ("sku", sku.map(|s| s.as_str()), published.sku.as_str()),
+    ];
+    for (field, body, subject) in named {
+        if let Some(body) = body.filter(|b| *b != subject) {
+            let why = format!("the order names {field} {body} but was published for {subject}");
+            problems.push(FieldError::new(field, why));
         }
     }
 }

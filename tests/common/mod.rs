@@ -5,3 +5,4 @@
 
 pub mod allot;
 pub mod nats;
+pub mod prometheus;

@@ -329,7 +329,7 @@ fn binary() -> PathBuf {
 
 /// A loopback port nobody listened on a moment ago. Another process may
 /// take it before the server binds it; `launch` retries then.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())
         .expect("bind 127.0.0.1:0")

@@ -16,7 +16,7 @@ use allot::domain::{
 use allot::scheduler::{AckId, Dispatch, Reply};
 use allot_core::testkit::Harness;
 
-use super::scenario::{oid, wh, Part, Scenario, Step, BIG_HORIZON};
+use super::scenario::{oid, wh, Kind, Part, Scenario, Step, BIG_HORIZON};
 
 /// A harness plus what the test knows independently of the shard.
 pub struct Sim {
@@ -153,7 +153,19 @@ impl Sim {
             Step::Outcome { pick, kind } => {
                 if !self.h.dispatched.is_empty() {
                     let i = pick % self.h.dispatched.len();
+                    let current = is_current(self.state(), &self.h.dispatched[i]);
                     let d = self.h.settle(i, kind.outcome()).expect("in range");
+                    if current && *kind == Kind::Unknown {
+                        // The work may have been done: only an answer may
+                        // settle the order, so it keeps its units.
+                        let status = self.state().live(&d.order.id).map(|l| l.status);
+                        assert_eq!(
+                            status,
+                            Some(Status::Reserved),
+                            "{}: an unknown outcome settled it",
+                            d.order.id
+                        );
+                    }
                     self.history.push(d);
                 }
             }

@@ -31,11 +31,13 @@ pub fn oid(n: u8) -> OrderId {
     OrderId::new(&format!("o{n}")).unwrap()
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Fulfilled,
     Retryable,
     Permanent,
+    /// No usable answer (a timeout, a lost reply): the work may be done.
+    Unknown,
 }
 
 impl Kind {
@@ -49,6 +51,9 @@ impl Kind {
             Kind::Permanent => Outcome::Failed {
                 reason: "declined".into(),
                 retryable: false,
+            },
+            Kind::Unknown => Outcome::Unknown {
+                reason: "no answer in time".into(),
             },
         }
     }
@@ -200,6 +205,7 @@ fn kind() -> impl Strategy<Value = Kind> {
         3 => Just(Kind::Fulfilled),
         2 => Just(Kind::Retryable),
         1 => Just(Kind::Permanent),
+        2 => Just(Kind::Unknown),
     ]
 }
 

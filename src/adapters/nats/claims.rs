@@ -16,13 +16,15 @@ use tracing::warn;
 use crate::domain::{Claim, ClaimAnswer};
 use crate::ports::ShardId;
 use crate::runtime::claims::{ClaimError, ClaimRequest, RemoteClaims};
+use crate::wire::msgpack::{read_capped, why};
 
 /// The subject the owner of shard `n` answers claims on.
 pub fn claims_subject(shard: ShardId) -> String {
     format!("allot.claims.{shard}")
 }
 
-/// Nesting of a claims message: its map, the list, a claim, its partition.
+/// Nesting of a claims message: its map, the list, a claim (or an
+/// answer), its partition take four.
 const MAX_DEPTH: usize = 6;
 
 #[derive(Serialize, Deserialize)]
@@ -35,10 +37,10 @@ struct Answer {
     answers: Vec<ClaimAnswer>,
 }
 
-fn decode<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, rmp_serde::decode::Error> {
-    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
-    de.set_max_depth(MAX_DEPTH);
-    T::deserialize(&mut de)
+/// A claims message, nesting capped (anyone allowed on `allot.claims.*`
+/// can send one); the error says why it is unreadable.
+fn decode<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, String> {
+    read_capped(bytes, MAX_DEPTH).map_err(|e| why(&e, MAX_DEPTH))
 }
 
 /// Claims over core NATS.
@@ -83,8 +85,8 @@ impl RemoteClaims for NatsClaims {
                 Ok(Err(e)) => return Err(ClaimError::Transport(e.to_string())),
                 Ok(Ok(reply)) => reply,
             };
-            let answer: Answer =
-                decode(&reply.payload).map_err(|e| ClaimError::Transport(e.to_string()))?;
+            let answer: Answer = decode(&reply.payload)
+                .map_err(|e| ClaimError::Transport(format!("unreadable answer: {e}")))?;
             if answer.answers.len() != n {
                 return Err(ClaimError::Transport(format!(
                     "{} answers to {n} claims",
@@ -143,5 +145,55 @@ impl RemoteClaims for NatsClaims {
             Ok(Box::new(Subscribed(task.abort_handle())) as Box<dyn Send + Sync>)
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::fuzz::{fuzzed, key, nested, with_unknown_field};
+    use proptest::prelude::*;
+
+    fn ask() -> Vec<u8> {
+        let claims = ["c-1", "c-2"]
+            .map(|id| Claim {
+                id: crate::domain::OrderId::new(id).unwrap(),
+                by: key("ams", "MUG"),
+            })
+            .to_vec();
+        rmp_serde::to_vec_named(&Ask { claims }).unwrap()
+    }
+
+    fn answer() -> Vec<u8> {
+        let answers = vec![
+            ClaimAnswer::Granted,
+            ClaimAnswer::Refused {
+                holder: key("fra", "MUG"),
+            },
+        ];
+        rmp_serde::to_vec_named(&Answer { answers }).unwrap()
+    }
+
+    #[test]
+    fn claims_sit_under_the_cap_and_deeper_ones_are_refused_by_depth() {
+        for valid in [ask(), answer()] {
+            let depth = crate::wire::msgpack::depth_of::<serde::de::IgnoredAny>(&valid);
+            assert!(depth < MAX_DEPTH, "{depth}");
+        }
+        assert!(decode::<Ask>(&ask()).is_ok() && decode::<Answer>(&answer()).is_ok());
+        let deep = with_unknown_field(&ask(), &nested(1_000_000));
+        let e = decode::<Ask>(&deep).err().unwrap();
+        assert_eq!(e, format!("nested more than {MAX_DEPTH} levels deep"));
+    }
+
+    proptest! {
+        #[test]
+        fn claim_messages_never_panic_and_are_refused_with_a_reason(
+            bytes in fuzzed(vec![ask(), answer()])
+        ) {
+            for e in [decode::<Ask>(&bytes).err(), decode::<Answer>(&bytes).err()].into_iter().flatten() {
+                prop_assert!(!e.trim().is_empty());
+            }
+        }
     }
 }

@@ -23,6 +23,10 @@
 //! replay twice is harmless: the id dedupes the publish, and the order id in
 //! the payload is the shard's idempotency key, so an order decided in the
 //! meantime is answered with its earlier decision.
+//!
+//! The mover also reports how many dead letters wait in `DLQ`
+//! (`allot_dead_letters`): at start, after each move, and every
+//! [`RECOUNT_EVERY`], so a replay by `allot dlq replay` shows too.
 
 use std::time::Duration;
 
@@ -34,15 +38,18 @@ use async_nats::HeaderMap;
 use futures::StreamExt;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::setup::{broker, ensure_stream, SetupError};
 use super::{KIND_HEADER, ORDERS_STREAM};
+use crate::telemetry::DeadLetterMetrics;
 
 pub const DLQ_STREAM: &str = "DLQ";
 pub const ADVISORY_STREAM: &str = "DLQ_ADVISORIES";
 /// The durable consumer every instance pulls advisories from.
 const MOVER: &str = "dlq-mover";
+/// How often the mover reads how many dead letters wait.
+pub const RECOUNT_EVERY: Duration = Duration::from_secs(5);
 
 /// Why the message was given up.
 pub const REASON_HEADER: &str = "Allot-Dlq-Reason";
@@ -109,6 +116,9 @@ pub async fn move_dead_letters(js: Context, orders: stream::Stream, stop: Cancel
             return;
         }
     };
+    let waiting = DeadLetterMetrics::new();
+    let mut recount = tokio::time::interval(RECOUNT_EVERY);
+    recount.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !stop.is_cancelled() {
         let mut messages = match consumer.messages().await {
             Ok(m) => m,
@@ -123,6 +133,10 @@ pub async fn move_dead_letters(js: Context, orders: stream::Stream, stop: Cancel
         loop {
             let next = tokio::select! {
                 _ = stop.cancelled() => return,
+                _ = recount.tick() => {
+                    count_waiting(&js, &waiting).await;
+                    continue;
+                }
                 next = messages.next() => next,
             };
             let Some(Ok(message)) = next else { break };
@@ -140,6 +154,7 @@ pub async fn move_dead_letters(js: Context, orders: stream::Stream, stop: Cancel
                     if let Err(e) = message.ack().await {
                         warn!(error = %e, "advisory ack failed; it comes back and dedupes");
                     }
+                    count_waiting(&js, &waiting).await;
                 }
                 Err(e) => {
                     error!(error = %e, "dead letter not stored; retrying in 1s");
@@ -149,6 +164,15 @@ pub async fn move_dead_letters(js: Context, orders: stream::Stream, stop: Cancel
                 }
             }
         }
+    }
+}
+
+/// Reports how many messages `DLQ` holds; on a broker error the last count
+/// stands (the NATS metrics tell the connection's state).
+async fn count_waiting(js: &Context, waiting: &DeadLetterMetrics) {
+    match js.get_stream(DLQ_STREAM).await {
+        Ok(dlq) => waiting.waiting(dlq.cached_info().state.messages),
+        Err(e) => debug!(error = %e, "counting dead letters"),
     }
 }
 

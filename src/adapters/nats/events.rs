@@ -110,6 +110,16 @@ impl EventsReader {
     /// The next batch to apply; `None` when nothing new came within
     /// `wait`.
     pub async fn next(&mut self, wait: Duration) -> Result<Option<ReadBatch>, ReadError> {
+        self.next_up_to(wait, u64::MAX).await
+    }
+
+    /// [`EventsReader::next`], also `None` once the messages up to `until`
+    /// ended with some this build cannot read (not waiting for more).
+    async fn next_up_to(
+        &mut self,
+        wait: Duration,
+        until: u64,
+    ) -> Result<Option<ReadBatch>, ReadError> {
         loop {
             if self.messages.is_none() {
                 self.open().await?;
@@ -137,6 +147,9 @@ impl EventsReader {
                 Err(e) => {
                     self.stats.unreadable += 1;
                     warn!(subject = %message.subject, error = %e, "EVENTS: not a batch this allot reads; skipped");
+                    if self.next > until {
+                        return Ok(None);
+                    }
                     continue;
                 }
             };
@@ -174,8 +187,10 @@ impl EventsReader {
         let mut out = Vec::new();
         let mut failures = 0;
         while self.next <= until {
-            match self.next(Duration::from_secs(5)).await {
+            match self.next_up_to(Duration::from_secs(5), until).await {
                 Ok(Some(b)) => out.push(b),
+                // It ended with messages that are not batches: read.
+                Ok(None) if self.next > until => {}
                 // Sequence `until` is stored, yet nothing came: a consumer
                 // left behind by a leader change. Read again from here.
                 Ok(None) if failures < 5 => {

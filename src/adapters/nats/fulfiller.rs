@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Attempt, Order, Outcome};
 use crate::ports::{Fulfiller, SimulatedFulfiller};
+use crate::wire::msgpack::{read_capped, why};
 
 /// What a worker service receives (MessagePack, named fields).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,14 +74,26 @@ impl Fulfiller for NatsFulfiller {
                 failed(format!("no worker for {}", fulfil_subject(order)), true)
             }
             Ok(Err(e)) => unknown(format!("worker request failed: {e}")),
-            Ok(Ok(reply)) => match rmp_serde::from_slice::<FulfilReply>(&reply.payload) {
-                Ok(FulfilReply { ok: true, .. }) => Outcome::Fulfilled,
-                Ok(FulfilReply {
-                    reason, retryable, ..
-                }) => failed(reason.unwrap_or_else(|| "worker refused".into()), retryable),
-                Err(e) => unknown(format!("unreadable worker answer: {e}")),
-            },
+            Ok(Ok(reply)) => answered(&reply.payload),
         }
+    }
+}
+
+/// Nesting of a worker's answer: its map, and room for fields of the
+/// worker's own (skipped unread beyond this).
+const MAX_REPLY_DEPTH: usize = 8;
+
+/// What a worker's answer says; an unreadable one is an unknown outcome.
+fn answered(payload: &[u8]) -> Outcome {
+    match read_capped::<FulfilReply>(payload, MAX_REPLY_DEPTH) {
+        Ok(FulfilReply { ok: true, .. }) => Outcome::Fulfilled,
+        Ok(FulfilReply {
+            reason, retryable, ..
+        }) => failed(reason.unwrap_or_else(|| "worker refused".into()), retryable),
+        Err(e) => unknown(format!(
+            "unreadable worker answer: {}",
+            why(&e, MAX_REPLY_DEPTH)
+        )),
     }
 }
 
@@ -105,6 +118,50 @@ impl Fulfiller for AnyFulfiller {
         match self {
             AnyFulfiller::Simulated(f) => f.fulfil(order, attempt).await,
             AnyFulfiller::Nats(f) => f.fulfil(order, attempt).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::fuzz::{fuzzed, nested, with_unknown_field};
+    use proptest::prelude::*;
+
+    fn reply(ok: bool) -> Vec<u8> {
+        rmp_serde::to_vec_named(&FulfilReply {
+            ok,
+            reason: (!ok).then(|| "out of paper".into()),
+            retryable: true,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn an_answer_nested_past_the_cap_is_an_unknown_outcome_saying_so() {
+        assert_eq!(answered(&reply(true)), Outcome::Fulfilled);
+        let deep = with_unknown_field(&reply(true), &nested(1_000_000));
+        assert_eq!(
+            answered(&deep),
+            Outcome::Unknown {
+                reason: format!(
+                    "unreadable worker answer: nested more than {MAX_REPLY_DEPTH} levels deep"
+                )
+            }
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn worker_answers_never_panic_and_unreadable_ones_are_unknown(
+            bytes in fuzzed(vec![reply(true), reply(false)])
+        ) {
+            match answered(&bytes) {
+                Outcome::Unknown { reason } => {
+                    prop_assert!(reason.starts_with("unreadable worker answer: "), "{}", reason);
+                }
+                Outcome::Fulfilled | Outcome::Failed { .. } => {}
+            }
         }
     }
 }

@@ -74,7 +74,7 @@ impl Producer {
             .request(SUBMIT_SUBJECT, order.into())
             .await
             .map_err(broker)?;
-        rmp_serde::from_slice(&reply.payload).map_err(|e| ProduceError::Reply(e.to_string()))
+        SubmitReply::decode(&reply.payload).map_err(ProduceError::Reply)
     }
 
     /// Publishes `payload` on `subject` (with `Nats-Msg-Id` = `msg_id` if

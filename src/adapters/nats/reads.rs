@@ -108,8 +108,14 @@ pub async fn ask(
         async_nats::RequestErrorKind::NoResponders => ReadsError::NoInstance,
         _ => ReadsError::Broker(e.to_string()),
     })?;
-    let value: serde_json::Value =
-        serde_json::from_slice(&reply.payload).map_err(|e| ReadsError::Broker(e.to_string()))?;
+    answer(&reply.payload)
+}
+
+/// What an instance's answer says. serde_json caps nesting at 128 levels
+/// itself, so a hostile answer is refused, not recursed into.
+fn answer(payload: &[u8]) -> Result<Option<serde_json::Value>, ReadsError> {
+    let value: serde_json::Value = serde_json::from_slice(payload)
+        .map_err(|e| ReadsError::Broker(format!("unreadable answer: {e}")))?;
     match value.get("error").and_then(|e| e.as_str()) {
         Some("not_found") => Ok(None),
         Some(_) => Err(ReadsError::Refused(
@@ -134,4 +140,33 @@ pub enum ReadsError {
     /// The broker failed the request.
     #[error("NATS: {0}")]
     Broker(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn an_answer_nested_past_serde_jsons_cap_is_refused() {
+        let deep = format!("{}{}", "[".repeat(1_000_000), "]".repeat(1_000_000));
+        let e = answer(deep.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("recursion limit exceeded"), "{e}");
+        let found = answer(br#"{"id": "o-1"}"#).unwrap();
+        assert_eq!(found.unwrap()["id"], "o-1");
+        assert!(answer(br#"{"error": "not_found"}"#).unwrap().is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn requests_and_answers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let views = Views::new(2, 100);
+            for reply in [order(&views, &bytes), partition(&views, &bytes)] {
+                prop_assert!(reply["error"].is_string(), "{}", reply);
+            }
+            if let Err(e) = answer(&bytes) {
+                prop_assert!(!e.to_string().trim().is_empty());
+            }
+        }
+    }
 }

@@ -170,13 +170,16 @@ pub async fn run_demo(
         let mut routed = order;
         routed.warehouse = Some(route.partition.warehouse.clone());
         let body = Bytes::from(allot::wire::encode_order(&routed));
-        let copies =
-            if n % (o.orders / o.duplicates.max(1)).max(1) == 0 && duplicates_sent < o.duplicates {
-                duplicates_sent += 1;
-                2
-            } else {
-                1
-            };
+        // Every k-th published order goes twice, from the first: exactly
+        // `duplicates` of them when there are that many.
+        let published = n - o.via_ingress;
+        let every = ((o.orders - o.via_ingress) / o.duplicates.max(1)).max(1);
+        let copies = if published.is_multiple_of(every) && duplicates_sent < o.duplicates {
+            duplicates_sent += 1;
+            2
+        } else {
+            1
+        };
         for _ in 0..copies {
             let subject = order_subject(&route.partition);
             producer

@@ -1,6 +1,6 @@
 //! Metric handles of the components beside the shards: worker attempt
 //! durations per warehouse, ingress outcomes, the NATS connection's state
-//! changes, and the views' lag and size.
+//! changes, the views' lag and size, and the dead letters waiting.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -154,5 +154,30 @@ impl ViewMetrics {
 
     pub fn orders(&self, n: usize) {
         self.orders.set(n as f64);
+    }
+}
+
+/// Messages waiting in the DLQ stream.
+#[derive(Clone)]
+pub struct DeadLetterMetrics {
+    waiting: Gauge,
+}
+
+impl Default for DeadLetterMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DeadLetterMetrics {
+    pub fn new() -> Self {
+        Self {
+            waiting: gauge!(DEAD_LETTERS),
+        }
+    }
+
+    /// The DLQ stream holds `n` messages.
+    pub fn waiting(&self, n: u64) {
+        self.waiting.set(n as f64);
     }
 }

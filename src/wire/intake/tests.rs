@@ -42,7 +42,7 @@ fn a_body_that_differs_from_its_subject_names_the_field_that_differs() {
     let wrong_sku = decode("orders.0.ams.MUG", None, &order(None, "CUP"));
     assert_eq!(fields(&wrong_sku), ["sku"]);
     let both = decode("orders.0.ams.MUG", None, &order(Some("fra"), "CUP"));
-    assert_eq!(fields(&both), ["warehouse", "sku"]);
+    assert_eq!(fields(&both), ["sku", "warehouse"]);
     let Intake::Invalid { partition, id, .. } = both else {
         unreachable!()
     };
@@ -75,4 +75,20 @@ fn a_hostile_forward_nested_deep_is_refused_without_recursing() {
         decode("orders.0.ams.MUG", Some(KIND_FORWARD), &nested),
         Intake::Invalid { .. }
     ));
+}
+
+#[test]
+fn a_direct_publish_names_every_bad_field_with_the_subject_mismatch() {
+    let bad = rmp_serde::to_vec_named(&serde_json::json!({
+        "v": 1.0, "id": "o-9", "sku": "CUP", "quantity": 0,
+        "warehouse": "ams", "priority": 300,
+    }))
+    .unwrap();
+    let intake = decode("orders.0.ams.MUG", None, &bad);
+    assert_eq!(fields(&intake), ["v", "sku", "quantity", "priority"]);
+    let Intake::Invalid { id, partition, .. } = intake else {
+        unreachable!()
+    };
+    assert_eq!(id.as_str(), "o-9");
+    assert_eq!(partition.unwrap().to_string(), "ams/MUG");
 }

@@ -150,3 +150,19 @@ fn an_unsupported_version_is_reported_alone() {
         "invalid v: version 2 is not supported; this allot reads 1"
     );
 }
+
+#[test]
+fn a_version_of_the_wrong_type_hides_no_other_bad_field() {
+    // JSON clients send whole numbers as floats; `1.0` is refused, and so
+    // is each other bad field, in both formats.
+    let text = br#"{"v":1.0,"id":"a","sku":"B C","quantity":0,"priority":300}"#;
+    let e = decode_order_json(text, &limits()).unwrap_err();
+    assert_eq!(fields(&e), ["v", "sku", "quantity", "priority"]);
+    assert_eq!(e.problems()[0].why, "must be an integer, got a float");
+    let value: serde_json::Value = serde_json::from_slice(text).unwrap();
+    let e = decode_value(&value).unwrap_err();
+    assert_eq!(fields(&e), ["v", "sku", "quantity", "priority"]);
+    let missing = br#"{"id":"a","sku":"B","quantity":0}"#;
+    let e = decode_order_json(missing, &limits()).unwrap_err();
+    assert_eq!(fields(&e), ["v", "quantity"]);
+}

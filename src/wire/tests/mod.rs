@@ -1,10 +1,12 @@
 //! Tests of order messages, by concern: round trips and routing
 //! (`round_trip`), each field rule (`fields`), how rejections are named
-//! (`rejections`), and hostile payloads (`hostile`). This file holds the
+//! (`rejections`), hostile payloads (`hostile`), and allot's own messages
+//! read back (`own_streams`). This file holds the
 //! helpers they share.
 
 mod fields;
 mod hostile;
+mod own_streams;
 mod rejections;
 mod round_trip;
 

@@ -7,7 +7,7 @@ use super::*;
 #[test]
 fn the_documented_example_is_what_encode_writes_and_decode_reads() {
     let from_docs = hex_block_after(include_str!("../order.rs"), "Example:");
-    let from_readme = hex_block_after(include_str!("../../../README.md"), "## Wire format");
+    let from_readme = hex_block_after(include_str!("../../../README.md"), "## Message contract");
     assert_eq!(from_docs, example().encode());
     assert_eq!(from_readme, from_docs);
     let order = decode_order(&from_docs, &limits()).unwrap();

@@ -86,6 +86,25 @@ impl AllotProcess {
         true
     }
 
+    /// Where `what` (`"HTTP API"`, `"operations endpoints"`) listens, from
+    /// its "listening" log line, once logged (within `timeout`).
+    pub async fn bound(&self, what: &str, timeout: Duration) -> String {
+        let needle = format!("{what} listening");
+        assert!(
+            self.wait_logged(&needle, 1, timeout).await,
+            "allot logged no {needle:?} in {timeout:?}; its log:\n{}",
+            self.log()
+        );
+        let log = self.log();
+        let line = log.lines().find(|l| l.contains(&needle)).expect("logged");
+        let at = line.find("bound=").expect("the line names bound=") + "bound=".len();
+        line[at..]
+            .split_whitespace()
+            .next()
+            .expect("an address")
+            .to_owned()
+    }
+
     /// Crash: SIGKILL, then reaps it.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

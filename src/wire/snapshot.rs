@@ -1,0 +1,27 @@
+//! Shard snapshots as stored (object `shard-<n>` of `allot_snapshots`,
+//! after the 8-byte sequence): the shard's [`ShardState`] as MessagePack
+//! with named fields. Recovery reads them back with their nesting capped:
+//! a snapshot is allot's own, but whoever may write the object store can
+//! put anything there, and recovery must refuse it by name, not overflow
+//! the stack.
+
+use crate::domain::ShardState;
+
+use super::msgpack::{read_capped, why};
+
+/// Deepest nesting in a snapshot. A state with every kind of entry (queued,
+/// reserved, backordered and forwarding orders with fallbacks, decided and
+/// claimed ids, keyed commands) goes 10 deep (measured by
+/// `wire::tests::own_streams`); the rest is headroom for fields to come.
+pub const MAX_SNAPSHOT_DEPTH: usize = 24;
+
+/// A snapshot as the shard task saves it.
+pub fn encode_snapshot(state: &ShardState) -> Vec<u8> {
+    rmp_serde::to_vec_named(state).expect("a shard state always encodes")
+}
+
+/// Reads a snapshot back; the error says why it is not a state this build
+/// reads.
+pub fn decode_snapshot(bytes: &[u8]) -> Result<ShardState, String> {
+    read_capped(bytes, MAX_SNAPSHOT_DEPTH).map_err(|e| why(&e, MAX_SNAPSHOT_DEPTH))
+}
