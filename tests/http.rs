@@ -31,6 +31,9 @@ default = { policy = "reject" }
 [limits]
 max_batch_size = 20
 max_payload_bytes = 512
+
+[views]
+publish_decisions = true
 "#;
 
 struct Running {

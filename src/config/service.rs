@@ -210,7 +210,7 @@ pub struct ViewsSection {
     pub checkpoint_interval: Duration,
     /// Publish every decision of the shards this instance owns on core
     /// NATS `decisions.<warehouse>.<sku>` (best effort; EVENTS is the
-    /// durable feed).
+    /// durable feed). Off by default: it is a broker write per decision.
     pub publish_decisions: bool,
 }
 
@@ -219,7 +219,7 @@ impl Default for ViewsSection {
         Self {
             max_orders: 2_000_000,
             checkpoint_interval: Duration::from_secs(60),
-            publish_decisions: true,
+            publish_decisions: false,
         }
     }
 }
