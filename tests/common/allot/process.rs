@@ -105,6 +105,13 @@ impl AllotProcess {
             .to_owned()
     }
 
+    /// Whether the process runs: started, not killed, not exited.
+    pub fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
     /// Crash: SIGKILL, then reaps it.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

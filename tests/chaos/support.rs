@@ -1,0 +1,367 @@
+//! The chaos tests' sale, instances and probes: the plan, the flags each
+//! `allot serve` gets, `/metrics` scrapes, who holds which shard lease,
+//! and which node leads a replicated stream.
+
+use std::time::Duration;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use tokio::time::Instant;
+
+use allot::adapters::nats::LEASES_BUCKET;
+use allot::audit::Findings;
+use allot::domain::OrderId;
+
+use crate::common::allot::{
+    one_warehouse, order_id, partition, AllotProcess, ConfigFile, Ledger, Outgoing,
+};
+
+pub const SHARDS: u32 = 6;
+
+pub fn config() -> ConfigFile {
+    ConfigFile::new(&format!(
+        "{}\n[workers]\ndefault_concurrency = 32\n",
+        one_warehouse(SHARDS)
+    ))
+}
+
+pub fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The sale: `orders` one-unit orders spread over `skus` SKUs in `ams`,
+/// each SKU stocked with three quarters of its orders.
+pub struct Plan {
+    pub stock: Vec<Outgoing>,
+    pub orders: Vec<Outgoing>,
+    pub ids: Vec<OrderId>,
+    /// Units the stock commands set, over all SKUs.
+    pub supplied: i128,
+}
+
+pub fn plan(config: &ConfigFile, orders: usize, skus: usize, seed: u64) -> Plan {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let partitions: Vec<_> = (0..skus)
+        .map(|i| partition("ams", &format!("CH-{i}")))
+        .collect();
+    let per_sku = orders.div_ceil(skus) as u64;
+    let stock: Vec<_> = partitions
+        .iter()
+        .map(|p| Outgoing::set_stock(&config.config, p, per_sku * 3 / 4))
+        .collect();
+    let supplied = i128::from(per_sku * 3 / 4) * stock.len() as i128;
+    let mut orders: Vec<(String, usize)> = (0..orders)
+        .map(|i| (format!("ch-{seed}-{i}"), i % skus))
+        .collect();
+    orders.shuffle(&mut rng);
+    let ids = orders.iter().map(|(id, _)| order_id(id)).collect();
+    let orders = orders
+        .iter()
+        .map(|(id, p)| Outgoing::order(id, &partitions[*p], 1))
+        .collect();
+    Plan {
+        stock,
+        orders,
+        ids,
+        supplied,
+    }
+}
+
+/// The flags every instance gets: fast, slightly failing workers, short
+/// lease TTL and ack wait so takeovers take seconds.
+pub fn flags(id: &str) -> Vec<String> {
+    [
+        "--latency-p50",
+        "2ms",
+        "--latency-p99",
+        "20ms",
+        "--failure-rate",
+        "0.01",
+        "--ack-wait",
+        "3s",
+        "--drain-deadline",
+        "2s",
+        "--set",
+        "cluster.lease_ttl=2s",
+        "--set",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([format!("cluster.instance_id={id}")])
+    .collect()
+}
+
+pub fn start(url: &str, config: &ConfigFile, id: &str, extra: &[String]) -> AllotProcess {
+    let flags: Vec<String> = flags(id).into_iter().chain(extra.iter().cloned()).collect();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    AllotProcess::serve(url, config, &flags)
+}
+
+/// The address of an instance's `/metrics`, from its log.
+pub fn ops_addr(log: &str) -> Option<String> {
+    let line = log
+        .lines()
+        .find(|l| l.contains("operations endpoints listening"))?;
+    let at = line.find("bound=")? + "bound=".len();
+    Some(line[at..].split_whitespace().next()?.to_owned())
+}
+
+/// Sums of counters scraped from instances before they die.
+#[derive(Default, Debug)]
+pub struct Counters {
+    pub redeliveries: f64,
+    pub conflicts: f64,
+}
+
+pub async fn scrape(http: &reqwest::Client, allot: &AllotProcess, into: &mut Counters) {
+    let Some(addr) = ops_addr(&allot.log()) else {
+        return;
+    };
+    let Ok(r) = http.get(format!("http://{addr}/metrics")).send().await else {
+        return;
+    };
+    let text = r.text().await.unwrap_or_default();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let value = || line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
+        if line.starts_with("allot_intake_redeliveries_total") {
+            into.redeliveries += value().unwrap_or(0.0);
+        } else if line.starts_with("allot_log_conflicts_total") {
+            into.conflicts += value().unwrap_or(0.0);
+        }
+    }
+}
+
+/// Waits until every shard is leased by an instance other than `dead`;
+/// how long that took.
+pub async fn recovered(js: &async_nats::jetstream::Context, dead: &str) -> Option<Duration> {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(kv) = js.get_key_value(LEASES_BUCKET).await {
+            let mut live = 0;
+            for shard in 0..SHARDS {
+                if let Ok(Some(owner)) = kv.get(format!("shards.{shard}")).await {
+                    live += usize::from(owner.as_ref() != dead.as_bytes());
+                }
+            }
+            if live == SHARDS as usize {
+                return Some(started.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    None
+}
+
+/// The address of an instance's HTTP API, from its log.
+pub fn api_addr(log: &str) -> Option<String> {
+    let line = log.lines().find(|l| l.contains("HTTP API listening"))?;
+    let at = line.find("bound=")? + "bound=".len();
+    Some(line[at..].split_whitespace().next()?.to_owned())
+}
+
+/// Once everything is decided, an instance's views equal the replay of
+/// EVENTS: every partition's stock, and every order's final status (each
+/// instance keeps views of every shard, whoever owned them through the
+/// kills).
+pub async fn views_converge(
+    http: &reqwest::Client,
+    name: &str,
+    allot: &AllotProcess,
+    ledger: &Ledger,
+    ids: &[OrderId],
+) {
+    let addr = api_addr(&allot.log()).expect("the API address is logged");
+    let finals: std::collections::HashMap<&OrderId, &str> = ledger
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            allot::domain::Event::OrderConfirmed { id } => Some((id, "confirmed")),
+            allot::domain::Event::OrderRejected { id, .. } => Some((id, "rejected")),
+            _ => None,
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut wrong = Vec::new();
+    loop {
+        wrong.clear();
+        let board: serde_json::Value = match http
+            .get(format!("http://{addr}/v1/partitions?limit=10000"))
+            .send()
+            .await
+        {
+            Ok(r) => r.json().await.unwrap_or_default(),
+            Err(_) => serde_json::Value::Null,
+        };
+        for v in board["partitions"].as_array().into_iter().flatten() {
+            let p = partition(v["warehouse"].as_str().unwrap(), v["sku"].as_str().unwrap());
+            let s = ledger.audit.stock(&p).unwrap_or_default();
+            let got =
+                [&v["available"], &v["reserved"], &v["sold"]].map(|x| x.as_i64().unwrap() as i128);
+            if got != [s.available, s.reserved, s.sold] {
+                wrong.push(format!("{p}: views {got:?}, EVENTS {s:?}"));
+            }
+        }
+        if board["count"].as_u64().unwrap_or(0) == 0 {
+            wrong.push("no partitions".into());
+        }
+        for id in ids.iter().step_by(ids.len().div_ceil(200).max(1)) {
+            let o: serde_json::Value = match http
+                .get(format!("http://{addr}/v1/orders/{id}"))
+                .send()
+                .await
+            {
+                Ok(r) => r.json().await.unwrap_or_default(),
+                Err(_) => serde_json::Value::Null,
+            };
+            if o["status"].as_str() != finals.get(id).copied() {
+                wrong.push(format!(
+                    "{id}: views {}, EVENTS {:?}",
+                    o["status"],
+                    finals.get(id)
+                ));
+            }
+        }
+        if wrong.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}'s views differ from EVENTS 30 s after the sale: {:#?}",
+            &wrong[..wrong.len().min(20)]
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A fresh cluster elects its JetStream meta leader a moment after the
+/// nodes are up: waits until an R3 stream can be made.
+pub async fn wait_for_jetstream_cluster(js: &async_nats::jetstream::Context) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let made = js
+            .create_stream(async_nats::jetstream::stream::Config {
+                name: "PROBE".into(),
+                subjects: vec!["probe".into()],
+                num_replicas: 3,
+                ..Default::default()
+            })
+            .await;
+        if made.is_ok() {
+            let _ = js.delete_stream("PROBE").await;
+            return;
+        }
+        assert!(Instant::now() < deadline, "no JetStream cluster: {made:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The shards whose lease `instance` holds now, from the leases bucket
+/// (`shards.<n>` holds the owner's id); `None` when it cannot be read.
+pub async fn leases_held(js: &async_nats::jetstream::Context, instance: &str) -> Option<Vec<u32>> {
+    let kv = js.get_key_value(LEASES_BUCKET).await.ok()?;
+    let mut held = Vec::new();
+    for shard in 0..SHARDS {
+        if kv.get(format!("shards.{shard}")).await.ok()?.as_deref() == Some(instance.as_bytes()) {
+            held.push(shard);
+        }
+    }
+    Some(held)
+}
+
+/// Waits (up to `timeout`) until `instance` holds a shard lease: a
+/// newcomer gets its fair share a few heartbeats after it starts.
+pub async fn wait_leases(
+    js: &async_nats::jetstream::Context,
+    instance: &str,
+    timeout: Duration,
+) -> Vec<u32> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let held = leases_held(js, instance).await.unwrap_or_default();
+        if !held.is_empty() || Instant::now() >= deadline {
+            return held;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The node (its index in the cluster, named `n0`..) leading `stream`'s
+/// replicas now, from the stream info's `cluster.leader`.
+pub async fn stream_leader(js: &async_nats::jetstream::Context, stream: &str) -> usize {
+    let mut info = js.get_stream(stream).await.expect("the stream exists");
+    let leader = info
+        .info()
+        .await
+        .expect("stream info")
+        .cluster
+        .as_ref()
+        .and_then(|c| c.leader.clone())
+        .expect("the stream has a leader");
+    leader[1..].parse::<usize>().expect("nodes are n0..n2")
+}
+
+/// The promises, and a lower bound so an empty sale cannot pass: every
+/// unit the stock commands set is in EVENTS, nearly all of it sold (the
+/// sale has a third more orders than units), and the surplus orders
+/// rejected as out of stock.
+pub fn assert_promises(f: &Findings, ledger: &Ledger, sale: &Plan) {
+    assert_eq!(f.oversold_units, 0, "oversold: {f:?}");
+    assert_eq!(f.duplicate_decisions, 0, "decided twice: {f:?}");
+    assert_eq!(f.undecided, 0, "lost: {f:?}");
+    assert_eq!(f.unconserved_partitions, 0, "stock not conserved: {f:?}");
+    assert_eq!(f.illegal_transitions, 0, "illegal transitions: {f:?}");
+    assert_eq!(
+        f.confirmed + f.rejected_total(),
+        sale.ids.len() as u64,
+        "{f:?}"
+    );
+    assert!(sale.ids.iter().all(|id| ledger.finals(id) == 1));
+    assert_eq!(
+        f.units_supplied, sale.supplied,
+        "units supplied differ from what the sale set: {f:?}"
+    );
+    assert!(
+        i128::from(f.units_sold) * 100 >= sale.supplied * 95,
+        "sold {} of {} units supplied (at least 95% expected): {f:?}",
+        f.units_sold,
+        sale.supplied
+    );
+    let out_of_stock = f.rejected.get("out_of_stock").copied().unwrap_or(0);
+    assert!(out_of_stock > 0, "no order rejected out of stock: {f:?}");
+}
+
+/// Before a SIGKILL: the victim is running, owns shards, and the sale is
+/// still being decided, so the kill interrupts real work.
+pub async fn assert_worth_killing(
+    js: &async_nats::jetstream::Context,
+    id: &str,
+    victim: &mut AllotProcess,
+    ledger: &mut Ledger,
+    sale: &Plan,
+) -> Vec<u32> {
+    assert!(victim.alive(), "the victim {id} is alive before its kill");
+    let held = wait_leases(js, id, Duration::from_secs(20)).await;
+    assert!(
+        !held.is_empty(),
+        "the victim {id} holds no shard lease: {:?}",
+        leases_held(js, id).await
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Err(e) = ledger.catch_up(js).await {
+        assert!(
+            Instant::now() < deadline,
+            "EVENTS not read before the kill: {e}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let undecided = ledger.undecided(&sale.ids);
+    assert!(
+        undecided > 0,
+        "every order was decided before {id}'s kill: it lands after the sale"
+    );
+    held
+}
