@@ -19,7 +19,7 @@ use allot::adapters::nats::{
     FulfilRequest,
 };
 use allot::config::Config;
-use allot::domain::{Claim, ClaimAnswer, OrderId, PartitionKey, Sku, WarehouseId};
+use allot::domain::{Claim, ClaimAnswer, Command, OrderId, PartitionKey, Sku, WarehouseId};
 use allot::views::{StockView, Views};
 use allot::wire::log::{decode_batch, encode_batch};
 use allot::wire::{
@@ -118,7 +118,15 @@ fn round_trip(message: &str, what: &str, payload: &Value, headers: Option<&Value
             assert_eq!(kind, Some(KIND_COMMAND), "{what}");
             let command = decode_command(&bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
             let items = decode_intake(KIND_COMMAND, &bytes);
-            assert_eq!(items, [Intake::Command(command.clone())], "{what}");
+            // One without a key is keyed by its ORDERS sequence (1 here).
+            let applied = match &command {
+                Command::Keyed { .. } => command.clone(),
+                unkeyed => Command::Keyed {
+                    id: OrderId::new("invalid:1").unwrap(),
+                    command: Box::new(unkeyed.clone()),
+                },
+            };
+            assert_eq!(items, [Intake::Command(applied)], "{what}");
             same(&unpacked(&encode_command(&command).body), payload, what);
         }
         "submitReply" => {

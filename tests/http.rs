@@ -391,6 +391,19 @@ async fn a_stock_set_with_a_stale_version_is_refused() {
     assert_eq!(fresh.status(), StatusCode::ACCEPTED);
     let v = r.until(path, |v| v["version"] == 2).await;
     assert_eq!(v["available"], 7, "{v}");
+    // Keys under the reserved prefix are allot's (commands filed without
+    // one are keyed `invalid:<sequence>`): refused, by name.
+    let reserved = r
+        .http
+        .put(r.url(path))
+        .header("idempotency-key", "invalid:9")
+        .json(&json!({"on_hand": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reserved.status(), StatusCode::BAD_REQUEST);
+    let body: Value = reserved.json().await.unwrap();
+    assert!(body.to_string().contains("reserved"), "{body}");
     r.allot.stop().await.unwrap();
 }
 

@@ -19,7 +19,8 @@ use crate::domain::{Command, FieldError, OrderId, PartitionKey};
 use crate::ports::ShardId;
 use crate::telemetry::{IngressMetrics, Received};
 use crate::wire::{
-    decode_order, decode_order_json, encode_command, encode_routed, Encoded, Limits, ValidatedOrder,
+    decode_order, decode_order_json, encode_command, encode_routed, Encoded, Limits,
+    ValidatedOrder, RESERVED_ID_PREFIX,
 };
 
 /// Where the intake put a message.
@@ -260,6 +261,12 @@ impl Ingress {
         };
         let id = OrderId::new(key)
             .map_err(|e| IngressError::Invalid(vec![FieldError::new("key", e.to_string())]))?;
+        if key.starts_with(RESERVED_ID_PREFIX) {
+            return Err(IngressError::Invalid(vec![FieldError::new(
+                "key",
+                format!("starts with {RESERVED_ID_PREFIX:?}, which is reserved for commands filed without a key"),
+            )]));
+        }
         let keyed = Command::Keyed {
             id,
             command: Box::new(command),

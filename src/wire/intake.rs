@@ -199,7 +199,7 @@ impl IntakeDecoder<'_> {
         match kind {
             None => self.order(partition, payload, seq),
             Some(KIND_COMMAND) => match decode_command(payload) {
-                Ok(command) => Intake::Command(command),
+                Ok(command) => Intake::Command(keyed(command, seq)),
                 Err(e) => unreadable("command", &e),
             },
             Some(KIND_FORWARD) => match decode_forward(payload, self.limits) {
@@ -271,6 +271,20 @@ impl IntakeDecoder<'_> {
 
 /// `invalid:<seq>`: the id a rejection is recorded under when the message
 /// had no usable id of its own.
+/// A command as the shard applies it: filed without a key, it is keyed
+/// by its ORDERS sequence (`invalid:<seq>`, a reserved id no key filed
+/// through the ingress may take), so a redelivery of that message (allot
+/// stopped after deciding it and before acking it) is not applied again.
+fn keyed(command: Command, seq: u64) -> Command {
+    match command {
+        keyed @ Command::Keyed { .. } => keyed,
+        command => Command::Keyed {
+            id: reserved_id(seq),
+            command: Box::new(command),
+        },
+    }
+}
+
 pub fn reserved_id(seq: u64) -> OrderId {
     OrderId::new(&format!("{RESERVED_ID_PREFIX}{seq}")).expect("a reserved id is valid")
 }

@@ -92,3 +92,33 @@ fn a_direct_publish_names_every_bad_field_with_the_subject_mismatch() {
     assert_eq!(id.as_str(), "o-9");
     assert_eq!(partition.unwrap().to_string(), "ams/MUG");
 }
+
+#[test]
+fn a_command_filed_without_a_key_is_keyed_by_its_sequence() {
+    let set = Command::SetStock {
+        partition: PartitionKey::new(WarehouseId::new("ams").unwrap(), Sku::new("MUG").unwrap()),
+        on_hand: 3,
+        expected_version: None,
+    };
+    let unkeyed = decode(
+        "orders.0.ams.MUG",
+        Some(KIND_COMMAND),
+        &encode_command(&set).body,
+    );
+    let expected = Command::Keyed {
+        id: OrderId::new("invalid:7").unwrap(),
+        command: Box::new(set.clone()),
+    };
+    assert_eq!(unkeyed, Intake::Command(expected));
+    // A key of its own is kept.
+    let own = Command::Keyed {
+        id: OrderId::new("stock-1").unwrap(),
+        command: Box::new(set),
+    };
+    let keyed = decode(
+        "orders.0.ams.MUG",
+        Some(KIND_COMMAND),
+        &encode_command(&own).body,
+    );
+    assert_eq!(keyed, Intake::Command(own));
+}
