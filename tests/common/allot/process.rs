@@ -23,8 +23,8 @@ pub struct AllotProcess {
 }
 
 impl AllotProcess {
-    /// Starts `allot serve` against `url` with the simulated fulfiller,
-    /// `extra` flags appended (they may repeat a flag to override it).
+    /// Starts `allot serve` against `url` with the simulated fulfiller
+    /// (unless `extra` names `--fulfiller`), `extra` flags appended.
     pub fn serve(url: &str, config: &ConfigFile, extra: &[&str]) -> AllotProcess {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_allot"));
         cmd.arg("serve")
@@ -32,7 +32,6 @@ impl AllotProcess {
             .arg(url)
             .arg("--config")
             .arg(config.path())
-            .args(["--fulfiller", "simulated"])
             .args(["--http-bind", "127.0.0.1:0", "--ops-bind", "127.0.0.1:0"])
             .args(extra)
             .env("ALLOT__LOG__FILTER", "info,async_nats=warn")
@@ -42,6 +41,10 @@ impl AllotProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        // clap refuses a flag given twice: only one --fulfiller.
+        if !extra.contains(&"--fulfiller") {
+            cmd.args(["--fulfiller", "simulated"]);
+        }
         let mut child = cmd.spawn().expect("spawn the allot binary");
         let log = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().expect("stderr is piped");
