@@ -13,7 +13,7 @@ mod common;
 use std::time::Duration;
 
 use allot::config::Config;
-use allot::domain::{Event, OrderId, PartitionKey};
+use allot::domain::{Event, Fingerprint, IdTable, OrderId, PartitionKey, Window};
 use allot::wire::OrderMessage;
 use common::allot::{
     exact_fulfiller, jetstream, one_warehouse, order_id, partition, publish_all, wait_for_streams,
@@ -195,4 +195,34 @@ async fn an_id_published_to_two_shards_of_two_instances_is_decided_once() {
         let status = p.terminate(Duration::from_secs(30)).await;
         assert!(status.success(), "{status}: {}", p.log());
     }
+}
+
+/// Resident memory of this process, in bytes (Linux).
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+/// The figure RELIABILITY.md quotes: memory per remembered id with the
+/// table at the default cap, 10 million ids. Run alone, in release:
+/// `cargo test --release --test dedupe bytes_per_id -- --ignored --nocapture`.
+#[test]
+#[ignore = "allocates ~0.5 GB; run by hand for the figure"]
+fn bytes_per_id_at_ten_million_ids() {
+    let n: u32 = 10_000_000;
+    let fps: Vec<Fingerprint> = (0..n)
+        .map(|i| Fingerprint::of(&OrderId::new(&format!("o-{i}")).unwrap()))
+        .collect();
+    let before = rss_bytes();
+    let mut t = IdTable::new(Window::default());
+    for (i, f) in fps.iter().enumerate() {
+        t.insert(*f, 0, i as u32 / (n / 24));
+    }
+    let per_id = (rss_bytes() - before) as f64 / f64::from(n);
+    eprintln!("{} ids remembered: {per_id:.1} bytes per id", t.len());
+    assert_eq!(t.len(), n as usize);
+    // 24 bytes of entry and one control byte, in a table at most 7/8 full
+    // and grown by doubling: 28-57 bytes per id.
+    assert!(per_id < 60.0, "{per_id:.1} bytes per id");
 }

@@ -53,31 +53,3 @@ fn over_the_cap_the_oldest_epoch_goes_first() {
     t.insert(fp(2), 9, 13);
     assert_eq!(t.holder(fp(2)), Some(0), "the first holder stays");
 }
-
-/// Resident memory of this process, in bytes (Linux).
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
-    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096
-}
-
-/// The figure RELIABILITY.md quotes: memory per remembered id with the
-/// table at the default cap, 10 million ids. Run alone, in release:
-/// `cargo test --release -p allot-core bytes_per_id -- --ignored --nocapture`.
-#[test]
-#[ignore = "allocates ~0.5 GB; run by hand for the figure"]
-fn bytes_per_id_at_ten_million_ids() {
-    let n: u32 = 10_000_000;
-    let fps: Vec<Fingerprint> = (0..n).map(fp).collect();
-    let before = rss_bytes();
-    let mut t = IdTable::new(Window::default());
-    for (i, f) in fps.iter().enumerate() {
-        t.insert(*f, 0, i as u32 / (n / 24));
-    }
-    let per_id = (rss_bytes() - before) as f64 / f64::from(n);
-    eprintln!("{} ids remembered: {per_id:.1} bytes per id", t.len());
-    assert_eq!(t.len(), n as usize);
-    // 24 bytes of entry and one control byte, in a table at most 7/8 full
-    // and grown by doubling: 28-57 bytes per id.
-    assert!(per_id < 60.0, "{per_id:.1} bytes per id");
-}
