@@ -10,7 +10,7 @@ mod common;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use allot::domain::Event;
+use allot::domain::{Event, Order, Priority, Quantity};
 use allot::wire::log::{decode_batch, encode_batch};
 use async_nats::jetstream::Context;
 use common::allot::{
@@ -85,7 +85,7 @@ async fn shard_of_confirmation(js: &Context, id: &str) -> (u32, u64) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn audit_passes_a_clean_log_and_fails_a_planted_double_confirmation() {
+async fn audit_passes_a_clean_log_and_fails_a_planted_double_confirmation_and_oversold_unit() {
     let server = NatsServer::start();
     let url = server.url();
     let config = ConfigFile::new(&one_warehouse(2));
@@ -179,4 +179,39 @@ async fn audit_passes_a_clean_log_and_fails_a_planted_double_confirmation() {
         "the planted batch is chained right, so only the double decision shows: {}",
         text(&broken)
     );
+
+    // A second plant: a fourth unit of the three sold, to a new order.
+    let (shard, last) = shard_of_confirmation(&js, &confirmed).await;
+    let extra = order_id("au-extra");
+    let oversell = encode_batch(
+        shard,
+        last,
+        &[
+            Event::OrderQueued {
+                order: Order {
+                    id: extra.clone(),
+                    partition: cup.clone(),
+                    quantity: Quantity::ONE,
+                    region: None,
+                    priority: Priority(0),
+                    fallbacks: Vec::new(),
+                },
+            },
+            Event::OrderReserved { id: extra.clone() },
+            Event::OrderConfirmed { id: extra },
+        ],
+    );
+    js.publish(format!("events.{shard}"), oversell.into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    let oversold = audit(url.clone())();
+    let report = String::from_utf8_lossy(&oversold.stdout).into_owned();
+    assert_eq!(oversold.status.code(), Some(1), "{}", text(&oversold));
+    let row = report
+        .lines()
+        .find(|l| l.contains("oversold units"))
+        .expect("the report has the oversold row");
+    assert!(row.trim_end().ends_with(" 1"), "{}", text(&oversold));
 }
