@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The goose load test (loadtest/goose) against a real allot: starts
 # nats-server (temp store, free port) and `allot serve` (release, free
-# ports), waits for /readyz, then runs the "http" scenario and the "nats"
-# scenario one after the other, each for LOADTEST_RUN_TIME with
-# LOADTEST_USERS users, and prints goose's report. Stops only what it
-# started. Exits non-zero when a threshold failed in either run.
+# ports), waits for /readyz, then runs the "http" scenario, the "nats"
+# scenario and an http sell-out (a hot SKU beside 1,000 SKUs, checked sold
+# out exactly afterwards) one after the other, each for LOADTEST_RUN_TIME
+# with LOADTEST_USERS users, and prints goose's report. Stops only what it
+# started. Exits non-zero when a threshold or the sell-out check failed.
 #
 #   ./scripts/loadtest.sh                         # 20 s each, 16 users
 #   LOADTEST_RUN_TIME=60s LOADTEST_USERS=32 ./scripts/loadtest.sh --p95-ms 30
 #
-# Extra arguments go to both runs (see `cargo run --release -p
+# Extra arguments go to every run (see `cargo run --release -p
 # allot-loadtest -- --help`); LOADTEST_OUT (default: a temp dir) keeps the
 # logs and goose's HTML reports.
 set -euo pipefail
@@ -55,6 +56,15 @@ for scenario in http nats; do
         --users "$users" --increase-rate "$users" --run-time "$run_time" \
         --report-file "$out/$scenario.html" "$@" || failed=1
 done
+# A sell-out in a warehouse of its own (fresh partitions): half the orders
+# for one hot SKU with 200 units, the rest over
+# 1,000 SKUs with 2 units each; the load test then checks the hot SKU sold
+# out exactly, never past it (exit 1 otherwise).
+echo
+echo "=== scenario http, sell-out: $users users, $run_time ==="
+"$loadtest" --host "$api" --scenarios http --users "$users" --increase-rate "$users" \
+    --run-time "$run_time" --report-file "$out/sellout.html" --warehouses flash --skus 1000 \
+    --stock 2 --hot-share 0.5 --hot-stock 200 "$@" || failed=1
 # What allot made of the orders (its views trail the log by a moment).
 sleep 2
 curl -fs "$api/v1/partitions?top=0&limit=0" |

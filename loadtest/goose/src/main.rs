@@ -73,7 +73,8 @@ async fn main() -> anyhow::Result<ExitCode> {
         bail!("--scenarios names nats but --nats-url is not set: name the NATS server allot uses");
     }
 
-    stock::set_stock(&host, workload.partitions(), cli.workload.stock).await?;
+    let hot_stock = cli.workload.hot_stock;
+    stock::set_stock(&host, workload.partitions(), cli.workload.stock, hot_stock).await?;
     println!(
         "stock {} set on {} partitions at {host}",
         cli.workload.stock,
@@ -86,9 +87,16 @@ async fn main() -> anyhow::Result<ExitCode> {
         attack = attack.register_scenario(nats::scenario(Arc::clone(&workload), url.into()));
     }
     let attack = cli.limits.apply(attack)?;
+    let hot = workload.partitions()[0].clone();
     match attack.execute().await {
         Ok(metrics) => {
             thresholds::print(&metrics.thresholds);
+            if let Some(units) = hot_stock {
+                if let Err(e) = stock::check_sold_out(&host, &hot, units).await {
+                    eprintln!("{e:#}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(GooseError::ThresholdsFailed { metrics, .. }) => {

@@ -33,6 +33,14 @@ pub struct WorkloadArgs {
     /// to answer 400; 0 sends none, at most 0.5.
     #[arg(long, env = "ALLOT_LOADTEST_INVALID_SHARE", default_value_t = 0.0)]
     pub invalid_share: f64,
+    /// A sell-out: this share of orders goes to the hot partition (the
+    /// first warehouse's LT-0); 0 spreads them evenly. At most 0.9.
+    #[arg(long, env = "ALLOT_LOADTEST_HOT_SHARE", default_value_t = 0.0)]
+    pub hot_share: f64,
+    /// Units of the hot partition (instead of --stock); after the run the
+    /// load test checks it sold out exactly, never past it.
+    #[arg(long, env = "ALLOT_LOADTEST_HOT_STOCK")]
+    pub hot_stock: Option<u64>,
 }
 
 /// The shared source of orders.
@@ -46,6 +54,9 @@ pub struct Workload {
     quantity: u64,
     /// Every this many orders, one is invalid; `None`: none are.
     invalid_every: Option<u64>,
+    /// Every this many orders, one goes to the hot partition; `None`:
+    /// orders take the partitions in turn.
+    hot_every: Option<u64>,
 }
 
 impl Workload {
@@ -78,12 +89,20 @@ impl Workload {
         }
         let invalid_every =
             (args.invalid_share > 0.0).then(|| (1.0 / args.invalid_share).round() as u64);
+        if !(0.0..=0.9).contains(&args.hot_share) {
+            bail!(
+                "--hot-share {}: must be 0..=0.9 (a fraction of all orders)",
+                args.hot_share
+            );
+        }
+        let hot_every = (args.hot_share > 0.0).then(|| (1.0 / args.hot_share).round() as u64);
         Ok(Self {
             run: run_prefix(),
             next: AtomicU64::new(0),
             partitions,
             quantity: args.quantity,
             invalid_every,
+            hot_every,
         })
     }
 
@@ -95,7 +114,13 @@ impl Workload {
     /// The next order: a fresh id, partitions taken in turn.
     pub fn next_order(&self) -> Order {
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
-        let partition = &self.partitions[(seq % self.partitions.len() as u64) as usize];
+        let n = self.partitions.len() as u64;
+        let index = match self.hot_every {
+            Some(every) if seq.is_multiple_of(every) => 0,
+            Some(_) if n > 1 => 1 + seq % (n - 1),
+            _ => seq % n,
+        };
+        let partition = &self.partitions[index as usize];
         let message = OrderMessage {
             v: VERSION,
             id: format!("{}-{seq}", self.run),
@@ -152,6 +177,8 @@ mod tests {
             quantity: 1,
             stock: 10,
             invalid_share: 0.25,
+            hot_share: 0.0,
+            hot_stock: None,
         }
     }
 
@@ -181,6 +208,22 @@ mod tests {
         let w = Workload::new(&args()).unwrap();
         let invalid = (0..100).filter(|&s| w.invalid_turn(s)).count();
         assert_eq!(invalid, 25);
+    }
+
+    #[test]
+    fn a_hot_share_sends_that_fraction_to_the_first_partition() {
+        let mut a = args();
+        a.hot_share = 0.5;
+        let w = Workload::new(&a).unwrap();
+        let hot = &w.partitions()[0];
+        let orders: Vec<Order> = (0..100).map(|_| w.next_order()).collect();
+        assert_eq!(orders.iter().filter(|o| &o.partition == hot).count(), 50);
+        let cold: std::collections::HashSet<_> = orders
+            .iter()
+            .filter(|o| &o.partition != hot)
+            .map(|o| o.partition.clone())
+            .collect();
+        assert_eq!(cold.len(), 3);
     }
 
     #[test]
