@@ -17,8 +17,8 @@ import { check } from 'k6';
 import { Trend } from 'k6/metrics';
 import { Nats } from 'k6/x/nats';
 import { encodeMap } from './msgpack.js';
+import { env } from './env.js';
 
-const env = (name, fallback) => (__ENV[name] === undefined || __ENV[name] === '' ? fallback : __ENV[name]);
 const NATS_URL = env('NATS_URL', 'nats://127.0.0.1:4222');
 const SKUS = Number(env('SKUS', 16));
 const WAREHOUSES = env('WAREHOUSES', 'ams,fra').split(',');

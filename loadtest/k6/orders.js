@@ -11,15 +11,7 @@
 // (comma-separated), STOCK (units per partition), P95_MS, MAX_ERROR_RATE.
 import http from 'k6/http';
 import { check } from 'k6';
-
-const env = (name, fallback) => (__ENV[name] === undefined || __ENV[name] === '' ? fallback : __ENV[name]);
-const positiveInt = (name, fallback) => {
-  const value = Number(env(name, fallback));
-  if (!Number.isInteger(value) || value <= 0) {
-    throw new Error(`${name}=${__ENV[name]}: must be a positive integer`);
-  }
-  return value;
-};
+import { env, positiveInt } from './env.js';
 
 const BASE_URL = env('BASE_URL', 'http://127.0.0.1:8080').replace(/\/+$/, '');
 const RATE = positiveInt('RATE', 200);

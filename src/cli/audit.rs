@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use allot::adapters::nats::events::{EventsReader, ReadError};
-use allot::adapters::nats::{Broker, NatsOptions, EVENTS_STREAM};
+use allot::adapters::nats::events::{open_events, EventsReader, ReadError};
+use allot::adapters::nats::{Broker, NatsOptions};
 use allot::audit::{Audit, Findings};
 use allot::domain::{Event, OrderId};
 use allot::wire::log::Chains;
@@ -125,17 +125,7 @@ pub async fn run(a: AuditArgs) -> anyhow::Result<ExitCode> {
     let config = a.config.load().context("loading the config")?;
     let since = since(a.since.as_deref())?;
     let broker = Broker::connect(&NatsOptions::from(&config.nats)).await?;
-    let mut events = broker
-        .jetstream()
-        .get_stream(EVENTS_STREAM)
-        .await
-        .context("opening the EVENTS stream (has allot serve run on this NATS?)")?;
-    let last = events
-        .info()
-        .await
-        .context("reading EVENTS' state")?
-        .state
-        .last_sequence;
+    let (events, last) = open_events(broker.jetstream()).await?;
     let filter = a
         .shard
         .map_or_else(|| "events.*".to_owned(), |s| format!("events.{s}"));

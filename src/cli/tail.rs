@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use allot::adapters::nats::events::EventsReader;
-use allot::adapters::nats::{Broker, NatsOptions, EVENTS_STREAM};
+use allot::adapters::nats::events::{open_events, EventsReader};
+use allot::adapters::nats::{Broker, NatsOptions};
 use allot::domain::{Event, OrderId, PartitionKey};
 use allot::wire::log::Chains;
 
@@ -91,23 +91,8 @@ fn describe(event: &Event) -> String {
 pub async fn run(a: TailArgs) -> anyhow::Result<ExitCode> {
     let config = a.config.load().context("loading the config")?;
     let broker = Broker::connect(&NatsOptions::from(&config.nats)).await?;
-    let mut events = broker
-        .jetstream()
-        .get_stream(EVENTS_STREAM)
-        .await
-        .context("opening the EVENTS stream (has allot serve run on this NATS?)")?;
-    let from = match a.since {
-        Some(seq) => seq,
-        None => {
-            events
-                .info()
-                .await
-                .context("reading EVENTS' state")?
-                .state
-                .last_sequence
-                + 1
-        }
-    };
+    let (events, last) = open_events(broker.jetstream()).await?;
+    let from = a.since.unwrap_or(last + 1);
     let filter = Filter {
         warehouse: a.warehouse,
         sku: a.sku,

@@ -16,6 +16,31 @@ use tracing::warn;
 
 use crate::wire::log::{decode_batch, Chains, LogBatch, LogError, Step};
 
+/// Why a deployment's EVENTS could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("opening the EVENTS stream (has allot serve run on this NATS?): {0}")]
+    Stream(String),
+    #[error("reading EVENTS' state: {0}")]
+    State(String),
+}
+
+/// A running deployment's EVENTS stream, and its last sequence now (what
+/// `allot audit` reads up to and `allot tail` follows from).
+pub async fn open_events(js: &async_nats::jetstream::Context) -> Result<(Stream, u64), OpenError> {
+    let mut events = js
+        .get_stream(super::EVENTS_STREAM)
+        .await
+        .map_err(|e| OpenError::Stream(e.to_string()))?;
+    let last = events
+        .info()
+        .await
+        .map_err(|e| OpenError::State(e.to_string()))?
+        .state
+        .last_sequence;
+    Ok((events, last))
+}
+
 /// What a reader skipped or read again, for logs, metrics and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReadStats {
