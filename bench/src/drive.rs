@@ -15,8 +15,9 @@ use futures::StreamExt as _;
 use hdrhistogram::Histogram;
 use tokio::time::Instant;
 
+use crate::gate::Gate;
 use crate::publish::Pace;
-use crate::stats::{histogram, record, Latency, Throughput};
+use crate::stats::{histogram, record, Latency, Run, Throughput};
 use crate::workload::Workload;
 
 /// One connection of a store that admits orders against stock.
@@ -42,6 +43,46 @@ impl Driven {
 
     /// Throughput from the first send to the last answer, split where the
     /// last unit was sold.
+    /// The run of a baseline that keeps its own stock (PostgreSQL, Redis):
+    /// `gate` from its record, plus stock conservation (`sold + left =
+    /// supplied`) and what its clients were told against what its
+    /// `record` says; the speed only if every check passed.
+    pub fn into_run(
+        self,
+        mut gate: Gate,
+        left: i64,
+        record: &str,
+        pace: Pace,
+        workload: &Workload,
+    ) -> Run {
+        let supplied = workload.scenario.supplied() as i64;
+        if gate.sold as i64 + left != supplied {
+            gate.problem(format!(
+                "stock not conserved: {} sold + {left} left != {supplied} supplied",
+                gate.sold
+            ));
+        }
+        if self.sold() != gate.sold {
+            gate.problem(format!(
+                "clients were told {} sold, the {record} says {}",
+                self.sold(),
+                gate.sold
+            ));
+        }
+        let passed = gate.passed();
+        let latency = passed.then_some(self.latency);
+        Run {
+            mode: pace.mode(),
+            target_rate: pace.rate(),
+            orders: workload.orders.len() as u64,
+            throughput: passed.then(|| self.throughput()),
+            admission: latency,
+            final_decision: latency,
+            gate,
+            ..Run::default()
+        }
+    }
+
     pub fn throughput(&self) -> Throughput {
         let decided: Vec<Instant> = self.answered.iter().map(|a| a.1).collect();
         let last_sold = self.answered.iter().filter(|a| a.2).map(|a| a.1).max();

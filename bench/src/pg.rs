@@ -109,31 +109,6 @@ pub async fn run(
         .query_one("SELECT coalesce(sum(on_hand), 0) FROM stock", &[])
         .await?
         .get(0);
-    let mut gate = answers.gate(workload, true);
-    let supplied = workload.scenario.supplied() as i64;
-    if gate.sold as i64 + left != supplied {
-        gate.problem(format!(
-            "stock not conserved: {} sold + {left} left != {supplied} supplied",
-            gate.sold
-        ));
-    }
-    if driven.sold() != gate.sold {
-        gate.problem(format!(
-            "clients were told {} sold, the table says {}",
-            driven.sold(),
-            gate.sold
-        ));
-    }
-    let passed = gate.passed();
-    let latency = passed.then_some(driven.latency);
-    Ok(Run {
-        mode: pace.mode(),
-        target_rate: pace.rate(),
-        orders: workload.orders.len() as u64,
-        throughput: passed.then(|| driven.throughput()),
-        admission: latency,
-        final_decision: latency,
-        gate,
-        ..Run::default()
-    })
+    let gate = answers.gate(workload, true);
+    Ok(driven.into_run(gate, left, "table", pace, workload))
 }

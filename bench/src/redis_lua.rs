@@ -159,36 +159,13 @@ pub async fn run(
         negative += values.iter().filter(|&&v| v < 0).count();
     }
     let mut gate = answers.gate(workload, true);
-    let supplied = workload.scenario.supplied();
     if negative > 0 {
         gate.problem(format!("{negative} stock keys went negative"));
     }
-    if gate.sold + left != supplied {
-        gate.problem(format!(
-            "stock not conserved: {} sold + {left} left != {supplied} supplied",
-            gate.sold
-        ));
-    }
-    if driven.sold() != gate.sold {
-        gate.problem(format!(
-            "clients were told {} sold, the stream says {}",
-            driven.sold(),
-            gate.sold
-        ));
-    }
-    let passed = gate.passed();
-    let latency = passed.then_some(driven.latency);
-    Ok(Run {
-        mode: pace.mode(),
-        target_rate: pace.rate(),
-        orders: workload.orders.len() as u64,
-        throughput: passed.then(|| driven.throughput()),
-        admission: latency,
-        final_decision: latency,
-        gate,
-        ..Run::default()
-    }
-    .with_cpu(Some(cpu), None))
+    let left = i64::try_from(left).unwrap_or(i64::MAX);
+    Ok(driven
+        .into_run(gate, left, "stream", pace, workload)
+        .with_cpu(Some(cpu), None))
 }
 
 /// Every order the stream recorded, with its outcome.
