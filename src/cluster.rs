@@ -30,7 +30,8 @@ pub struct Plan {
 }
 
 /// Decides which shards `me` gives up or tries to take, given the survey,
-/// what it owns, and shards it must leave alone for now (`cooling`).
+/// what it owns, and shards it must leave alone for now (`cooling`: those
+/// it is still giving up or stopping, and those it stopped lately).
 /// Shards are ranked per instance by a hash of (instance, shard), so
 /// instances prefer different shards and rarely race for the same one.
 pub fn plan(
@@ -55,7 +56,15 @@ pub fn plan(
         mine.sort_by_key(|&s| rank(me, s));
         plan.release = mine[..owned.len() - target].to_vec();
     } else if owned.len() < target {
-        let leased: BTreeSet<ShardId> = survey.owners.iter().map(|(s, _)| *s).collect();
+        // A lease still under this instance's id that it does not hold
+        // (taken by a call that timed out here, or before a restart) is
+        // free to it: `acquire` takes it back.
+        let leased: BTreeSet<ShardId> = survey
+            .owners
+            .iter()
+            .filter(|(_, owner)| owner != me)
+            .map(|(s, _)| *s)
+            .collect();
         let mut free: Vec<ShardId> = (0..shards)
             .filter(|s| !leased.contains(s) && !owned.contains(s) && !cooling.contains(s))
             .collect();
@@ -149,5 +158,15 @@ mod tests {
         let mut got = p.acquire.clone();
         got.sort();
         assert_eq!(got, [0, 1, 3]);
+    }
+
+    #[test]
+    fn a_lease_under_my_id_that_i_do_not_hold_is_taken_back() {
+        let survey = Survey {
+            instances: ids(2),
+            owners: vec![(0, "i0".into()), (1, "i1".into())],
+        };
+        let p = plan(2, "i0", &survey, &BTreeSet::new(), &BTreeSet::new());
+        assert_eq!(p.acquire, [0]);
     }
 }

@@ -82,8 +82,12 @@ async fn nats_restarted_and_stalled_mid_sale_allot_recovers_and_decides_every_or
     let mut server = NatsServer::start();
     let config = few_workers();
     let sale = Sale::one_sku_per_shard(&config.config, "ams", "T3", 500, 100);
+    // The stall below (6 s) stays inside the leases' hold (3/4 of the TTL,
+    // 7.5 s): a longer one stops the shards, by design, before their
+    // leases could lapse on the broker's clock.
+    let flags = slow_exact_and(&["--set", "cluster.lease_ttl=10s"]);
     let (mut allot, js, mut ledger, half) =
-        first_half_under_way(&server, &config, &sale, SLOW_EXACT).await;
+        first_half_under_way(&server, &config, &sale, &flags).await;
     tokio::task::block_in_place(|| server.restart());
     ledger.catch_up(&js).await.ok();
     let at_restart = ledger.findings(&sale.ids[..half]);

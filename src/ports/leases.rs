@@ -14,6 +14,9 @@ pub enum LeaseError {
     /// shard is not ours.
     #[error("held by another instance")]
     Taken,
+    /// It lapsed (not renewed within the TTL) and no one holds it now.
+    #[error("lapsed")]
+    Lapsed,
     /// The store did not answer; ownership is unknown.
     #[error("lease store: {0}")]
     Store(String),
@@ -41,8 +44,11 @@ pub trait Leases: Send + Sync + 'static {
     /// Takes shard `n` if no one holds it, or if it is still leased to this
     /// instance's id from before a restart. Returns the lease revision.
     fn acquire(&self, shard: ShardId) -> impl Future<Output = Result<u64, LeaseError>> + Send;
-    /// Renews the lease at `revision`; the new revision, or `Taken` when
-    /// someone else wrote it since (or it lapsed and was taken).
+    /// Renews the lease at `revision`; the new revision, `Taken` when
+    /// someone else wrote it since, or `Lapsed` when it is gone. A
+    /// renewal of ours that went through after its caller gave up on it
+    /// moved the revision on: the lease is still ours, and is renewed
+    /// again from there.
     fn renew(
         &self,
         shard: ShardId,

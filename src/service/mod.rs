@@ -247,8 +247,17 @@ pub async fn serve(
     });
     let start = shard_starter(ports, runtime);
     if config.cluster.leases {
+        // A connection of their own: a renewal never queues behind the
+        // shards' intake and appends (measured on a slow link, where the
+        // shared connection's renewals took over a quarter of the TTL).
+        let mut lease_options = options.nats.clone();
+        lease_options.name = Some(format!(
+            "{}-leases",
+            options.nats.name.as_deref().unwrap_or("allot")
+        ));
+        let lease_broker = Broker::connect(&lease_options).await?;
         let leases = NatsLeases::open(
-            &js,
+            lease_broker.jetstream(),
             instance_id(&config),
             config.cluster.lease_ttl,
             config.nats.replicas,

@@ -30,7 +30,8 @@ fn message(line: &str) -> &str {
 /// instance's takeover (lease put, log line, first batch), what the
 /// proxied instance logged about its leases, shards and appends, and the
 /// heal; then, per shard, when the proxied instance stopped it against
-/// when its lease was taken.
+/// when its lease was taken. Returns the shards it did not stop before
+/// their lease was taken, each with what happened.
 pub fn print_timeline(
     direct: &str,
     proxied: &str,
@@ -39,7 +40,7 @@ pub fn print_timeline(
     sent: &HashSet<String>,
     puts: &Puts,
     [cut, healed]: [i128; 2],
-) {
+) -> Vec<String> {
     let window = |at: i128| at > cut - 500_000_000 && at < healed + 4_000_000_000;
     let mut lines: Vec<(i128, String)> = vec![
         (cut, "test: partition starts".into()),
@@ -88,20 +89,26 @@ pub fn print_timeline(
     for (at, line) in lines {
         eprintln!("  {:>7.3}  {line}", secs(at, cut));
     }
+    let mut late = Vec::new();
     for (shard, at) in taken {
         let stopped = proxied_lines.iter().find(|(t, l)| {
             *t > cut && l.contains(&format!("shard={shard}")) && l.contains("stopping")
         });
-        match stopped {
-            Some((t, _)) => eprintln!(
-                "  shard {shard}: {PROXIED} stopped it at {:.3} s, {:.3} s {} {DIRECT} took its lease",
+        let line = match stopped {
+            Some((t, _)) => format!(
+                "shard {shard}: {PROXIED} stopped it at {:.3} s, {:.3} s {} {DIRECT} took its lease",
                 secs(*t, cut),
                 secs((t - at).abs(), 0),
                 if *t < at { "before" } else { "after" }
             ),
-            None => eprintln!("  shard {shard}: {PROXIED} logged no stop after the partition"),
+            None => format!("shard {shard}: {PROXIED} logged no stop after the partition"),
+        };
+        eprintln!("  {line}");
+        if stopped.is_none_or(|(t, _)| *t >= at) {
+            late.push(line);
         }
     }
+    late
 }
 
 /// Prints the lease changes both instances logged while the link was

@@ -136,15 +136,33 @@ impl Leases for NatsLeases {
         }
     }
 
-    /// Renews the lease at `revision`; the new revision, or `Taken` when
-    /// someone else wrote it since (or it lapsed and was taken).
+    /// Renews the lease at `revision`; the new revision, `Taken` when
+    /// someone else wrote it since, or `Lapsed` when it is gone. A
+    /// renewal of ours that went through after its caller gave up on it
+    /// moved the revision on: the lease is still ours (no one else writes
+    /// our id, and a lapsed key is re-created only with `create`), so it
+    /// is renewed again at the revision found, fresh from this call.
     async fn renew(&self, shard: ShardId, revision: u64) -> Result<u64, LeaseError> {
         let key = format!("{SHARD_PREFIX}{shard}");
-        match self.kv.update(&key, self.me.clone().into(), revision).await {
-            Ok(revision) => Ok(revision),
-            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => Err(LeaseError::Taken),
-            Err(e) => Err(LeaseError::Store(e.to_string())),
+        let store = |e: &dyn std::fmt::Display| LeaseError::Store(e.to_string());
+        let mut revision = revision;
+        for _ in 0..2 {
+            match self.kv.update(&key, self.me.clone().into(), revision).await {
+                Ok(revision) => return Ok(revision),
+                Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => {}
+                Err(e) => return Err(store(&e)),
+            }
+            match self.kv.entry(key.clone()).await.map_err(|e| store(&e))? {
+                Some(entry) if entry.operation == kv::Operation::Put => {
+                    if entry.value.as_ref() != self.me.as_bytes() {
+                        return Err(LeaseError::Taken);
+                    }
+                    revision = entry.revision;
+                }
+                _ => return Err(LeaseError::Lapsed),
+            }
         }
+        Err(LeaseError::Taken)
     }
 
     /// Gives shard `n` up, if the lease is still at `revision`.
