@@ -30,8 +30,8 @@ use common::allot::{
 };
 use common::nats::{NatsCluster, NatsServer};
 use support::{
-    assert_promises, assert_worth_killing, config, env, plan, recovered, scrape, start,
-    stream_leader, views_converge, wait_for_jetstream_cluster, Counters, SHARDS,
+    assert_promises, assert_worth_killing, config, env, plan, recovered, sale_under_way, scrape,
+    start, stream_leader, views_converge, wait_for_jetstream_cluster, Counters, SHARDS,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,14 +185,7 @@ async fn r3_cluster_loses_a_node_mid_sale_and_no_order() {
     let sale = plan(&config, orders, 40, 11);
     let replicated = ["--set".to_owned(), "nats.replicas=3".to_owned()];
     let allot = start(&urls, &config, "r3-a", &replicated);
-    wait_for_streams(&js, Duration::from_secs(60)).await;
-    publish_all(&js, &sale.stock).await;
-    let half = sale.orders.len() / 2;
-    publish_all(&js, &sale.orders[..half]).await;
-    let mut ledger = Ledger::default();
-    let under_way = ledger
-        .wait_until(&js, Duration::from_secs(30), |l| l.decided() >= 50)
-        .await;
+    let (mut ledger, half, under_way) = sale_under_way(&js, &sale, 50).await;
     assert!(under_way, "50 orders decided within 30 s: {}", allot.log());
 
     // The EVENTS stream's leader dies mid-sale, with a quorum of two left.

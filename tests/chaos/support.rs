@@ -13,7 +13,8 @@ use allot::audit::Findings;
 use allot::domain::OrderId;
 
 use crate::common::allot::{
-    one_warehouse, order_id, partition, AllotProcess, ConfigFile, Ledger, Outgoing,
+    one_warehouse, order_id, partition, publish_all, wait_for_streams, AllotProcess, ConfigFile,
+    Ledger, Outgoing,
 };
 
 pub const SHARDS: u32 = 6;
@@ -364,4 +365,24 @@ pub async fn assert_worth_killing(
         "every order was decided before {id}'s kill: it lands after the sale"
     );
     held
+}
+
+/// Once allot made the streams: sets the sale's stock, publishes the first
+/// half of its orders and waits (30 s) until `decided` orders are decided.
+/// The ledger so far, the index of the second half, and whether the sale
+/// got under way.
+pub async fn sale_under_way(
+    js: &async_nats::jetstream::Context,
+    sale: &Plan,
+    decided: usize,
+) -> (Ledger, usize, bool) {
+    wait_for_streams(js, Duration::from_secs(60)).await;
+    publish_all(js, &sale.stock).await;
+    let half = sale.orders.len() / 2;
+    publish_all(js, &sale.orders[..half]).await;
+    let mut ledger = Ledger::default();
+    let under_way = ledger
+        .wait_until(js, Duration::from_secs(30), |l| l.decided() >= decided)
+        .await;
+    (ledger, half, under_way)
 }

@@ -5,4 +5,5 @@
 
 pub mod allot;
 pub mod nats;
+pub mod netns;
 pub mod prometheus;

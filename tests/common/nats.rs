@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 use rustix::process::{kill_process, Pid, Signal};
 use tempfile::TempDir;
 
+pub use super::netns::Netns;
+
 /// How long a server may take to print "Server is ready".
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a SIGTERMed server may take to exit before it is SIGKILLed.
@@ -35,9 +37,14 @@ const PORT_ATTEMPTS: usize = 5;
 /// nats-server logs this once JetStream is up and clients are accepted.
 const READY_LINE: &str = "Server is ready";
 
-/// A nats-server child process with JetStream on `127.0.0.1:port()`.
+/// A nats-server child process with JetStream on `127.0.0.1:port()` (or
+/// on another address inside a network namespace, see [`Netns`]).
 pub struct NatsServer {
     bin: PathBuf,
+    /// The client listen address.
+    host: String,
+    /// Run inside this network namespace (`ip netns exec`).
+    netns: Option<String>,
     port: u16,
     /// Holds `store/` (JetStream's `-sd`) and, if any, `nats.conf`.
     dir: TempDir,
@@ -81,7 +88,17 @@ impl NatsServer {
         Self::launch(Some(config))
     }
 
+    /// Like [`NatsServer::start_with_config`], inside `netns`, listening for
+    /// clients on `netns.inside()`.
+    pub fn start_in(netns: &Netns, config: &str) -> NatsServer {
+        Self::launch_at(Some(config), netns.inside(), Some(netns.name.clone()))
+    }
+
     fn launch(config: Option<&str>) -> NatsServer {
+        Self::launch_at(config, "127.0.0.1", None)
+    }
+
+    fn launch_at(config: Option<&str>, host: &str, netns: Option<String>) -> NatsServer {
         let dir = tempfile::Builder::new()
             .prefix("allot-nats-")
             .tempdir()
@@ -94,6 +111,8 @@ impl NatsServer {
         });
         let mut server = NatsServer {
             bin: binary(),
+            host: host.to_owned(),
+            netns,
             port: 0,
             dir,
             config,
@@ -121,9 +140,9 @@ impl NatsServer {
         )
     }
 
-    /// `nats://127.0.0.1:<port>`.
+    /// `nats://127.0.0.1:<port>` (its own address in a namespace).
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        format!("nats://{}:{}", self.host, self.port)
     }
 
     pub fn port(&self) -> u16 {
@@ -210,8 +229,16 @@ impl NatsServer {
     /// Spawns the server on `self.port` and waits until it is ready. On
     /// failure the child is gone and the error is its log.
     fn spawn(&self) -> Result<Running, String> {
-        let mut cmd = Command::new(&self.bin);
-        cmd.args(["-js", "-a", "127.0.0.1", "-p"])
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut cmd = Command::new("ip");
+                // `ip netns exec` execs the server: the child is the server.
+                cmd.args(["netns", "exec", ns]).arg(&self.bin);
+                cmd
+            }
+            None => Command::new(&self.bin),
+        };
+        cmd.args(["-js", "-a", &self.host, "-p"])
             .arg(self.port.to_string())
             .arg("-sd")
             .arg(self.store_dir());
@@ -252,8 +279,9 @@ impl NatsServer {
 
     fn failure(&self, what: &str, log: &str) -> String {
         format!(
-            "nats-server {} on 127.0.0.1:{} {what}. Its log:\n{log}",
+            "nats-server {} on {}:{} {what}. Its log:\n{log}",
             self.bin.display(),
+            self.host,
             self.port
         )
     }
