@@ -1,0 +1,253 @@
+//! What goes in and out of the coordinator as plain data: the answers it
+//! is fed, the events its state folds from, and the outputs the runtime
+//! carries out.
+
+use serde::{Deserialize, Serialize};
+
+use super::cart::{Cart, LineId};
+use super::AckId;
+use crate::domain::{OrderId, PartitionKey, Quantity, RejectReason, Timestamp, WarehouseId};
+
+/// A partition's answer to a [`Output::Reserve`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineAnswer {
+    /// The line's units are reserved in its partition.
+    Reserved,
+    /// The partition will not reserve it (out of stock, invalid, ...).
+    Rejected(RejectReason),
+}
+
+/// How one warehouse's enactment of its lines ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnactResult {
+    /// Enacted.
+    Ok,
+    /// Not enacted, try again (unavailable, overloaded, no answer).
+    Retryable(String),
+    /// Not enacted, and it never will be.
+    Failed(String),
+}
+
+/// Why a whole cart was rejected or cancelled; also the reason every
+/// released line is given. `label()` is the stable name (`hold_expired`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CartReason {
+    /// All-or-nothing: this line, the first to be rejected, was.
+    LineRejected { line: LineId, reason: RejectReason },
+    /// Partial: every line was rejected.
+    NothingReserved,
+    /// The hold's deadline passed before payment was confirmed.
+    HoldExpired,
+    /// Cancelled by request before enactment.
+    Cancelled,
+    /// A warehouse's enactment failed for good
+    /// (`RetriesExhausted` or `FulfilmentFailed`).
+    EnactFailed {
+        warehouse: WarehouseId,
+        reason: RejectReason,
+    },
+}
+
+impl CartReason {
+    /// A short stable label, for tables and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::LineRejected { .. } => "line_rejected",
+            Self::NothingReserved => "nothing_reserved",
+            Self::HoldExpired => "hold_expired",
+            Self::Cancelled => "cancelled",
+            Self::EnactFailed { .. } => "enact_failed",
+        }
+    }
+}
+
+impl std::fmt::Display for CartReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::LineRejected { line, reason } => write!(f, "line {line} rejected: {reason}"),
+            Self::NothingReserved => f.write_str("no line could be reserved"),
+            Self::HoldExpired => f.write_str("hold expired"),
+            Self::Cancelled => f.write_str("cancelled"),
+            Self::EnactFailed { warehouse, reason } => {
+                write!(f, "enactment at {warehouse} failed: {reason}")
+            }
+        }
+    }
+}
+
+/// What the coordinator decided; its state is the fold of these, in log
+/// order (see [`super::Carts::recover`]). In the log each is a map whose
+/// `type` is the variant in snake case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CartEvent {
+    /// A cart was accepted; each line is reserved in its partition.
+    Opened { cart: Cart, at: Timestamp },
+    /// A line's partition reserved it. For a cart already rejected or
+    /// cancelled this folds to released (and a `Release` follows).
+    LineReserved { line: LineId },
+    /// A line's partition rejected it.
+    LineRejected { line: LineId, reason: RejectReason },
+    /// Every line is decided; the cart waits for payment until `until`.
+    Held { cart: OrderId, until: Timestamp },
+    /// Payment was captured (`handle_confirm`): the hold is over, or will
+    /// be skipped.
+    Paid { cart: OrderId },
+    /// Attempt `attempt` (1-based) of a warehouse's enactment began.
+    EnactStarted {
+        cart: OrderId,
+        warehouse: WarehouseId,
+        attempt: u32,
+    },
+    /// That attempt enacted the warehouse's lines.
+    EnactSucceeded {
+        cart: OrderId,
+        warehouse: WarehouseId,
+        attempt: u32,
+    },
+    /// That attempt failed; with `retry_at` the next one starts then,
+    /// without the cart's `Rejected` follows.
+    EnactFailed {
+        cart: OrderId,
+        warehouse: WarehouseId,
+        attempt: u32,
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_at: Option<Timestamp>,
+    },
+    /// Final: every enactment succeeded; every reserved line is sold.
+    Confirmed { cart: OrderId },
+    /// Final: no line is sold; every reserved line is released (a hold
+    /// expiry is this with `HoldExpired`).
+    Rejected { cart: OrderId, reason: CartReason },
+    /// Final: cancelled before enactment; every reserved line is released.
+    Cancelled { cart: OrderId },
+    /// The effects of every event before this one were handed to their
+    /// transports: recovery re-sends only what follows the last of these.
+    Delivered,
+}
+
+/// A line as its partition sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineOrder {
+    pub line: LineId,
+    pub partition: PartitionKey,
+    pub quantity: Quantity,
+}
+
+/// How each line of a decided cart ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "fate", rename_all = "snake_case")]
+pub enum LineFate {
+    /// Sold, shipping from `warehouse`.
+    Committed { warehouse: WarehouseId },
+    /// Its partition rejected it, for `reason`.
+    Rejected { reason: RejectReason },
+    /// Not sold because of the cart: its reservation is (or, if its answer
+    /// is still on the way, will be) released.
+    Released,
+}
+
+/// A cart's final outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum CartOutcome {
+    /// At least one line is sold (every line, for fill = all).
+    Confirmed,
+    Rejected {
+        reason: CartReason,
+    },
+    Cancelled,
+}
+
+/// A cart's final decision: its outcome and how each line ended, in line
+/// order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub cart: OrderId,
+    pub outcome: CartOutcome,
+    pub lines: Vec<(LineId, LineFate)>,
+}
+
+/// What the runtime must do next. Everything but `Append` leaves the
+/// process, and is output only once the events deciding it are durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Append these events as one log entry; then `handle_appended`.
+    Append(Vec<CartEvent>),
+    /// Reserve the line in its partition; the answer comes back through
+    /// `handle_line`.
+    Reserve(LineOrder),
+    /// Give the line's reservation back to its partition's stock.
+    Release {
+        line: LineId,
+        partition: PartitionKey,
+        reason: CartReason,
+    },
+    /// Turn the line's reservation into a sale.
+    Commit {
+        line: LineId,
+        partition: PartitionKey,
+    },
+    /// Enact these lines of the cart at `warehouse` (idempotency key: cart
+    /// and warehouse); the result comes back through `handle_enacted` with
+    /// the same `attempt`.
+    Enact {
+        cart: OrderId,
+        warehouse: WarehouseId,
+        lines: Vec<LineOrder>,
+        attempt: u32,
+    },
+    /// Undo (or abandon, if still running) the cart's enactment at
+    /// `warehouse`: the cart failed after it started.
+    Revoke {
+        cart: OrderId,
+        warehouse: WarehouseId,
+    },
+    /// The cart's final decision.
+    Decided(Decision),
+    /// What the input given this handle decided is durable: ack it.
+    Ack(AckId),
+}
+
+/// Why a confirm or cancel was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// No cart with this id is known here.
+    #[error("no such cart")]
+    UnknownCart,
+    /// The cart asked for no hold, so there is nothing to confirm.
+    #[error("the cart has no hold")]
+    NoHold,
+    /// Enactment started: the cart can no longer be cancelled.
+    #[error("enactment started, the cart can no longer be cancelled")]
+    Enacting,
+    /// The cart is already decided (this names how).
+    #[error("the cart is already {0}")]
+    Decided(&'static str),
+}
+
+/// The answer to `handle_cart`, `handle_confirm` or `handle_cancel`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CartReply {
+    /// Done (its effects follow once durable).
+    Accepted,
+    /// Already done before: nothing new happens.
+    Duplicate,
+    Refused(Refusal),
+}
+
+/// Counters for metrics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CartStats {
+    /// `handle_cart` with an id already known.
+    pub duplicate_carts: u64,
+    /// Line answers for no known cart or line.
+    pub unknown_answers: u64,
+    /// Line answers for a line already answered.
+    pub repeated_answers: u64,
+    /// Enactment results for no attempt in flight.
+    pub stale_enactments: u64,
+    pub appends: u64,
+}

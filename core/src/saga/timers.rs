@@ -1,0 +1,83 @@
+//! The coordinator's timers: hold deadlines and enactment retries. Armed
+//! by the events that imply them (`Carts::arm`, and on recovery), fired
+//! by [`Carts::handle_timeout`] in deadline order.
+
+use std::cmp::Reverse;
+
+use super::{CartEvent, CartReason, Carts, EnactStatus, Phase};
+use crate::domain::{OrderId, Timestamp, WarehouseId};
+
+/// Something that must happen at a time.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Timer {
+    Hold(OrderId),
+    Retry(OrderId, WarehouseId, u32),
+}
+
+impl Carts {
+    /// When the coordinator next needs `handle_timeout`.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Fires every timer due at `now`, in deadline order: holds expire
+    /// (every line released with `hold_expired`), retries start.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        while let Some(Reverse((at, _))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            let Reverse((at, timer)) = self.timers.pop().expect("peeked");
+            let Some(c) = self.carts.get(timer_cart(&timer)) else {
+                continue;
+            };
+            match timer {
+                Timer::Hold(cart) if c.phase == (Phase::Held { until: at }) => {
+                    self.emit(CartEvent::Rejected {
+                        cart,
+                        reason: CartReason::HoldExpired,
+                    });
+                }
+                Timer::Retry(cart, warehouse, attempt)
+                    if c.phase == Phase::Enacting
+                        && c.enact(&warehouse).is_some_and(|e| {
+                            e.attempt == attempt && e.status == (EnactStatus::Waiting { at })
+                        }) =>
+                {
+                    self.emit(CartEvent::EnactStarted {
+                        cart,
+                        warehouse,
+                        attempt: attempt + 1,
+                    });
+                }
+                Timer::Hold(_) | Timer::Retry(..) => {}
+            }
+        }
+    }
+
+    pub(super) fn arm(&mut self, event: &CartEvent) {
+        match event {
+            CartEvent::Held { cart, until } => {
+                self.timers
+                    .push(Reverse((*until, Timer::Hold(cart.clone()))));
+            }
+            CartEvent::EnactFailed {
+                cart,
+                warehouse,
+                attempt,
+                retry_at: Some(at),
+                ..
+            } => self.timers.push(Reverse((
+                *at,
+                Timer::Retry(cart.clone(), warehouse.clone(), *attempt),
+            ))),
+            _ => {}
+        }
+    }
+}
+
+fn timer_cart(timer: &Timer) -> &OrderId {
+    match timer {
+        Timer::Hold(c) | Timer::Retry(c, ..) => c,
+    }
+}
