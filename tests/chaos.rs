@@ -31,7 +31,7 @@ use common::allot::{
 use common::nats::{NatsCluster, NatsServer};
 use support::{
     assert_promises, assert_worth_killing, config, env, plan, recovered, sale_under_way, scrape,
-    start, stream_leader, views_converge, wait_for_jetstream_cluster, Counters, SHARDS,
+    start, stream_leader, views_converge, wait_for_jetstream_cluster, Counters, Samples, SHARDS,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,8 +88,14 @@ async fn three_instances_survive_sigkills_and_broker_restarts() {
         .map(|i| (i + 1) * kills / (nats_restarts + 1))
         .collect();
     let mut ledger = Ledger::default();
+    let mut samples = Samples::from_env(started);
     for k in 0..kills {
-        tokio::time::sleep(every).await;
+        let live: Vec<(String, Option<u32>)> = instances
+            .iter()
+            .map(|(id, p)| (id.clone(), p.pid()))
+            .chain([("nats-server".to_owned(), server.pid())])
+            .collect();
+        samples.wait(every, &live).await;
         let slot = rng.gen_range(0..instances.len());
         gen += 1;
         let (dead, mut victim) = instances.swap_remove(slot);

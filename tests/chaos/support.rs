@@ -386,3 +386,52 @@ pub async fn sale_under_way(
         .await;
     (ledger, half, under_way)
 }
+
+/// A soak's record of each live process's resident memory and open file
+/// descriptors (from /proc), one CSV line per process per sample:
+/// `seconds,process,rss_kib,fds`. Kept only when `CHAOS_SAMPLES` names a
+/// file.
+pub struct Samples {
+    out: Option<std::fs::File>,
+    started: Instant,
+}
+
+impl Samples {
+    pub fn from_env(started: Instant) -> Samples {
+        let out = std::env::var("CHAOS_SAMPLES").ok().map(|path| {
+            let mut f = std::fs::File::create(&path).expect("create the samples file");
+            std::io::Write::write_all(&mut f, b"seconds,process,rss_kib,fds\n").expect("write");
+            f
+        });
+        Samples { out, started }
+    }
+
+    /// Waits `total`, sampling every 2 s (once at the end when not kept).
+    pub async fn wait(&mut self, total: Duration, processes: &[(String, Option<u32>)]) {
+        let Some(out) = self.out.as_mut() else {
+            tokio::time::sleep(total).await;
+            return;
+        };
+        let until = Instant::now() + total;
+        while Instant::now() < until {
+            let at = self.started.elapsed().as_secs_f64();
+            for (name, pid) in processes {
+                let Some(pid) = pid else { continue };
+                let status =
+                    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                let rss = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok());
+                let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+                    .map(|d| d.count())
+                    .ok();
+                if let (Some(rss), Some(fds)) = (rss, fds) {
+                    let line = format!("{at:.1},{name},{rss},{fds}\n");
+                    std::io::Write::write_all(out, line.as_bytes()).expect("write a sample");
+                }
+            }
+            tokio::time::sleep((until - Instant::now()).min(Duration::from_secs(2))).await;
+        }
+    }
+}

@@ -108,6 +108,11 @@ impl AllotProcess {
             .to_owned()
     }
 
+    /// Its process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether the process runs: started, not killed, not exited.
     pub fn alive(&mut self) -> bool {
         self.child
