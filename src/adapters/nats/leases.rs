@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::kv::{self, CreateErrorKind, UpdateErrorKind};
 use async_nats::jetstream::Context;
+use futures::future::join_all;
 use futures::TryStreamExt;
 
 use crate::ports::{LeaseError, Leases, ShardId, Survey};
@@ -93,18 +94,29 @@ impl Leases for NatsLeases {
             .await
             .map_err(|e| store(&e))?;
         let mut survey = Survey::default();
+        // The owners' entries are read at once: one round trip, not one
+        // per shard (a survey must fit in a heartbeat on a slow link).
+        let mut shards = Vec::new();
         for key in keys {
             if let Some(id) = key.strip_prefix(INSTANCE_PREFIX) {
                 survey.instances.push(id.to_owned());
-            } else if let Some(n) = key.strip_prefix(SHARD_PREFIX) {
-                let Ok(shard) = n.parse::<ShardId>() else {
-                    continue;
-                };
-                if let Some(entry) = self.kv.entry(key.clone()).await.map_err(|e| store(&e))? {
-                    if entry.operation == kv::Operation::Put {
-                        let owner = String::from_utf8_lossy(&entry.value).into_owned();
-                        survey.owners.push((shard, owner));
-                    }
+            } else if let Some(Ok(shard)) =
+                key.strip_prefix(SHARD_PREFIX).map(str::parse::<ShardId>)
+            {
+                shards.push((shard, key));
+            }
+        }
+        let entries = join_all(
+            shards
+                .into_iter()
+                .map(|(shard, key)| async move { (shard, self.kv.entry(key).await) }),
+        )
+        .await;
+        for (shard, entry) in entries {
+            if let Some(entry) = entry.map_err(|e| store(&e))? {
+                if entry.operation == kv::Operation::Put {
+                    let owner = String::from_utf8_lossy(&entry.value).into_owned();
+                    survey.owners.push((shard, owner));
                 }
             }
         }
