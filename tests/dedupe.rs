@@ -197,13 +197,6 @@ async fn an_id_published_to_two_shards_of_two_instances_is_decided_once() {
     }
 }
 
-/// Resident memory of this process, in bytes (Linux).
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
-    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096
-}
-
 /// The figure RELIABILITY.md quotes: memory per remembered id with the
 /// table at the default cap, 10 million ids. Run alone, in release:
 /// `cargo test --release --test dedupe bytes_per_id -- --ignored --nocapture`.
@@ -214,12 +207,13 @@ fn bytes_per_id_at_ten_million_ids() {
     let fps: Vec<Fingerprint> = (0..n)
         .map(|i| Fingerprint::of(&OrderId::new(&format!("o-{i}")).unwrap()))
         .collect();
-    let before = rss_bytes();
+    let before = allot::telemetry::resident_bytes().expect("Linux /proc");
     let mut t = IdTable::new(Window::default());
     for (i, f) in fps.iter().enumerate() {
         t.insert(*f, 0, i as u32 / (n / 24));
     }
-    let per_id = (rss_bytes() - before) as f64 / f64::from(n);
+    let per_id =
+        (allot::telemetry::resident_bytes().expect("Linux /proc") - before) as f64 / f64::from(n);
     eprintln!("{} ids remembered: {per_id:.1} bytes per id", t.len());
     assert_eq!(t.len(), n as usize);
     // 24 bytes of entry and one control byte, in a table at most 7/8 full

@@ -23,7 +23,7 @@ pub async fn run(a: StatusArgs) -> anyhow::Result<ExitCode> {
     let config = a.config.load().context("loading the config")?;
     let client = connect(&NatsOptions::from(&config.nats)).await?;
     let Some(v) = ask(&client, ORDER_SUBJECT, id.to_string()).await? else {
-        eprintln!("order {id}: unknown (not decided yet, or never submitted)");
+        eprintln!("{}", allot::views::unknown_order(&id));
         return Ok(ExitCode::FAILURE);
     };
     println!(

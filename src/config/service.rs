@@ -202,7 +202,8 @@ impl Default for RuntimeSection {
 #[serde(default, deny_unknown_fields)]
 pub struct ViewsSection {
     /// Orders kept for `GET /v1/orders/{id}` (all shards); past it the
-    /// oldest decided ones are forgotten first (about 150 bytes each).
+    /// oldest decided ones are forgotten first (about 220 bytes each,
+    /// `views::tests::bytes_per_order_at_a_million_orders`).
     pub max_orders: usize,
     /// How often an owned shard's views are checkpointed (start-up replays
     /// the log from the last checkpoint).
@@ -217,7 +218,7 @@ pub struct ViewsSection {
 impl Default for ViewsSection {
     fn default() -> Self {
         Self {
-            max_orders: 2_000_000,
+            max_orders: 1_000_000,
             checkpoint_interval: Duration::from_secs(60),
             publish_decisions: false,
         }

@@ -68,8 +68,12 @@ impl Stage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "what", rename_all = "snake_case")]
 pub enum Happened {
+    /// Queued in a partition: `None` is the partition of the view that
+    /// holds the line (most orders never move, so most lines need not
+    /// repeat it; see [`Happened::resolved`]).
     Queued {
-        partition: PartitionKey,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        partition: Option<Box<PartitionKey>>,
     },
     Reserved,
     Confirmed,
@@ -93,15 +97,18 @@ pub enum Happened {
     CancelRequested,
     Cancelled,
     Refused {
-        partition: PartitionKey,
-        holder: PartitionKey,
+        partition: Box<PartitionKey>,
+        holder: Box<PartitionKey>,
     },
 }
 
 impl std::fmt::Display for Happened {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Happened::Queued { partition } => write!(f, "queued in {partition}"),
+            Happened::Queued {
+                partition: Some(partition),
+            } => write!(f, "queued in {partition}"),
+            Happened::Queued { partition: None } => f.write_str("queued"),
             Happened::Reserved => f.write_str("reserved"),
             Happened::Confirmed => f.write_str("confirmed"),
             Happened::Retrying { attempt, reason } => write!(f, "retry {attempt}: {reason}"),
@@ -120,13 +127,26 @@ impl std::fmt::Display for Happened {
     }
 }
 
+impl Happened {
+    /// The line with the partition it happened in spelled out, for a view
+    /// whose partition is `here`.
+    pub fn resolved(self, here: &PartitionKey) -> Happened {
+        match self {
+            Happened::Queued { partition: None } => Happened::Queued {
+                partition: Some(Box::new(here.clone())),
+            },
+            line => line,
+        }
+    }
+}
+
 /// What an order event adds to its history, and the stage it moves to
 /// (`None`: unchanged).
 pub(super) fn describe(event: &Event) -> (Happened, Option<Stage>) {
     match event {
         Event::OrderQueued { order } => (
             Happened::Queued {
-                partition: order.partition.clone(),
+                partition: Some(Box::new(order.partition.clone())),
             },
             Some(Stage::Queued),
         ),

@@ -54,6 +54,15 @@ pub fn decode_checkpoint(bytes: &[u8]) -> Result<ShardViews, String> {
     read_capped(bytes, MAX_CHECKPOINT_DEPTH).map_err(|e| why(&e, MAX_CHECKPOINT_DEPTH))
 }
 
+/// Why an order is not in the views: what a 404 says.
+pub fn unknown_order(id: &OrderId) -> String {
+    format!(
+        "order {id} is unknown here: never submitted, not in the views yet (they lag \
+         decisions by moments), or decided long ago and forgotten (the views keep the \
+         last views.max_orders orders; EVENTS keeps its decision)"
+    )
+}
+
 /// Every shard's views.
 #[derive(Debug)]
 pub struct Views {
@@ -130,7 +139,15 @@ impl Views {
             .find(|o| !matches!(o.stage, Stage::Rerouted | Stage::Duplicate))
             .or(found.last())?
             .clone();
-        let mut history: Vec<(u64, Happened)> = found.into_iter().flat_map(|o| o.history).collect();
+        let mut history: Vec<(u64, Happened)> = found
+            .into_iter()
+            .flat_map(|o| {
+                let here = o.partition;
+                o.history
+                    .into_iter()
+                    .map(move |(seq, line)| (seq, line.resolved(&here)))
+            })
+            .collect();
         history.sort_by_key(|(seq, _)| *seq);
         Some(OrderStatus {
             id: id.to_string(),

@@ -142,22 +142,32 @@ impl ShardViews {
             }
             Event::OrderQueued { order } => {
                 // A new life in this shard (a reroute may bring an order
-                // back to a shard it passed): earlier lines stay.
+                // back to a shard it passed): earlier lines stay, spelled
+                // out if the partition changes.
                 let view = self.orders.entry(order.id.clone()).or_insert(OrderView {
                     partition: order.partition.clone(),
                     quantity: order.quantity.get(),
                     stage: Stage::Queued,
-                    history: Vec::new(),
+                    // Most orders end after three lines (queued, reserved,
+                    // confirmed).
+                    history: Vec::with_capacity(3),
                 });
-                view.partition = order.partition.clone();
+                if view.partition != order.partition {
+                    let here = view.partition.clone();
+                    for (_, line) in &mut view.history {
+                        if let Happened::Queued {
+                            partition: p @ None,
+                        } = line
+                        {
+                            *p = Some(Box::new(here.clone()));
+                        }
+                    }
+                    view.partition = order.partition.clone();
+                }
                 view.quantity = order.quantity.get();
                 view.stage = Stage::Queued;
-                view.history.push((
-                    seq,
-                    Happened::Queued {
-                        partition: order.partition.clone(),
-                    },
-                ));
+                view.history
+                    .push((seq, Happened::Queued { partition: None }));
                 let partition = order.partition.clone();
                 // Any earlier life here ended final, which counts nowhere.
                 self.shift_counts(&partition, seq, Stage::Rejected, Stage::Queued);
@@ -169,8 +179,8 @@ impl ShardViews {
                 holder,
             } => {
                 let line = Happened::Refused {
-                    partition: partition.clone(),
-                    holder: holder.clone(),
+                    partition: Box::new(partition.clone()),
+                    holder: Box::new(holder.clone()),
                 };
                 match self.orders.get_mut(id) {
                     Some(view) => view.history.push((seq, line)),

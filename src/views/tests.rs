@@ -164,6 +164,36 @@ fn a_rerouted_order_keeps_its_history_from_before_the_reroute() {
 }
 
 #[test]
+fn each_queued_line_names_its_partition_when_a_reroute_stays_in_the_shard() {
+    // Both warehouses in one shard: the view moves to fra, and the line
+    // from ams must still say ams (lines store no partition until then).
+    let views = Views::new(1, 100);
+    let (ams, fra) = (key("ams", "MUG"), key("fra", "MUG"));
+    let mut first = order("a", &ams, 1);
+    let fra_w = WarehouseId::new("fra").unwrap();
+    first.fallbacks = vec![fra_w.clone()];
+    let copy = crate::domain::rules::forwarded_order(&first, &fra_w);
+    views.apply(0, 1, &[Event::OrderQueued { order: first }]);
+    views.apply(
+        0,
+        2,
+        &[Event::OrderRerouted {
+            id: id("a"),
+            to: fra_w,
+        }],
+    );
+    views.apply(0, 3, &[Event::OrderQueued { order: copy }]);
+    let a = views.order(&id("a")).unwrap();
+    let lines: Vec<&str> = a.history.iter().map(|l| l.what.as_str()).collect();
+    assert_eq!(
+        lines,
+        ["queued in ams/MUG", "rerouted to fra", "queued in fra/MUG"]
+    );
+    assert_eq!(a.warehouse, "fra");
+    assert_eq!(views.stock(&fra).unwrap().queued, 1);
+}
+
+#[test]
 fn the_oldest_final_orders_go_first_when_over_the_limit() {
     let mug = key("ams", "MUG");
     let views = Views::new(1, 2);
@@ -250,4 +280,38 @@ proptest::proptest! {
             proptest::prop_assert!(!why.trim().is_empty());
         }
     }
+}
+
+/// The figure the README quotes for `views.max_orders`: memory per order
+/// held, a million confirmed orders (queued, reserved, confirmed) over 100
+/// partitions. Run alone, in release:
+/// `cargo test --release --lib bytes_per_order -- --ignored --nocapture`.
+#[test]
+#[ignore = "allocates ~0.3 GB; run by hand for the figure"]
+fn bytes_per_order_at_a_million_orders() {
+    let n = 1_000_000u32;
+    let parts: Vec<PartitionKey> = (0..100).map(|i| key("ams", &format!("SKU-{i}"))).collect();
+    let orders: Vec<Order> = (0..n)
+        .map(|i| order(&format!("order-{i:08}"), &parts[i as usize % 100], 1))
+        .collect();
+    let before = crate::telemetry::resident_bytes().expect("Linux /proc");
+    let mut views = ShardViews::default();
+    for (i, o) in orders.into_iter().enumerate() {
+        let id = o.id.clone();
+        let seq = 3 * i as u64;
+        views.apply(seq + 1, &[Event::OrderQueued { order: o }], usize::MAX);
+        views.apply(
+            seq + 2,
+            &[Event::OrderReserved { id: id.clone() }],
+            usize::MAX,
+        );
+        views.apply(seq + 3, &[Event::OrderConfirmed { id }], usize::MAX);
+    }
+    let per_order =
+        (crate::telemetry::resident_bytes().expect("Linux /proc") - before) as f64 / f64::from(n);
+    eprintln!(
+        "{} orders held: {per_order:.0} bytes per order",
+        views.order_count()
+    );
+    assert_eq!(views.order_count(), n as usize);
 }

@@ -92,11 +92,9 @@ fn order_id(id: &str) -> Result<OrderId, ApiError> {
 }
 
 fn lookup(api: &Shared, id: &OrderId) -> Result<OrderStatus, ApiError> {
-    api.views.order(id).ok_or_else(|| {
-        ApiError::not_found(format!(
-            "order {id} is unknown (never submitted, or not decided yet)"
-        ))
-    })
+    api.views
+        .order(id)
+        .ok_or_else(|| ApiError::not_found(crate::views::unknown_order(id)))
 }
 
 pub async fn show(

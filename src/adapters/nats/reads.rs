@@ -61,11 +61,7 @@ fn order(views: &Views, body: &[u8]) -> serde_json::Value {
     let text = String::from_utf8_lossy(body);
     match OrderId::new(&text) {
         Ok(id) => views.order(&id).map_or_else(
-            || {
-                not_found(format!(
-                    "order {id} is unknown (never submitted, or not decided yet)"
-                ))
-            },
+            || not_found(crate::views::unknown_order(&id)),
             |o| serde_json::to_value(o).expect("a view encodes"),
         ),
         Err(e) => json!({"error": "invalid", "message": format!("id: {e}")}),
