@@ -348,8 +348,9 @@ pub async fn assert_worth_killing(
     let held = wait_leases(js, id, Duration::from_secs(20)).await;
     assert!(
         !held.is_empty(),
-        "the victim {id} holds no shard lease: {:?}",
-        leases_held(js, id).await
+        "the victim {id} holds no shard lease: {:?}; its log's last 200 lines:\n{}",
+        leases_held(js, id).await,
+        victim.log_tail(200)
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     while let Err(e) = ledger.catch_up(js).await {

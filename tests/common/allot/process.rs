@@ -67,6 +67,13 @@ impl AllotProcess {
         self.log.lock().unwrap().clone()
     }
 
+    /// The last `n` lines of the log so far (a long run's log is large).
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = self.log.lock().unwrap();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
     /// Lines of the log so far containing `needle`.
     pub fn count(&self, needle: &str) -> usize {
         self.log
