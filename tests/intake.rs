@@ -263,9 +263,7 @@ async fn an_order_sent_twice_is_decided_once() {
         "the late copies were not taken"
     );
     let mut orders = js.get_stream(ORDERS_STREAM).await.expect("ORDERS");
-    // Stored ever (the trim removes what was decided; a dropped duplicate
-    // takes no sequence).
-    let stored = orders.info().await.expect("info").state.last_sequence;
+    let stored = orders.info().await.expect("info").state.messages;
     assert_eq!(
         stored,
         1 + 40 + 2 * 40 + 40,

@@ -155,7 +155,12 @@ pub struct Nats {
 
 impl Nats {
     pub fn start(binary: &Path, sync: NatsSync) -> anyhow::Result<Nats> {
-        let store = tempfile::tempdir().context("creating a temp dir for the nats store")?;
+        let mut store = tempfile::tempdir().context("creating a temp dir for the nats store")?;
+        if std::env::var_os("ALLOT_BENCH_KEEP").is_some() {
+            // For a run to look into: the store, nats.log and allot.log stay.
+            store.disable_cleanup(true);
+            eprintln!("keeping {}", store.path().display());
+        }
         let port = free_port()?;
         let mut command = Command::new(binary);
         command.args(["-a", "127.0.0.1", "-p", &port.to_string()]);

@@ -5,16 +5,12 @@
 //! the broker's own speed for this traffic, acked either per message (as
 //! allot's intake does) or in batches (`AckPolicy::All`, acking the last
 //! message of each chunk the pull stream has ready). Its gate: every order
-//! id (`Nats-Msg-Id`) seen exactly once, none missing, none extra. ORDERS
-//! is trimmed of acked messages as `allot serve` trims it
-//! (`nats.trim_interval` of the bench config).
+//! id (`Nats-Msg-Id`) seen exactly once, none missing, none extra.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use allot::adapters::nats::dlq::ensure_dlq;
-use allot::adapters::nats::trim::trim_orders;
 use allot::adapters::nats::{ensure_streams, shard_consumer, ACK_WAIT};
 use allot::config::Config;
 use anyhow::Context as _;
@@ -24,7 +20,6 @@ use async_nats::jetstream::stream::Stream;
 use futures::StreamExt as _;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::gate::Answers;
 use crate::procs::{Nats, NatsSync};
@@ -65,23 +60,10 @@ pub async fn run(
     let nats = Nats::start(nats_bin, NatsSync::Default)?;
     let client = async_nats::connect(&nats.url).await?;
     let js = async_nats::jetstream::new(client.clone());
-    let config = Config::load(config).with_context(|| format!("loading {}", config.display()))?;
-    let router = config.router();
+    let router = Config::load(config)
+        .with_context(|| format!("loading {}", config.display()))?
+        .router();
     let streams = ensure_streams(&js, &router, 5, ACK_WAIT).await?;
-    // ORDERS trimmed as `allot serve` trims it, so the broker holds as
-    // much for the baseline as for allot.
-    ensure_dlq(&js).await?;
-    let trim_stop = CancellationToken::new();
-    let _stop_trim = trim_stop.clone().drop_guard();
-    if !config.nats.trim_interval.is_zero() {
-        let (js, orders) = (js.clone(), streams.orders.clone());
-        tokio::spawn(trim_orders(
-            js,
-            orders,
-            config.nats.trim_interval,
-            trim_stop.clone(),
-        ));
-    }
     let n = workload.orders.len();
     let received = Arc::new(AtomicU64::new(0));
     let (stop, stopped) = watch::channel(false);

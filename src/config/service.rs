@@ -46,10 +46,6 @@ pub struct NatsConfig {
     /// Copies of each stream and bucket allot creates: 1 on a single
     /// server, 3 on a 3-node cluster (up to 5). Existing ones keep theirs.
     pub replicas: usize,
-    /// How often ORDERS is purged of messages every consumer on it has
-    /// acked (`0s`: never; ORDERS then keeps every message).
-    #[serde(with = "super::duration")]
-    pub trim_interval: Duration,
 }
 
 impl Default for NatsConfig {
@@ -67,7 +63,6 @@ impl Default for NatsConfig {
             max_deliver: 20,
             ack_wait: Duration::from_secs(30),
             replicas: 1,
-            trim_interval: Duration::from_secs(1),
         }
     }
 }

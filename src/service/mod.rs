@@ -18,7 +18,6 @@ use crate::adapters::http::{
 };
 use crate::adapters::nats::dlq::{ensure_dlq, move_dead_letters};
 use crate::adapters::nats::reads::serve_reads;
-use crate::adapters::nats::trim::trim_orders;
 use crate::adapters::nats::{
     ensure_replicated_streams, serve_submit, AnyFulfiller, Broker, ConnectError, NatsClaims,
     NatsDecisions, NatsFeed, NatsFiler, NatsFulfiller, NatsIntake, NatsLeases, NatsLog,
@@ -246,14 +245,6 @@ pub async fn serve(
             None
         }
     });
-    if !config.nats.trim_interval.is_zero() {
-        let (js, orders, stop) = (js.clone(), streams.orders.clone(), stop.clone());
-        let every = config.nats.trim_interval;
-        tasks.spawn(async move {
-            trim_orders(js, orders, every, stop).await;
-            None
-        });
-    }
     let start = shard_starter(ports, runtime);
     if config.cluster.leases {
         // A connection of their own: a renewal never queues behind the

@@ -16,8 +16,7 @@ use super::names::*;
 use crate::domain::{Event, RejectReason, ShardState, WarehouseId};
 use crate::ports::{Delivery, Intake, ShardId};
 pub use components::{
-    DeadLetterMetrics, IngressMetrics, NatsMetrics, Received, TrimMetrics, ViewMetrics,
-    WorkerMetrics,
+    DeadLetterMetrics, IngressMetrics, NatsMetrics, Received, ViewMetrics, WorkerMetrics,
 };
 
 /// Order decisions counted by [`DECISIONS`], as the wire names them.

@@ -19,7 +19,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder
 
 pub use handles::{
     register_warehouses, BatchTally, DeadLetterMetrics, IngressMetrics, NatsMetrics, Received,
-    ShardMetrics, TrimMetrics, ViewMetrics, WorkerMetrics,
+    ShardMetrics, ViewMetrics, WorkerMetrics,
 };
 pub use metrics_exporter_prometheus::PrometheusHandle;
 use names::{Kind, BUILD_INFO, COMMIT, METRICS, VERSION};

@@ -28,8 +28,6 @@ pub const NATS_DISCONNECTS: &str = "allot_nats_disconnects_total";
 pub const VIEW_LAG: &str = "allot_view_lag_seconds";
 pub const VIEW_ORDERS: &str = "allot_view_orders";
 pub const DEAD_LETTERS: &str = "allot_dead_letters";
-pub const ORDERS_TRIMMED: &str = "allot_orders_trimmed_total";
-pub const ORDERS_RETAINED: &str = "allot_orders_retained";
 pub const BUILD_INFO: &str = "allot_build_info";
 
 /// The process metrics (`metrics-process`, the names every Prometheus
@@ -266,16 +264,6 @@ pub const METRICS: &[Metric] = &[
         DEAD_LETTERS,
         &[],
         "Messages in the DLQ stream (intake given up after nats.max_deliver deliveries), as this instance last read it.",
-    ),
-    counter(
-        ORDERS_TRIMMED,
-        &[],
-        "Intake messages this instance purged from ORDERS (every consumer had acked them; nats.trim_interval).",
-    ),
-    gauge(
-        ORDERS_RETAINED,
-        &[],
-        "Messages ORDERS held at this instance's last trim: intake not yet acked by every consumer, plus up to one trim interval of acked ones.",
     ),
     gauge(
         BUILD_INFO,

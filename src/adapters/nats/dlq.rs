@@ -8,9 +8,8 @@
 //! `DLQ_ADVISORIES` stream captures them (work-queue retention) and every
 //! `allot serve` pulls from one shared durable consumer ([`move_dead_letters`]):
 //! an advisory is handled by one instance, and is acked only once its dead
-//! letter is stored. ORDERS keeps messages by limits, not by acks, and its
-//! trim (`super::trim`) spares every message a waiting advisory names, so
-//! the original is still there to copy.
+//! letter is stored. ORDERS keeps messages by limits, not by acks, so the
+//! original is still there to copy.
 //!
 //! A dead letter goes to stream `DLQ` on `dlq.<shard>`: the original
 //! payload unchanged, its `Allot-Kind` header kept, and headers naming the

@@ -11,8 +11,6 @@
 //! - `events.<shard>`: the shard's decisions, one message per batch.
 //! - `dlq.<shard>`: intake messages given up after `max_deliver` deliveries
 //!   (see `dlq`).
-//!
-//! ORDERS is purged of what every consumer acked (see `trim`).
 
 pub mod claims;
 mod connect;
@@ -29,7 +27,6 @@ pub mod producer;
 pub mod reads;
 mod setup;
 mod snapshots;
-pub mod trim;
 
 use std::time::Duration;
 

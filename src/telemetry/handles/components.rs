@@ -1,7 +1,6 @@
 //! Metric handles of the components beside the shards: worker attempt
 //! durations per warehouse, ingress outcomes, the NATS connection's state
-//! changes, the views' lag and size, the dead letters waiting, and the
-//! ORDERS trim.
+//! changes, the views' lag and size, and the dead letters waiting.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -180,37 +179,5 @@ impl DeadLetterMetrics {
     /// The DLQ stream holds `n` messages.
     pub fn waiting(&self, n: u64) {
         self.waiting.set(n as f64);
-    }
-}
-
-/// What the ORDERS trim removed and left.
-#[derive(Clone)]
-pub struct TrimMetrics {
-    trimmed: Counter,
-    retained: Gauge,
-}
-
-impl Default for TrimMetrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl TrimMetrics {
-    pub fn new() -> Self {
-        Self {
-            trimmed: counter!(ORDERS_TRIMMED),
-            retained: gauge!(ORDERS_RETAINED),
-        }
-    }
-
-    /// A purge removed `n` messages.
-    pub fn trimmed(&self, n: u64) {
-        self.trimmed.increment(n);
-    }
-
-    /// ORDERS holds `n` messages.
-    pub fn retained(&self, n: u64) {
-        self.retained.set(n as f64);
     }
 }

@@ -94,7 +94,7 @@ impl Outgoing {
         }
     }
 
-    pub fn build(&self) -> PublishMessage {
+    fn build(&self) -> PublishMessage {
         let mut m = PublishMessage::build().payload(self.payload.clone());
         if let Some(id) = &self.msg_id {
             m = m.message_id(id.as_str());
