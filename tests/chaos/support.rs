@@ -185,6 +185,27 @@ pub async fn views_converge(
             _ => None,
         })
         .collect();
+    // Orders sampled: across the sale while the views hold it all; else
+    // (the soak bounds them with ALLOT__VIEWS__MAX_ORDERS, so old decided
+    // orders are forgotten by design) the last 200 decided.
+    let bound: usize = env("ALLOT__VIEWS__MAX_ORDERS", 1_000_000);
+    let sample: Vec<&OrderId> = if ids.len() <= bound / 2 {
+        ids.iter().step_by(ids.len().div_ceil(200).max(1)).collect()
+    } else {
+        let mut last: Vec<&OrderId> = ledger
+            .events
+            .iter()
+            .rev()
+            .filter_map(|e| match e {
+                allot::domain::Event::OrderConfirmed { id }
+                | allot::domain::Event::OrderRejected { id, .. } => Some(id),
+                _ => None,
+            })
+            .take(200)
+            .collect();
+        last.dedup();
+        last
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut wrong = Vec::new();
     loop {
@@ -209,7 +230,7 @@ pub async fn views_converge(
         if board["count"].as_u64().unwrap_or(0) == 0 {
             wrong.push("no partitions".into());
         }
-        for id in ids.iter().step_by(ids.len().div_ceil(200).max(1)) {
+        for id in &sample {
             let o: serde_json::Value = match http
                 .get(format!("http://{addr}/v1/orders/{id}"))
                 .send()
