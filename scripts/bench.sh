@@ -9,6 +9,7 @@
 #   scripts/bench.sh --quick    # 20,000 orders per scenario
 #   scripts/bench.sh --orders 2000 --repeats 1 --scenarios hot_sku --out /tmp/smoke
 #   (any allot-bench flag: --repeats, --scenarios, --systems, --latency-orders ...)
+#   ALLOT_BENCH_KEEP=1 scripts/bench.sh ...   # keep each run's nats store, nats.log and allot.log
 #
 # Installs what is missing (nats-server via scripts/setup.sh; postgresql and
 # redis-server from Debian packages; matplotlib into .tools/venv), starts
