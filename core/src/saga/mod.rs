@@ -62,12 +62,12 @@ mod state;
 mod tests;
 mod timers;
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::domain::{OrderId, Timestamp};
 /// The runtime's handle for an intake message or request (the shard's).
 pub use crate::scheduler::AckId;
+use crate::scheduler::Deadlines;
 pub use cart::{Cart, CartConfig, CartLine, Fill, LineId};
 pub use messages::{
     CartEvent, CartOutcome, CartReason, CartReply, CartStats, Decision, EnactResult, LineAnswer,
@@ -87,7 +87,7 @@ pub struct Carts {
     /// Effects of the outstanding append, if one is.
     inflight: Option<Vec<Output>>,
     ready: VecDeque<Output>,
-    timers: BinaryHeap<Reverse<(Timestamp, Timer)>>,
+    timers: Deadlines<Timer>,
     stats: CartStats,
 }
 
@@ -101,7 +101,7 @@ impl Carts {
             pending_effects: Vec::new(),
             inflight: None,
             ready: VecDeque::new(),
-            timers: BinaryHeap::new(),
+            timers: Deadlines::default(),
             stats: CartStats::default(),
         }
     }

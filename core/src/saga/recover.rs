@@ -1,8 +1,6 @@
 //! Rebuilding a coordinator from its log, and re-sending what may not
 //! have gone out before the crash.
 
-use std::cmp::Reverse;
-
 use super::state::{self, EnactStatus, LineStatus, Phase};
 use super::{CartConfig, CartEvent, Carts, Output, Timer};
 use crate::domain::Timestamp;
@@ -42,19 +40,17 @@ impl Carts {
                 }
             }
             match &c.phase {
-                Phase::Held { until } => carts
-                    .timers
-                    .push(Reverse((*until, Timer::Hold(c.id().clone())))),
+                Phase::Held { until } => carts.timers.arm(*until, Timer::Hold(c.id().clone())),
                 Phase::Enacting => {
                     for e in &c.enacts {
                         match e.status {
                             EnactStatus::InFlight => {
                                 resend.push(c.enact_output(&e.warehouse, e.attempt));
                             }
-                            EnactStatus::Waiting { at } => carts.timers.push(Reverse((
+                            EnactStatus::Waiting { at } => carts.timers.arm(
                                 at,
                                 Timer::Retry(c.id().clone(), e.warehouse.clone(), e.attempt),
-                            ))),
+                            ),
                             EnactStatus::Done | EnactStatus::Failed => {}
                         }
                     }

@@ -2,8 +2,6 @@
 //! by the events that imply them (`Carts::arm`, and on recovery), fired
 //! by [`Carts::handle_timeout`] in deadline order.
 
-use std::cmp::Reverse;
-
 use super::{CartEvent, CartReason, Carts, EnactStatus, Phase};
 use crate::domain::{OrderId, Timestamp, WarehouseId};
 
@@ -17,17 +15,13 @@ pub(super) enum Timer {
 impl Carts {
     /// When the coordinator next needs `handle_timeout`.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.timers.peek().map(|Reverse((at, _))| *at)
+        self.timers.next()
     }
 
     /// Fires every timer due at `now`, in deadline order: holds expire
     /// (every line released with `hold_expired`), retries start.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        while let Some(Reverse((at, _))) = self.timers.peek() {
-            if *at > now {
-                break;
-            }
-            let Reverse((at, timer)) = self.timers.pop().expect("peeked");
+        while let Some((at, timer)) = self.timers.pop_due(now) {
             let Some(c) = self.carts.get(timer_cart(&timer)) else {
                 continue;
             };
@@ -58,8 +52,7 @@ impl Carts {
     pub(super) fn arm(&mut self, event: &CartEvent) {
         match event {
             CartEvent::Held { cart, until } => {
-                self.timers
-                    .push(Reverse((*until, Timer::Hold(cart.clone()))));
+                self.timers.arm(*until, Timer::Hold(cart.clone()));
             }
             CartEvent::EnactFailed {
                 cart,
@@ -67,10 +60,9 @@ impl Carts {
                 attempt,
                 retry_at: Some(at),
                 ..
-            } => self.timers.push(Reverse((
-                *at,
-                Timer::Retry(cart.clone(), warehouse.clone(), *attempt),
-            ))),
+            } => self
+                .timers
+                .arm(*at, Timer::Retry(cart.clone(), warehouse.clone(), *attempt)),
             _ => {}
         }
     }

@@ -48,9 +48,6 @@ mod group;
 mod tests;
 mod timers;
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-
 use rustc_hash::FxHashMap;
 
 use crate::domain::rules::{forwarded_order, Decider};
@@ -62,6 +59,7 @@ use crate::domain::{
 pub use config::ShardConfig;
 pub use group::{AckId, AppendBatch, Dispatch, Output, ReplyId};
 use group::{GroupCommit, Mark};
+pub(crate) use timers::Deadlines;
 use timers::Timer;
 
 /// The answer to one command; refused with `CommandError::Fenced` once the
@@ -81,7 +79,7 @@ pub struct Shard {
     state: ShardState,
     config: ShardConfig,
     group: GroupCommit,
-    timers: BinaryHeap<Reverse<(Timestamp, Timer)>>,
+    timers: Deadlines<Timer>,
     waits: FxHashMap<PartitionIdx, Timestamp>,
     backorder_timers: FxHashMap<PartitionIdx, Timestamp>,
     fenced: bool,
@@ -105,7 +103,7 @@ impl Shard {
             group: GroupCommit::new(log_seq, config.max_batch_events),
             state,
             config,
-            timers: BinaryHeap::new(),
+            timers: Deadlines::default(),
             waits: FxHashMap::default(),
             backorder_timers: FxHashMap::default(),
             fenced: false,
@@ -281,10 +279,10 @@ impl Shard {
         match self.decider().outcome(id, attempt, outcome) {
             OutcomeEffect::Settled(p) => self.settle(p, now),
             OutcomeEffect::Retry { attempt, after } => {
-                self.timers.push(Reverse((
+                self.timers.arm(
                     now.plus(after),
                     Timer::Retry(id.clone(), attempt.ticket, attempt.retry),
-                )));
+                );
             }
             OutcomeEffect::Stale => self.stats.stale_outcomes += 1,
         }

@@ -3,6 +3,7 @@
 //! handlers, fired by [`Shard::handle_timeout`].
 
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 use super::{Dispatch, Output, Shard};
 use crate::domain::{Attempt, OrderId, PartitionIdx, Settled, Status, Timestamp};
@@ -14,19 +15,50 @@ pub(super) enum Timer {
     Backorder(PartitionIdx),
 }
 
+/// Timers in deadline order: armed for a time, taken once due (ties in
+/// the timers' own order, so a replay fires them the same way). The
+/// scheduler's and the cart coordinator's.
+#[derive(Debug)]
+pub(crate) struct Deadlines<T: Ord>(BinaryHeap<Reverse<(Timestamp, T)>>);
+
+impl<T: Ord> Default for Deadlines<T> {
+    fn default() -> Self {
+        Self(BinaryHeap::new())
+    }
+}
+
+impl<T: Ord> Deadlines<T> {
+    pub(crate) fn arm(&mut self, at: Timestamp, timer: T) {
+        self.0.push(Reverse((at, timer)));
+    }
+
+    /// The earliest deadline armed.
+    pub(crate) fn next(&self) -> Option<Timestamp> {
+        self.0.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// The earliest timer due at `now`, with its deadline.
+    pub(crate) fn pop_due(&mut self, now: Timestamp) -> Option<(Timestamp, T)> {
+        if self.next()? > now {
+            return None;
+        }
+        self.0.pop().map(|Reverse(due)| due)
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
 impl Shard {
     /// When the shard next needs `handle_timeout`.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.timers.peek().map(|Reverse((at, _))| *at)
+        self.timers.next()
     }
 
     /// Fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        while let Some(Reverse((at, _))) = self.timers.peek() {
-            if *at > now {
-                break;
-            }
-            let Reverse((at, timer)) = self.timers.pop().expect("peeked");
+        while let Some((at, timer)) = self.timers.pop_due(now) {
             match timer {
                 Timer::Retry(id, ticket, retry) => self.retry(&id, Attempt { ticket, retry }),
                 Timer::Wait(p) if self.waits.get(&p) == Some(&at) => {
@@ -68,7 +100,7 @@ impl Shard {
     pub(super) fn arm_backorder(&mut self, p: PartitionIdx, at: Timestamp) {
         if self.backorder_timers.get(&p).is_none_or(|t| *t > at) {
             self.backorder_timers.insert(p, at);
-            self.timers.push(Reverse((at, Timer::Backorder(p))));
+            self.timers.arm(at, Timer::Backorder(p));
         }
     }
 
@@ -84,7 +116,7 @@ impl Shard {
                 if !self.waits.contains_key(&p) {
                     let at = now.plus(self.config.max_wait);
                     self.waits.insert(p, at);
-                    self.timers.push(Reverse((at, Timer::Wait(p))));
+                    self.timers.arm(at, Timer::Wait(p));
                 }
             }
             Settled::Idle => {
