@@ -26,6 +26,7 @@ fn orders(n: usize, skus: usize) -> Vec<Order> {
     let keys: Vec<PartitionKey> = (0..skus).map(partition).collect();
     (0..n)
         .map(|i| Order {
+            line: false,
             id: OrderId::new(&format!("o-{i}")).unwrap(),
             // A multiplicative hash spreads orders over SKUs without a pattern.
             partition: keys[(i.wrapping_mul(2_654_435_761)) % skus].clone(),
@@ -75,6 +76,7 @@ fn drain(shard: &mut Shard, seq: &mut u64, work: &mut Vec<allot::scheduler::Disp
             }
             Output::Forward(_) => unreachable!("no reroutes here"),
             Output::Replies(_) => unreachable!("one shard claims its ids itself"),
+            Output::CartsDurable | Output::LinesRejected(_) => unreachable!("no carts here"),
         }
     }
 }

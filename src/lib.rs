@@ -28,7 +28,7 @@
 //! - [`sim`]: a deterministic flash sale over every shard on a virtual clock.
 #![forbid(unsafe_code)]
 
-pub use allot_core::{audit, domain, scheduler};
+pub use allot_core::{audit, domain, saga, scheduler};
 
 pub mod config;
 pub mod wire;

@@ -284,6 +284,7 @@ fn every_subject_is_the_one_the_code_uses() {
     let doc = Doc::load();
     let p = ams_mug();
     let order = allot::domain::Order {
+        line: false,
         id: OrderId::new("o-1").unwrap(),
         partition: p.clone(),
         quantity: allot::domain::Quantity::ONE,

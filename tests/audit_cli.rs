@@ -189,6 +189,7 @@ async fn audit_passes_a_clean_log_and_fails_a_planted_double_confirmation_and_ov
         &[
             Event::OrderQueued {
                 order: Order {
+                    line: false,
                     id: extra.clone(),
                     partition: cup.clone(),
                     quantity: Quantity::ONE,

@@ -52,7 +52,7 @@ fn report(seed: u64, run: &Run) -> String {
 }
 
 /// Trace lines counted per kind in the summary: (label, what the line holds).
-const KINDS: [(&str, &str); 17] = [
+const KINDS: [(&str, &str); 19] = [
     ("crash at a port step", " at step: "),
     ("crash at a random moment", "at a random moment"),
     ("ack lost", "] lost"),
@@ -73,6 +73,8 @@ const KINDS: [(&str, &str); 17] = [
         "another partition's copy refused",
         "copies refused as duplicates",
     ),
+    ("cart confirmed", "cart confirmed"),
+    ("cart rejected or cancelled", "cart rejected or cancelled"),
 ];
 
 /// What a batch of seeds came to.

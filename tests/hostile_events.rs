@@ -57,6 +57,7 @@ fn sale(sku: &str, units: u64) -> Harness {
     });
     for n in 0..units {
         h.place(Order {
+            line: false,
             id: OrderId::new(&format!("{sku}-{n}")).unwrap(),
             partition: p.clone(),
             quantity: Quantity::ONE,

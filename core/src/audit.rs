@@ -19,6 +19,8 @@ use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
 
+mod carts;
+
 use crate::domain::{Event, OrderId, PartitionKey, ShardState};
 
 /// Units per partition as the log says.
@@ -70,8 +72,15 @@ const EXAMPLES: usize = 20;
 pub struct Findings {
     /// Units reserved or confirmed beyond what was available. Must be 0.
     pub oversold_units: u64,
-    /// Orders with more than one confirmation or rejection. Must be 0.
+    /// Orders (or carts) with more than one confirmation or rejection.
+    /// Must be 0.
     pub duplicate_decisions: u64,
+    /// Carts whose lines do not match their decision: an all-or-nothing
+    /// cart confirmed with a line not sold, a rejected or cancelled cart
+    /// with a line sold, a partial cart confirmed with none. Must be 0.
+    pub broken_carts: u64,
+    pub carts_confirmed: u64,
+    pub carts_rejected: u64,
     /// Submitted orders with no final decision. Must be 0 once settled.
     pub undecided: u64,
     /// Partitions with a counter below zero, or where supplied !=
@@ -107,6 +116,7 @@ impl Findings {
     pub fn clean(&self) -> bool {
         self.oversold_units == 0
             && self.duplicate_decisions == 0
+            && self.broken_carts == 0
             && self.undecided == 0
             && self.unconserved_partitions == 0
             && self.illegal_transitions == 0
@@ -128,6 +138,7 @@ impl Findings {
 pub struct Audit {
     orders: FxHashMap<OrderId, Track>,
     stock: FxHashMap<PartitionKey, Stock>,
+    carts: FxHashMap<OrderId, carts::CartTrack>,
     findings: Findings,
 }
 
@@ -135,6 +146,7 @@ impl Audit {
     pub fn apply(&mut self, event: &Event) {
         use Stage::*;
         match event {
+            Event::Cart { event } => self.cart(event),
             Event::OrderQueued { order } => {
                 let track = self.orders.entry(order.id.clone()).or_default();
                 track.lives.push(Life {
@@ -314,7 +326,15 @@ impl Audit {
     /// final decision.
     pub fn finish<'a>(&self, submitted: impl IntoIterator<Item = &'a OrderId>) -> Findings {
         let mut f = self.findings.clone();
+        self.check_carts(&mut f);
         for id in submitted {
+            if let Some(cart) = self.carts.get(id) {
+                if cart.sold.is_none() {
+                    f.undecided += 1;
+                    f.example(|| format!("cart {id}: no final decision"));
+                }
+                continue;
+            }
             if self.orders.get(id).is_none_or(|t| t.finals == 0) {
                 f.undecided += 1;
                 f.example(|| format!("{id}: no final decision"));

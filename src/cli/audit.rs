@@ -209,6 +209,7 @@ async fn audit(
         findings.oversold_units -= before.oversold_units;
         findings.duplicate_decisions -= before.duplicate_decisions;
         findings.illegal_transitions -= before.illegal_transitions;
+        findings.broken_carts = findings.broken_carts.saturating_sub(before.broken_carts);
         findings.unconserved_partitions = findings
             .unconserved_partitions
             .saturating_sub(before.unconserved_partitions);
@@ -281,6 +282,13 @@ impl std::fmt::Display for Report<'_> {
             "illegal transitions (must be 0)",
             x.illegal_transitions.to_string(),
         )?;
+        row(f, "carts confirmed", x.carts_confirmed.to_string())?;
+        row(
+            f,
+            "carts rejected or cancelled",
+            x.carts_rejected.to_string(),
+        )?;
+        row(f, "carts half sold (must be 0)", x.broken_carts.to_string())?;
         row(
             f,
             "unconserved partitions (must be 0)",

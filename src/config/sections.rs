@@ -298,6 +298,11 @@ pub struct LimitsConfig {
     pub max_payload_bytes: usize,
     /// Most orders in one batch (HTTP or NATS).
     pub max_batch_size: usize,
+    /// Most lines in one cart (an order of envelope version 2).
+    pub max_cart_lines: usize,
+    /// Longest hold a cart may ask for (its `hold`).
+    #[serde(with = "super::duration")]
+    pub max_hold: Duration,
 }
 
 impl Default for LimitsConfig {
@@ -306,6 +311,8 @@ impl Default for LimitsConfig {
             max_quantity: DEFAULT_MAX_QUANTITY.into(),
             max_payload_bytes: 64 * 1024,
             max_batch_size: 1000,
+            max_cart_lines: 50,
+            max_hold: Duration::from_secs(15 * 60),
         }
     }
 }

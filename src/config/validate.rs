@@ -235,6 +235,16 @@ impl Config {
         }
         positive(out, "limits.max_payload_bytes", l.max_payload_bytes as u64);
         positive(out, "limits.max_batch_size", l.max_batch_size as u64);
+        positive(out, "limits.max_cart_lines", l.max_cart_lines as u64);
+        if l.max_cart_lines > 1000 {
+            out.push(Problem::new(
+                "limits.max_cart_lines",
+                format!("{} is more than 1000", l.max_cart_lines),
+            ));
+        }
+        if l.max_hold < Duration::from_secs(1) {
+            out.push(Problem::new("limits.max_hold", "must be at least 1s"));
+        }
     }
 }
 

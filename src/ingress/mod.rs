@@ -9,6 +9,8 @@
 //! nothing new (within the intake's duplicate window; the shard's dedupe
 //! covers the rest).
 
+mod carts;
+
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
@@ -22,6 +24,7 @@ use crate::wire::{
     decode_order, decode_order_json, encode_command, encode_routed, Encoded, Limits,
     ValidatedOrder, RESERVED_ID_PREFIX,
 };
+pub use carts::PlacedCart;
 
 /// Where the intake put a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -157,6 +157,10 @@ impl IntakeQueue for MemIntake {
         self.push(shard, Intake::Forwarded(order));
     }
 
+    async fn send(&self, shard: ShardId, _partition: crate::domain::PartitionKey, item: Intake) {
+        self.push(shard, item);
+    }
+
     async fn release(&self, shard: ShardId) {
         self.redeliver(shard);
     }
@@ -204,6 +208,7 @@ mod tests {
 
     fn order(id: &str) -> Order {
         Order {
+            line: false,
             id: OrderId::new(id).unwrap(),
             partition: PartitionKey::new(WarehouseId::new("w").unwrap(), Sku::new("s").unwrap()),
             quantity: Quantity::ONE,

@@ -9,7 +9,7 @@ mod simulated;
 use std::future::Future;
 use std::time::SystemTime;
 
-use crate::domain::{Attempt, Event, Order, Outcome};
+use crate::domain::{Attempt, Event, Order, Outcome, PartitionKey};
 use crate::scheduler::AckId;
 use crate::wire::DecisionMessage;
 pub use crate::wire::Intake;
@@ -92,6 +92,16 @@ pub trait IntakeQueue: Send + Sync {
     fn ack(&self, shard: ShardId, acks: &[AckId]) -> impl Future<Output = ()> + Send;
     /// Queues an order for its partition's shard.
     fn submit(&self, shard: ShardId, order: Order) -> impl Future<Output = ()> + Send;
+    /// Queues allot's own cart traffic (a cart, a line, an answer, a
+    /// settlement, a cart command) for `shard`, filed under `partition`'s
+    /// subject, retrying until it is taken. Not deduplicated by the queue:
+    /// every receiver of these is idempotent.
+    fn send(
+        &self,
+        shard: ShardId,
+        partition: PartitionKey,
+        item: Intake,
+    ) -> impl Future<Output = ()> + Send;
     /// The shard stopped here (fenced, or shut down): take no more of its
     /// messages, and hand back those fetched and not acked, so its next
     /// owner gets them now rather than after the broker's ack wait.

@@ -21,7 +21,7 @@ pub use recover::recover;
 pub use shard_task::{run_shard, ShardExit};
 pub use workers::Workers;
 
-use crate::domain::{PartitionKey, StateError, Timestamp};
+use crate::domain::{CartConfig, PartitionKey, StateError, Timestamp};
 use crate::ports::{AppendError, Delivery, Intake, ShardId};
 use crate::scheduler::{Reply, Shard, ShardConfig};
 
@@ -88,6 +88,21 @@ pub fn feed(shard: &mut Shard, delivery: Delivery, now: Timestamp) -> Reply {
             errors,
             partition,
         } => shard.handle_invalid(id, errors, partition, ack, now),
+        // A cart's line is placed like a producer's order (its id claimed
+        // at its owner first), so a line resent after its decision is
+        // answered, never decided twice.
+        Intake::Line(order) => shard.handle_order(order, ack, now),
+        Intake::Settle {
+            line,
+            commit,
+            reason,
+        } => {
+            shard.handle_line_settle(&line, commit, reason, ack, now);
+            Reply::Accepted
+        }
+        Intake::Cart(_) | Intake::Answer { .. } | Intake::CartCommand { .. } => {
+            unreachable!("cart items are fed to the shard's coordinator, not to the shard")
+        }
     }
 }
 
@@ -128,6 +143,8 @@ pub struct RuntimeConfig {
     pub owned: Arc<OwnedShards>,
     /// The clock the core's time comes from.
     pub clock: Clock,
+    /// The limits and retries of the shard's cart coordinator.
+    pub carts: CartConfig,
 }
 
 /// The shards whose tasks have recovered and are deciding, shared by the
@@ -178,6 +195,7 @@ impl Default for RuntimeConfig {
             drain_deadline: Duration::from_secs(10),
             owned: Arc::default(),
             clock: Clock::Wall,
+            carts: CartConfig::default(),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! and snapshots in `append`.
 
 mod append;
+mod carts;
 mod lineup;
 
 use std::collections::VecDeque;
@@ -20,10 +21,13 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug_span, error, info, info_span, Instrument};
 
-use super::{recover, Ports, RuntimeConfig, RuntimeError};
-use crate::domain::{Attempt, ClaimAnswer, Order, OrderId, Outcome};
+use super::recover::recover_with_carts;
+use super::{Ports, RuntimeConfig, RuntimeError};
+use crate::domain::{Attempt, ClaimAnswer, Order, OrderId, Outcome, WarehouseId};
 use crate::ports::{AppendError, Delivery, EventLog, Fulfiller, IntakeQueue, ShardId, Snapshots};
+use crate::saga::{Carts, EnactResult};
 use crate::scheduler::{AckId, Output, ReplyId, Shard};
+use crate::telemetry::CartMetrics;
 use crate::telemetry::{BatchTally, ShardMetrics};
 use lineup::Waiting;
 
@@ -44,6 +48,8 @@ enum Msg {
     Forwarded(Order),
     /// The owners' answers to the claims of these waiting deliveries.
     Claimed(Vec<u64>, Vec<ClaimAnswer>),
+    /// How a cart's enactment at a warehouse (that attempt) ended.
+    Enacted(OrderId, WarehouseId, u32, EnactResult),
 }
 
 struct Task<L, I, S, F> {
@@ -73,6 +79,9 @@ struct Task<L, I, S, F> {
     /// Claims this shard owns, waiting for their answers to be durable.
     replies: FxHashMap<ReplyId, oneshot::Sender<Vec<ClaimAnswer>>>,
     next_reply: u64,
+    /// The shard's cart coordinator: its events go in the shard's log.
+    carts: Carts,
+    metrics_carts: CartMetrics,
 }
 
 /// Runs shard `id` until `stop` is cancelled (then drains) or another
@@ -109,10 +118,16 @@ where
 {
     let mut config = config;
     config.shard.shard = id;
-    let (state, seq) = recover(id, &ports.log, &ports.snapshots, &config.shard).await?;
+    let recovered = recover_with_carts(id, &ports.log, &ports.snapshots, &config.shard).await?;
     let clock = config.clock;
     let now = move || clock.now();
-    let mut shard = Shard::recover(state, seq, config.shard.clone(), now());
+    let mut shard = Shard::recover(recovered.state, recovered.seq, config.shard.clone(), now());
+    let carts = Carts::restore(
+        config.carts.clone(),
+        recovered.carts,
+        recovered.cart_events,
+        now(),
+    );
     let mut serving = ports
         .claims
         .serve(id)
@@ -150,6 +165,8 @@ where
         next_claim: 0,
         replies: FxHashMap::default(),
         next_reply: 0,
+        carts,
+        metrics_carts: CartMetrics::new(),
     };
     let mut drain_until: Option<tokio::time::Instant> = None;
     let exit = loop {
@@ -158,15 +175,19 @@ where
             break ShardExit::Fenced;
         }
         if let Some(deadline) = drain_until {
-            let quiet =
-                task.appending.is_none() && task.in_flight_work == 0 && !shard.has_unwritten();
+            let quiet = task.appending.is_none()
+                && task.in_flight_work == 0
+                && !shard.has_unwritten()
+                && !task.carts.has_unwritten();
             if quiet || tokio::time::Instant::now() >= deadline {
                 break ShardExit::Stopped;
             }
         }
-        let wake = shard
-            .poll_timeout()
-            .map(|t| Duration::from_millis(t.0.saturating_sub(now().0)));
+        let next = match (shard.poll_timeout(), task.carts.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let wake = next.map(|t| Duration::from_millis(t.0.saturating_sub(now().0)));
         // Branches in a fixed order, so a seeded run replays exactly. The
         // stop, the drain deadline and due timers come before messages: a
         // channel that never empties under load must not starve them.
@@ -178,7 +199,10 @@ where
                 drain_until = Some(tokio::time::Instant::now() + task.config.drain_deadline);
             }
             () = tokio::time::sleep_until(drain_until.unwrap_or_else(tokio::time::Instant::now)), if drain_until.is_some() => {}
-            () = tokio::time::sleep(wake.unwrap_or_default()), if wake.is_some() => shard.handle_timeout(now()),
+            () = tokio::time::sleep(wake.unwrap_or_default()), if wake.is_some() => {
+                shard.handle_timeout(now());
+                task.carts.handle_timeout(now());
+            }
             msg = rx.recv() => match msg {
                 Some(msg) => task.handle(&mut shard, msg),
                 None => break ShardExit::Stopped,
@@ -279,16 +303,41 @@ where
                 shard.handle_conflict();
             }
             Msg::Forwarded(copy) => shard.handle_forwarded(&copy, now),
+            Msg::Enacted(cart, warehouse, attempt, result) => {
+                self.carts
+                    .handle_enacted(&cart, &warehouse, attempt, result, now);
+            }
         }
     }
 
-    /// Carries out every output the shard has now.
+    /// Carries out every output the shard and its cart coordinator have
+    /// now (each can give the other work: cart events to append, appends
+    /// made durable).
     fn drive(&mut self, shard: &mut Shard) {
+        loop {
+            let carts = self.drive_carts(shard);
+            if !self.drive_shard(shard) && !carts {
+                break;
+            }
+        }
+        self.maybe_snapshot(shard);
+        self.metrics
+            .gauges(shard.state(), self.in_flight_work, false);
+    }
+
+    /// Carries out every output the shard has now; false if it had none.
+    fn drive_shard(&mut self, shard: &mut Shard) -> bool {
+        let mut any = false;
         while let Some(out) = shard.poll_output() {
+            any = true;
             match out {
                 Output::Append(batch) => self.append(batch),
                 Output::Dispatch(list) => {
                     for d in list {
+                        if d.order.line {
+                            self.answer_reserved(&d.order);
+                            continue;
+                        }
                         self.in_flight_work += 1;
                         let (ports, tx) = (self.ports.clone(), self.tx.clone());
                         self.spawned.spawn(async move {
@@ -320,11 +369,15 @@ where
                         }
                     }
                 }
+                Output::CartsDurable => self.carts.handle_appended(self.config.clock.now()),
+                Output::LinesRejected(lines) => {
+                    for (line, reason) in lines {
+                        self.answer_rejected(line, reason);
+                    }
+                }
             }
         }
-        self.maybe_snapshot(shard);
-        self.metrics
-            .gauges(shard.state(), self.in_flight_work, false);
+        any
     }
 
     /// The appends deciding `acks` are durable: their decision latency,

@@ -35,6 +35,7 @@ fn ports(failure_rate: f64) -> Arc<MemPorts> {
 
 fn order(n: usize) -> Order {
     Order {
+        line: false,
         id: OrderId::new(&format!("o-{n}")).unwrap(),
         partition: key(),
         quantity: Quantity::ONE,

@@ -195,6 +195,10 @@ pub async fn serve(
     let ports = Arc::new(nats_ports(&config, &options, &broker, &streams, limits));
     let mut runtime = options.runtime.clone();
     runtime.shard = config.shard_config();
+    runtime.carts = crate::domain::CartConfig {
+        retry: config.retry_policy(),
+        ..crate::wire::cart::cart_config(&limits)
+    };
     let ingress = Arc::new(Ingress::new(
         Arc::new(NatsFiler::new(js.clone())),
         router.clone(),

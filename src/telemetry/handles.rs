@@ -16,7 +16,8 @@ use super::names::*;
 use crate::domain::{Event, RejectReason, ShardState, WarehouseId};
 use crate::ports::{Delivery, Intake, ShardId};
 pub use components::{
-    DeadLetterMetrics, IngressMetrics, NatsMetrics, Received, ViewMetrics, WorkerMetrics,
+    CartMetrics, DeadLetterMetrics, IngressMetrics, NatsMetrics, Received, ViewMetrics,
+    WorkerMetrics,
 };
 
 /// Order decisions counted by [`DECISIONS`], as the wire names them.
@@ -240,8 +241,12 @@ impl ShardMetrics {
         let mut redelivered = 0;
         for d in batch {
             let k = match d.item {
-                Intake::Order(_) | Intake::Forwarded(_) => 0,
-                Intake::Command(_) => 1,
+                Intake::Order(_) | Intake::Forwarded(_) | Intake::Line(_) => 0,
+                Intake::Command(_)
+                | Intake::Cart(_)
+                | Intake::Answer { .. }
+                | Intake::Settle { .. }
+                | Intake::CartCommand { .. } => 1,
                 Intake::Invalid { .. } => 2,
             };
             kinds[k] += 1;

@@ -18,8 +18,8 @@ use std::time::Duration;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
 
 pub use handles::{
-    register_warehouses, BatchTally, DeadLetterMetrics, IngressMetrics, NatsMetrics, Received,
-    ShardMetrics, ViewMetrics, WorkerMetrics,
+    register_warehouses, BatchTally, CartMetrics, DeadLetterMetrics, IngressMetrics, NatsMetrics,
+    Received, ShardMetrics, ViewMetrics, WorkerMetrics,
 };
 pub use metrics_exporter_prometheus::PrometheusHandle;
 use names::{Kind, BUILD_INFO, COMMIT, METRICS, VERSION};

@@ -29,6 +29,8 @@ pub const VIEW_LAG: &str = "allot_view_lag_seconds";
 pub const VIEW_ORDERS: &str = "allot_view_orders";
 pub const DEAD_LETTERS: &str = "allot_dead_letters";
 pub const BUILD_INFO: &str = "allot_build_info";
+pub const CARTS: &str = "allot_carts_total";
+pub const CART_REVOKES: &str = "allot_cart_revokes_total";
 
 /// The process metrics (`metrics-process`, the names every Prometheus
 /// client library uses), refreshed on each scrape of `/metrics`.
@@ -144,6 +146,16 @@ const fn histogram(
 
 /// Every metric allot exports.
 pub const METRICS: &[Metric] = &[
+    counter(
+        CARTS,
+        &[OUTCOME],
+        "Carts by outcome: opened (accepted by its coordinator), confirmed, rejected, hold_expired (rejected as its hold ran out), cancelled.",
+    ),
+    counter(
+        CART_REVOKES,
+        &[],
+        "Enactments of carts that failed after that warehouse's enactment began: each must be undone at the warehouse.",
+    ),
     counter(
         ORDERS_RECEIVED,
         &[OUTCOME],

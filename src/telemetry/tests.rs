@@ -86,6 +86,7 @@ fn state_is_summed_per_warehouse_follows_new_partitions_and_ends_when_fenced() {
         let mut state = ShardState::new(16);
         let queued = Event::OrderQueued {
             order: crate::domain::Order {
+                line: false,
                 id: crate::domain::OrderId::new("o-1").unwrap(),
                 partition: partition("ams", "B"),
                 quantity: crate::domain::Quantity::ONE,

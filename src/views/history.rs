@@ -191,6 +191,7 @@ pub(super) fn describe(event: &Event) -> (Happened, Option<Stage>) {
         | Event::StockShort { .. }
         | Event::IdsClaimed { .. }
         | Event::EpochStarted { .. }
+        | Event::Cart { .. }
         | Event::DuplicateRefused { .. } => unreachable!("not an order event of a stage"),
     }
 }

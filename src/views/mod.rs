@@ -8,6 +8,7 @@
 //! Views lag decisions by the time a batch takes to reach the reader
 //! (reported as `allot_view_lag_seconds`); decisions never read them.
 
+mod carts;
 mod history;
 pub mod projection;
 
@@ -16,6 +17,7 @@ use serde::Serialize;
 
 use crate::domain::{Event, OrderId, PartitionKey};
 use crate::wire::msgpack::{read_capped, why};
+pub use carts::{CartLineStatus, CartStatus};
 pub use projection::{Happened, OrderView, ShardViews, Stage, StockView};
 
 /// An order as reads show it, merged over every partition it passed

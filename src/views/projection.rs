@@ -6,7 +6,7 @@
 //!
 //! The stages and history lines it records are in `super::history`.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::history::describe;
 pub use super::history::{Happened, Stage};
 use crate::domain::{Event, OrderId, PartitionKey, WarehouseId};
+use crate::saga::CartState;
 
 /// An order in one partition of this shard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,9 +65,16 @@ pub struct ShardViews {
     /// Final orders, oldest first: the first to go when over `max_orders`.
     finals: VecDeque<OrderId>,
     stock: FxHashMap<PartitionKey, StockView>,
+    /// The carts this shard coordinates, folded from their events.
+    #[serde(default)]
+    carts: BTreeMap<OrderId, CartState>,
 }
 
 impl ShardViews {
+    pub fn cart(&self, id: &OrderId) -> Option<&CartState> {
+        self.carts.get(id)
+    }
+
     pub fn order(&self, id: &OrderId) -> Option<&OrderView> {
         self.orders.get(id)
     }
@@ -122,6 +130,10 @@ impl ShardViews {
     fn event(&mut self, seq: u64, event: &Event) {
         let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         match event {
+            Event::Cart { event } => {
+                crate::saga::fold(&mut self.carts, event);
+                return;
+            }
             Event::StockSet { partition, on_hand } => {
                 let v = self.stock_mut(partition, seq);
                 v.available = signed(*on_hand) - v.reserved;

@@ -10,6 +10,7 @@ fn key(w: &str, s: &str) -> PartitionKey {
 
 fn order(id: &str, p: &PartitionKey, qty: u64) -> Order {
     Order {
+        line: false,
         id: OrderId::new(id).unwrap(),
         partition: p.clone(),
         quantity: Quantity::new(qty, 1000).unwrap(),

@@ -105,7 +105,8 @@ impl DecisionMessage {
             | Event::CommandRefused { .. }
             | Event::StockShort { .. }
             | Event::IdsClaimed { .. }
-            | Event::EpochStarted { .. } => return None,
+            | Event::EpochStarted { .. }
+            | Event::Cart { .. } => return None,
         };
         Some(Self {
             v: VERSION,
@@ -182,6 +183,7 @@ mod tests {
     /// One of each decision event, and what it becomes.
     fn decisions() -> Vec<(Event, Decision)> {
         let order = Order {
+            line: false,
             id: id(),
             partition: partition(),
             quantity: Quantity::ONE,

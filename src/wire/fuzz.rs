@@ -75,6 +75,7 @@ fn id(s: &str) -> OrderId {
 
 fn order(n: &str, p: &PartitionKey, fallbacks: &[&str]) -> Order {
     Order {
+        line: false,
         id: id(n),
         partition: p.clone(),
         quantity: Quantity::ONE,

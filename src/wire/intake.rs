@@ -11,6 +11,11 @@
 //! | `routed` | a MessagePack array of routed domain [`Order`]s, all of this shard | the ingress; a shard handing on what it got for another shard |
 //! | `command` | MessagePack of a domain [`Command`] | `allot stock`, the HTTP API, ingress |
 //! | `forward` | MessagePack of a routed domain [`Order`] | a shard rerouting an order |
+//! | `cart` | MessagePack of a routed domain [`Cart`] | the ingress, for the cart's coordinator |
+//! | `line` | MessagePack of a domain [`Order`], a cart's line | a cart's coordinator |
+//! | `answer` | an [`AnswerMessage`] | a line's partition, for its cart's coordinator |
+//! | `settle` | a [`SettleMessage`] | a cart's coordinator, for a line's partition |
+//! | `cart-command` | a [`CartCommandMessage`] | the ingress (confirm, cancel) |
 //!
 //! Decoding never fails: a message that is not valid becomes
 //! [`Intake::Invalid`] with every bad field, which the shard records as a
@@ -18,10 +23,15 @@
 
 use serde::Deserialize as _;
 
+use super::cart::CART_KINDS;
+pub use super::cart::{encode_cart_item, CartOp};
 use super::order::decode_order_for;
 use super::{decode_command, decode_orders, Limits, ValidatedOrder, WireError, RESERVED_ID_PREFIX};
 use crate::config::Router;
-use crate::domain::{Command, FieldError, Order, OrderId, PartitionKey, Sku, WarehouseId};
+use crate::domain::{
+    Cart, Command, FieldError, LineId, Order, OrderId, PartitionKey, Sku, WarehouseId,
+};
+use crate::saga::LineAnswer;
 
 /// Header telling allot's own intake messages apart from producers' orders.
 pub const KIND_HEADER: &str = "Allot-Kind";
@@ -38,7 +48,7 @@ pub const KIND_BATCH: &str = "batch";
 
 /// Deepest nesting of a forwarded order (its map, the partition's map and
 /// the fallbacks' list take three levels).
-const MAX_FORWARD_DEPTH: usize = 8;
+pub(super) const MAX_FORWARD_DEPTH: usize = 8;
 
 /// What an intake message holds, once decoded and validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +70,20 @@ pub enum Intake {
         errors: Vec<FieldError>,
         partition: Option<PartitionKey>,
     },
+    /// A cart, for its coordinator (this shard); its lines are routed.
+    Cart(Cart),
+    /// A cart's line, for its partition (`line` is set).
+    Line(Order),
+    /// A partition's answer for a cart's line, for its coordinator.
+    Answer { line: LineId, answer: LineAnswer },
+    /// A coordinator's commit or release of a line reserved here.
+    Settle {
+        line: OrderId,
+        commit: bool,
+        reason: String,
+    },
+    /// A confirm or cancel of a cart this shard coordinates.
+    CartCommand { cart: OrderId, op: CartOp },
 }
 
 /// An encoded intake message: its `Allot-Kind` (none for an order) and body.
@@ -206,6 +230,12 @@ impl IntakeDecoder<'_> {
                 Ok(order) => Intake::Forwarded(order),
                 Err(e) => unreadable("forwarded order", &e),
             },
+            Some(kind) if CART_KINDS.contains(&kind) => {
+                match super::cart::decode_item(kind, payload, self.limits) {
+                    Ok(item) => item,
+                    Err((what, why)) => unreadable(what, &why),
+                }
+            }
             Some(other) => Intake::Invalid {
                 id: reserved_id(seq),
                 errors: vec![FieldError::new(
@@ -259,6 +289,7 @@ impl IntakeDecoder<'_> {
             .map(|r| r.fallbacks)
             .unwrap_or_default();
         Intake::Order(Order {
+            line: false,
             id: order.id,
             partition,
             quantity: order.quantity,
@@ -342,7 +373,7 @@ fn check_quantity(order: &Order, limits: &Limits) -> Result<(), WireError> {
 /// A forwarded order, nesting capped, quantity within the limits (a
 /// forward is allot's own message, but anyone allowed on `orders.>` could
 /// send one).
-fn decode_forward(bytes: &[u8], limits: &Limits) -> Result<Order, WireError> {
+pub(super) fn decode_forward(bytes: &[u8], limits: &Limits) -> Result<Order, WireError> {
     let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
     de.set_max_depth(MAX_FORWARD_DEPTH);
     let order = Order::deserialize(&mut de).map_err(|e| WireError::Malformed {

@@ -30,6 +30,7 @@
 //! domain [`Order`](crate::domain::Order).
 
 mod batch;
+pub mod cart;
 mod command;
 mod decision;
 mod error;
@@ -95,6 +96,10 @@ pub struct Limits {
     pub max_quantity: u32,
     /// Most orders in one batch message or request.
     pub max_batch_orders: usize,
+    /// Most lines in one cart.
+    pub max_cart_lines: usize,
+    /// Longest hold a cart may ask for.
+    pub max_hold: std::time::Duration,
 }
 
 impl Limits {
@@ -104,6 +109,8 @@ impl Limits {
             max_payload_bytes: config.limits.max_payload_bytes,
             max_quantity: config.max_quantity(),
             max_batch_orders: config.limits.max_batch_size,
+            max_cart_lines: config.limits.max_cart_lines,
+            max_hold: config.limits.max_hold,
         }
     }
 }

@@ -85,8 +85,7 @@ pub struct ValidatedOrder {
 }
 
 impl ValidatedOrder {
-    /// Routes the order with `router` into a domain [`Order`], and the
-    /// shard that owns its partition.
+    /// Routes the order into a domain [`Order`] and its partition's shard.
     pub fn route(self, router: &Router) -> Result<(Order, u32), RouteError> {
         let route = router.route(&self.sku, self.warehouse.as_ref(), self.region.as_ref())?;
         let order = Order {
@@ -96,6 +95,7 @@ impl ValidatedOrder {
             region: self.region,
             priority: self.priority,
             fallbacks: route.fallbacks,
+            line: false,
         };
         Ok((order, route.shard))
     }

@@ -6,6 +6,7 @@
 //! the stack.
 
 use crate::domain::ShardState;
+use crate::saga::CartState;
 
 use super::msgpack::{read_capped, why};
 
@@ -24,4 +25,36 @@ pub fn encode_snapshot(state: &ShardState) -> Vec<u8> {
 /// reads.
 pub fn decode_snapshot(bytes: &[u8]) -> Result<ShardState, String> {
     read_capped(bytes, MAX_SNAPSHOT_DEPTH).map_err(|e| why(&e, MAX_SNAPSHOT_DEPTH))
+}
+
+/// A snapshot with the shard's carts: the state, then (a second
+/// MessagePack value) every cart its coordinator holds.
+pub fn encode_snapshot_with_carts<'a>(
+    state: &ShardState,
+    carts: impl Iterator<Item = &'a CartState>,
+) -> Vec<u8> {
+    let mut bytes = encode_snapshot(state);
+    let carts: Vec<&CartState> = carts.collect();
+    if !carts.is_empty() {
+        bytes.extend(rmp_serde::to_vec_named(&carts).expect("carts always encode"));
+    }
+    bytes
+}
+
+/// Reads a snapshot and its carts (none in a snapshot taken without).
+pub fn decode_snapshot_with_carts(bytes: &[u8]) -> Result<(ShardState, Vec<CartState>), String> {
+    use serde::Deserialize as _;
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+    de.set_max_depth(MAX_SNAPSHOT_DEPTH + 1);
+    let state = ShardState::deserialize(&mut de).map_err(|e| why(&e, MAX_SNAPSHOT_DEPTH))?;
+    let carts = match Vec::<CartState>::deserialize(&mut de) {
+        Ok(carts) => carts,
+        Err(rmp_serde::decode::Error::InvalidMarkerRead(e))
+            if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+        {
+            Vec::new()
+        }
+        Err(e) => return Err(format!("its carts: {}", why(&e, MAX_SNAPSHOT_DEPTH))),
+    };
+    Ok((state, carts))
 }

@@ -1,5 +1,6 @@
 //! The reply to a request on `allot.submit` (MessagePack, named fields):
-//! `{accepted, id, warehouse, sku, shard, duplicate, errors}`.
+//! `{accepted, id, warehouse, sku, shard, duplicate, errors}`, and
+//! `kind: "cart"` for a cart (whose lines each have a warehouse and SKU).
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +26,9 @@ pub struct SubmitReply {
     /// broker did not take it: retry with the same id).
     #[serde(default)]
     pub errors: Vec<FieldError>,
+    /// `cart` for an accepted cart; absent for an order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 /// Nesting of a reply: its map, the errors list and an error take three.
@@ -47,6 +51,7 @@ impl SubmitReply {
             shard: None,
             duplicate: false,
             errors,
+            kind: None,
         }
     }
 }

@@ -145,6 +145,7 @@ fn p(w: &str) -> PartitionKey {
 
 fn order() -> Order {
     Order {
+        line: false,
         id: id("o-1"),
         partition: p("ams"),
         quantity: Quantity::ONE,
@@ -177,6 +178,7 @@ fn named(e: &Event) -> &'static str {
         Event::IdsClaimed { .. } => "ids_claimed",
         Event::DuplicateRefused { .. } => "duplicate_refused",
         Event::EpochStarted { .. } => "epoch_started",
+        Event::Cart { .. } => "cart",
     }
 }
 

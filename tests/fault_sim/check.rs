@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use allot::audit::Audit;
-use allot::domain::{Event, OrderId};
+use allot::domain::{CartEvent, CartReason, Event, LineId, OrderId};
 use allot::ports::{now_or_never, EventLog, ShardId};
 use allot::runtime::recover;
 use allot::scheduler::ShardConfig;
@@ -97,6 +97,37 @@ fn audit(world: &World, scenario: &Scenario) {
     if !f.clean() {
         world.violation(format!("audit: {f:?}"));
     }
+    for _ in 0..f.carts_confirmed {
+        world.note(format_args!("cart confirmed"));
+    }
+    for _ in 0..f.carts_rejected {
+        world.note(format_args!("cart rejected or cancelled"));
+    }
+}
+
+/// The lines of carts that failed after a warehouse began enacting them:
+/// enacted there, then released (allot asks for a revoke).
+fn revoked_lines(world: &World, scenario: &Scenario) -> FxHashSet<OrderId> {
+    let mut failed = FxHashSet::default();
+    for shard in shard_ids(scenario) {
+        for e in world.log.events(shard) {
+            if let Event::Cart { event } = e {
+                if let CartEvent::Rejected {
+                    cart,
+                    reason: CartReason::EnactFailed { .. },
+                } = *event
+                {
+                    failed.insert(cart);
+                }
+            }
+        }
+    }
+    let enacted = world.enacted.lock();
+    enacted
+        .keys()
+        .filter(|id| LineId::try_from((*id).clone()).is_ok_and(|l| failed.contains(&l.parts().0)))
+        .cloned()
+        .collect()
 }
 
 /// An order the fulfiller enacted is confirmed, and a confirmed one was
@@ -110,6 +141,13 @@ fn enactments_match_the_log(world: &World, scenario: &Scenario) {
             }
         }
     }
+    let revoked = revoked_lines(world, scenario);
+    if !revoked.is_empty() {
+        world.note(format_args!(
+            "carts: {} lines enacted then revoked",
+            revoked.len()
+        ));
+    }
     let enacted = world.enacted.lock().clone();
     for (id, times) in &enacted {
         if *times > 1 {
@@ -118,7 +156,7 @@ fn enactments_match_the_log(world: &World, scenario: &Scenario) {
         // A reservation with a worker is never taken back (a stock count
         // below it leaves the partition short), so whatever was enacted is
         // a sale.
-        if !confirmed.contains(id) {
+        if !confirmed.contains(id) && !revoked.contains(id) {
             world.violation(format!(
                 "{id} enacted but not confirmed in the log:{}",
                 history(world, scenario, &[id])

@@ -154,6 +154,7 @@ fn describe(item: &allot::ports::Intake) -> String {
         }
         allot::ports::Intake::Command(c) => format!("{c:?}"),
         allot::ports::Intake::Invalid { id, .. } => format!("invalid {id}"),
+        other => format!("{other:?}"),
     }
 }
 

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use allot::domain::Order;
+use allot::domain::{Order, PartitionKey};
 use allot::ports::{Delivery, Intake, IntakeQueue, ShardId};
 use allot::scheduler::AckId;
 use parking_lot::Mutex;
@@ -192,6 +192,17 @@ impl IntakeQueue for FaultIntake {
             .or_default()
             .transit
             .push((at, Intake::Forwarded(order)));
+    }
+
+    async fn send(&self, shard: ShardId, _partition: PartitionKey, item: Intake) {
+        let w = &self.world;
+        let at = Instant::now() + w.delay(w.rates.forward_delay);
+        self.queues
+            .lock()
+            .entry(shard)
+            .or_default()
+            .transit
+            .push((at, item));
     }
 
     async fn release(&self, shard: ShardId) {

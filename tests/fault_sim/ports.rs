@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use allot::domain::{Attempt, Event, Order, OrderId, Outcome, ShardState};
+use allot::domain::{Attempt, CartEvent, Event, Order, OrderId, Outcome, ShardState};
 use allot::ports::{AppendError, EventLog, Fulfiller, Logged, MemSnapshots, ShardId, Snapshots};
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -39,8 +39,19 @@ impl FaultLog {
     fn landed(&self, shard: ShardId, seq: u64, events: &[Event]) {
         let mut decided = self.world.decided.lock();
         for e in events {
-            if let Event::OrderConfirmed { id } | Event::OrderRejected { id, .. } = e {
-                decided.insert(id.clone());
+            match e {
+                Event::OrderConfirmed { id } | Event::OrderRejected { id, .. } => {
+                    decided.insert(id.clone());
+                }
+                Event::Cart { event } => match event.as_ref() {
+                    CartEvent::Confirmed { cart }
+                    | CartEvent::Rejected { cart, .. }
+                    | CartEvent::Cancelled { cart } => {
+                        decided.insert(cart.clone());
+                    }
+                    _ => {}
+                },
+                _ => {}
             }
         }
         drop(decided);

@@ -5,12 +5,13 @@ use std::num::NonZeroU64;
 use std::time::Duration;
 
 use allot::domain::{
-    Command, Exhaustion, ExhaustionRules, Order, OrderId, PartitionKey, Priority, Quantity,
-    RetryPolicy, Rules, Sku, SkuPattern, WarehouseId,
+    Cart, CartConfig, CartLine, Command, Exhaustion, ExhaustionRules, Fill, Order, OrderId,
+    PartitionKey, Priority, Quantity, RetryPolicy, Rules, Sku, SkuPattern, WarehouseId,
 };
 use allot::ports::{Intake, ShardId};
+use allot::wire::cart::{coordinator, CartOp};
 use rand::seq::SliceRandom;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 pub const WAREHOUSES: [&str; 3] = ["ams", "ber", "cph"];
@@ -27,7 +28,8 @@ pub struct Publish {
 pub struct Scenario {
     pub shards: u32,
     pub sends: Vec<Publish>,
-    /// Every order id submitted (each needs one final decision).
+    /// Every order id submitted (each needs one final decision): carts
+    /// and their lines too.
     pub orders: Vec<OrderId>,
 }
 
@@ -121,6 +123,7 @@ pub fn draw(rng: &mut ChaCha8Rng) -> Scenario {
             .collect();
         fallbacks.shuffle(rng);
         let order = Order {
+            line: false,
             id: OrderId::new(&format!("o-{n}")).expect("valid id"),
             partition: partition(w, s),
             quantity: Quantity::new(rng.gen_range(1..=3), 1000).expect("valid quantity"),
@@ -194,9 +197,76 @@ pub fn draw(rng: &mut ChaCha8Rng) -> Scenario {
             sends.push(stock_command(commands, after, restock));
         }
     }
+    let mut rng = ChaCha8Rng::seed_from_u64(rng.gen());
+    draw_carts(&mut rng, shards, &mut sends, &mut orders);
     Scenario {
         shards,
         sends,
         orders,
+    }
+}
+
+/// 0-6 carts of 1-3 lines over any partitions, all or nothing or
+/// partial, a third held (some confirmed, some left to expire), some
+/// cancelled, some sent twice; sent to the shard that coordinates each.
+/// Each cart and each of its lines (an order `<cart>#<i>`) needs one
+/// final decision.
+fn draw_carts(
+    rng: &mut ChaCha8Rng,
+    shards: u32,
+    sends: &mut Vec<Publish>,
+    orders: &mut Vec<OrderId>,
+) {
+    for n in 0..rng.gen_range(0..=6) {
+        let id = OrderId::new(&format!("cart-{n}")).expect("valid id");
+        let lines: Vec<CartLine> = (0..rng.gen_range(1..=3))
+            .map(|_| CartLine {
+                partition: partition(
+                    rng.gen_range(0..WAREHOUSES.len()),
+                    rng.gen_range(0..SKUS.len()),
+                ),
+                quantity: Quantity::new(rng.gen_range(1..=2), 1000).expect("valid quantity"),
+            })
+            .collect();
+        let fill = if rng.gen_bool(0.3) {
+            Fill::Partial
+        } else {
+            Fill::All
+        };
+        let hold = rng
+            .gen_bool(0.33)
+            .then(|| Duration::from_millis(rng.gen_range(100..1500)));
+        let cart =
+            Cart::new(id.clone(), lines, fill, hold, &CartConfig::default()).expect("a valid cart");
+        let coordinator = coordinator(&id, shards);
+        for i in 0..cart.lines().len() {
+            orders.push(cart.line_id(i).into());
+        }
+        orders.push(id.clone());
+        // Anywhere after the first stock counts, so carts compete with
+        // the orders for stock.
+        let first = WAREHOUSES.len() * SKUS.len();
+        let copies = if rng.gen_bool(0.1) { 2 } else { 1 };
+        for _ in 0..copies {
+            let at = rng.gen_range(first..=sends.len());
+            let send = Publish {
+                after: Duration::from_millis(rng.gen_range(0..40)),
+                shard: coordinator,
+                item: Intake::Cart(cart.clone()),
+            };
+            sends.insert(at, send);
+        }
+        let op = match rng.gen_range(0..10) {
+            0..=4 if hold.is_some() => Some(CartOp::Confirm),
+            5 | 6 => Some(CartOp::Cancel),
+            _ => None,
+        };
+        if let Some(op) = op {
+            sends.push(Publish {
+                after: Duration::from_millis(rng.gen_range(0..400)),
+                shard: coordinator,
+                item: Intake::CartCommand { cart: id, op },
+            });
+        }
     }
 }

@@ -44,6 +44,7 @@ pub struct Sim {
 
 fn order_of(id: u8, part: Part, qty: u8, prio: u8, fallbacks: &[u8]) -> Order {
     Order {
+        line: false,
         id: oid(id),
         partition: part.key(),
         quantity: Quantity::new(qty.into(), 1000).unwrap(),

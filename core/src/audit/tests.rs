@@ -15,6 +15,7 @@ fn id(s: &str) -> OrderId {
 fn queued(s: &str, qty: u64) -> Event {
     Event::OrderQueued {
         order: Order {
+            line: false,
             id: id(s),
             partition: key(),
             quantity: Quantity::new(qty, 1000).unwrap(),
@@ -158,4 +159,100 @@ fn a_shortage_is_allowed_but_a_reservation_in_it_is_oversold() {
     ];
     let f = audit(&log, &[]);
     assert_eq!(f.oversold_units, 1, "{f:?}");
+}
+
+fn cart_events(
+    id: &str,
+    fill: crate::domain::Fill,
+    decided: crate::domain::CartEvent,
+) -> Vec<Event> {
+    use crate::domain::{Cart, CartConfig, CartEvent, CartLine, Timestamp};
+    let lines = vec![
+        CartLine {
+            partition: key(),
+            quantity: Quantity::new(1, 1000).unwrap(),
+        };
+        2
+    ];
+    let cart = Cart::new(
+        OrderId::new(id).unwrap(),
+        lines,
+        fill,
+        None,
+        &CartConfig::default(),
+    )
+    .unwrap();
+    vec![
+        Event::Cart {
+            event: Box::new(CartEvent::Opened {
+                cart,
+                at: Timestamp(0),
+            }),
+        },
+        Event::Cart {
+            event: Box::new(decided),
+        },
+    ]
+}
+
+#[test]
+fn carts_are_held_to_all_or_nothing_and_one_decision() {
+    use crate::domain::{CartEvent, CartReason, Fill};
+    let confirmed_cart = |c: &str| CartEvent::Confirmed { cart: id(c) };
+    let line = |c: &str, i: u32| format!("{c}#{i}");
+    // Both lines sold, the cart confirmed: clean.
+    let mut log = vec![set(10)];
+    for i in 0..2 {
+        let l = line("c", i);
+        log.extend([queued(&l, 1), reserved(&l), confirmed(&l)]);
+    }
+    log.extend(cart_events("c", Fill::All, confirmed_cart("c")));
+    let f = audit(&log, &["c"]);
+    assert!(f.clean(), "{f:?}");
+    assert_eq!((f.carts_confirmed, f.broken_carts), (1, 0));
+
+    // Planted: confirmed all-or-nothing with a line released.
+    let mut log = vec![set(10)];
+    let (l0, l1) = (line("d", 0), line("d", 1));
+    log.extend([queued(&l0, 1), reserved(&l0), confirmed(&l0)]);
+    log.extend([
+        queued(&l1, 1),
+        reserved(&l1),
+        Event::OrderReleased {
+            id: id(&l1),
+            reason: "cart".into(),
+        },
+        Event::OrderRejected {
+            id: id(&l1),
+            reason: RejectReason::Cancelled,
+            partition: None,
+        },
+    ]);
+    log.extend(cart_events("d", Fill::All, confirmed_cart("d")));
+    let f = audit(&log, &["d"]);
+    assert_eq!(f.broken_carts, 1, "{f:?}");
+    assert!(!f.clean());
+
+    // Planted: a rejected cart with a line sold; and decided twice.
+    let mut log = vec![set(10)];
+    let l0 = line("e", 0);
+    log.extend([queued(&l0, 1), reserved(&l0), confirmed(&l0)]);
+    log.extend(cart_events(
+        "e",
+        Fill::Partial,
+        CartEvent::Rejected {
+            cart: id("e"),
+            reason: CartReason::HoldExpired,
+        },
+    ));
+    log.push(Event::Cart {
+        event: Box::new(CartEvent::Cancelled { cart: id("e") }),
+    });
+    let f = audit(&log, &["e"]);
+    assert_eq!((f.broken_carts, f.duplicate_decisions), (1, 1), "{f:?}");
+
+    // A cart opened and never decided is undecided once settled.
+    let mut log = cart_events("u", Fill::All, CartEvent::Delivered);
+    log.truncate(1);
+    assert_eq!(audit(&log, &["u"]).undecided, 1);
 }

@@ -6,6 +6,7 @@ use std::num::NonZeroU64;
 use serde::{Deserialize, Serialize};
 
 use super::types::{OrderId, PartitionKey, Priority, Quantity, Region, Timestamp, WarehouseId};
+use super::CartEvent;
 
 /// A validated purchase order for one (warehouse, SKU) partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +22,11 @@ pub struct Order {
     /// order (filled in by the routing rules at ingress).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fallbacks: Vec<WarehouseId>,
+    /// A cart's line (its id is `<cart>#<index>`): once reserved it is
+    /// answered to the cart's coordinator, which commits or releases it;
+    /// no worker enacts it here.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub line: bool,
 }
 
 /// What a caller asks allot to do.
@@ -254,6 +260,9 @@ pub enum Event {
     /// Time reached `epoch` (a 24th of the dedupe window): ids recorded
     /// 24 epochs before are forgotten.
     EpochStarted { epoch: u32 },
+    /// The shard's cart coordinator decided this: carts share their
+    /// shard's log, so one append makes both durable. Partitions ignore it.
+    Cart { event: Box<CartEvent> },
 }
 
 /// An order id and the partition that placed it first.
@@ -296,7 +305,8 @@ impl Event {
             | Event::CommandRefused { .. }
             | Event::StockShort { .. }
             | Event::IdsClaimed { .. }
-            | Event::EpochStarted { .. } => None,
+            | Event::EpochStarted { .. }
+            | Event::Cart { .. } => None,
         }
     }
 

@@ -2,6 +2,8 @@
 //! fold into, and the rules that decide. No I/O, no clock, no async; time
 //! comes in as a value.
 
+pub mod cart;
+pub mod cart_events;
 pub mod dedupe;
 pub mod messages;
 pub mod orders;
@@ -12,6 +14,8 @@ pub mod rules;
 pub mod state;
 pub mod types;
 
+pub use cart::{Cart, CartConfig, CartLine, Fill, LineId};
+pub use cart_events::{CartEvent, CartReason};
 pub use dedupe::{DedupeConfig, Fingerprint, IdTable, Ids, Window};
 pub use messages::{Claim, ClaimAnswer, Command, Event, FieldError, Order, Outcome, RejectReason};
 pub use orders::{Final, Live, Status};

@@ -53,7 +53,6 @@
 //! warehouse). A cancel is refused once enactment started (the warehouses
 //! may have begun shipping); a cart that fails after that revokes them.
 
-mod cart;
 mod messages;
 mod progress;
 mod recover;
@@ -64,11 +63,11 @@ mod timers;
 
 use std::collections::{BTreeMap, VecDeque};
 
+pub use crate::domain::cart::{Cart, CartConfig, CartLine, Fill, LineId};
 use crate::domain::{OrderId, Timestamp};
 /// The runtime's handle for an intake message or request (the shard's).
 pub use crate::scheduler::AckId;
 use crate::scheduler::Deadlines;
-pub use cart::{Cart, CartConfig, CartLine, Fill, LineId};
 pub use messages::{
     CartEvent, CartOutcome, CartReason, CartReply, CartStats, Decision, EnactResult, LineAnswer,
     LineFate, LineOrder, Output, Refusal,
@@ -149,6 +148,24 @@ impl Carts {
     /// A partition's answer for a line. Answers for unknown lines and
     /// repeated answers are ignored (and counted).
     pub fn handle_line(&mut self, line: &LineId, answer: LineAnswer, now: Timestamp) {
+        self.handle_line_acked(line, answer, None, now);
+    }
+
+    /// [`Carts::handle_line`] for an answer that came as an intake message:
+    /// `ack` is output once what the answer decided is durable.
+    pub fn handle_line_acked(
+        &mut self,
+        line: &LineId,
+        answer: LineAnswer,
+        ack: Option<AckId>,
+        now: Timestamp,
+    ) {
+        self.answer(line, answer, now);
+        self.drop_stale_resends();
+        self.ack_after(ack);
+    }
+
+    fn answer(&mut self, line: &LineId, answer: LineAnswer, now: Timestamp) {
         let (cart_id, i) = line.parts();
         let Some(c) = self.carts.get(&cart_id) else {
             self.stats.unknown_answers += 1;
@@ -158,8 +175,16 @@ impl Carts {
             None => self.stats.unknown_answers += 1,
             Some(LineStatus::Pending) => {
                 match answer {
-                    LineAnswer::Reserved => {
-                        self.emit(CartEvent::LineReserved { line: line.clone() })
+                    LineAnswer::Reserved => self.emit(CartEvent::LineReserved {
+                        line: line.clone(),
+                        at: None,
+                    }),
+                    LineAnswer::ReservedAt(p) => {
+                        let moved = c.cart.lines()[i as usize].partition != p;
+                        self.emit(CartEvent::LineReserved {
+                            line: line.clone(),
+                            at: moved.then_some(p),
+                        })
                     }
                     LineAnswer::Rejected(reason) => self.emit(CartEvent::LineRejected {
                         line: line.clone(),
@@ -267,15 +292,19 @@ impl Carts {
 
     /// `ack` goes out once everything decided so far is durable.
     fn ack_after(&mut self, ack: Option<AckId>) {
-        let Some(ack) = ack else {
-            return;
-        };
+        if let Some(ack) = ack {
+            self.effect_after(Output::Ack(ack));
+        }
+    }
+
+    /// `out` goes out once everything decided so far is durable.
+    fn effect_after(&mut self, out: Output) {
         if !self.pending.is_empty() {
-            self.pending_effects.push(Output::Ack(ack));
+            self.pending_effects.push(out);
         } else if let Some(effects) = &mut self.inflight {
-            effects.push(Output::Ack(ack));
+            effects.push(out);
         } else {
-            self.ready.push_back(Output::Ack(ack));
+            self.ready.push_back(out);
         }
     }
 
@@ -286,6 +315,13 @@ impl Carts {
         self.arm(&event);
         self.pending.push(event);
     }
+}
+
+/// Folds one logged event into `carts`, as recovery does, without
+/// effects: for read models that follow a shard's log.
+pub fn fold(carts: &mut BTreeMap<OrderId, CartState>, event: &CartEvent) {
+    let mut effects = Vec::new();
+    state::apply(carts, event, &mut effects);
 }
 
 fn outcome_label(outcome: &CartOutcome) -> &'static str {

@@ -2,7 +2,7 @@
 //! have gone out before the crash.
 
 use super::state::{self, EnactStatus, LineStatus, Phase};
-use super::{CartConfig, CartEvent, Carts, Output, Timer};
+use super::{CartConfig, CartEvent, CartState, Carts, Output, Timer};
 use crate::domain::Timestamp;
 
 impl Carts {
@@ -18,9 +18,22 @@ impl Carts {
     pub fn recover(
         config: CartConfig,
         events: impl IntoIterator<Item = CartEvent>,
-        _now: Timestamp,
+        now: Timestamp,
+    ) -> Self {
+        Self::restore(config, Vec::new(), events, now)
+    }
+
+    /// [`Carts::recover`] from a snapshot: `states` (taken when every
+    /// effect had gone out, see [`Carts::has_unwritten`]) and the events
+    /// logged after it.
+    pub fn restore(
+        config: CartConfig,
+        states: Vec<CartState>,
+        events: impl IntoIterator<Item = CartEvent>,
+        now: Timestamp,
     ) -> Self {
         let mut carts = Carts::new(config);
+        carts.carts = states.into_iter().map(|s| (s.id().clone(), s)).collect();
         let mut tail = Vec::new();
         for event in events {
             if event == CartEvent::Delivered {
@@ -38,6 +51,10 @@ impl Carts {
                 if *s == LineStatus::Pending {
                     resend.push(Output::Reserve(c.line_order(i)));
                 }
+            }
+            if !c.all_answered() {
+                let at = now.plus(carts.config.resend_every);
+                carts.timers.arm(at, Timer::Resend(c.id().clone()));
             }
             match &c.phase {
                 Phase::Held { until } => carts.timers.arm(*until, Timer::Hold(c.id().clone())),

@@ -4,14 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::cart::Cart;
 use super::messages::{CartEvent, CartOutcome, CartReason, Decision, LineFate, LineOrder, Output};
+use crate::domain::cart::Cart;
 use crate::domain::{OrderId, RejectReason, Timestamp, WarehouseId};
 
 /// Where one line is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LineStatus {
     /// Reserve sent, no answer yet.
     Pending,
@@ -22,7 +22,7 @@ pub enum LineStatus {
 }
 
 /// Where a cart is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Phase {
     /// Waiting for line answers.
     Reserving,
@@ -35,7 +35,7 @@ pub enum Phase {
 }
 
 /// Where one warehouse's enactment is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EnactStatus {
     InFlight,
     /// Failed, retrying at `at`.
@@ -47,7 +47,7 @@ pub enum EnactStatus {
 }
 
 /// One warehouse's enactment of its lines of a cart.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WarehouseEnact {
     pub warehouse: WarehouseId,
     pub attempt: u32,
@@ -55,7 +55,7 @@ pub struct WarehouseEnact {
 }
 
 /// One cart's state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CartState {
     pub cart: Cart,
     pub opened: Timestamp,
@@ -226,7 +226,9 @@ pub(super) fn apply(
             carts.insert(cart.id().clone(), state);
             return;
         }
-        CartEvent::LineReserved { line } | CartEvent::LineRejected { line, .. } => line.parts().0,
+        CartEvent::LineReserved { line, .. } | CartEvent::LineRejected { line, .. } => {
+            line.parts().0
+        }
         CartEvent::Held { cart, .. }
         | CartEvent::Paid { cart }
         | CartEvent::EnactStarted { cart, .. }
@@ -242,10 +244,13 @@ pub(super) fn apply(
     };
     match event {
         CartEvent::Opened { .. } | CartEvent::Delivered => {}
-        CartEvent::LineReserved { line } => {
+        CartEvent::LineReserved { line, at } => {
             let i = line.parts().1 as usize;
             if c.lines.get(i) != Some(&LineStatus::Pending) {
                 return;
+            }
+            if let Some(at) = at {
+                c.cart.move_line(i, at.clone());
             }
             match c.failure() {
                 Some(reason) => {

@@ -2,7 +2,7 @@
 //! by the events that imply them (`Carts::arm`, and on recovery), fired
 //! by [`Carts::handle_timeout`] in deadline order.
 
-use super::{CartEvent, CartReason, Carts, EnactStatus, Phase};
+use super::{CartEvent, CartReason, Carts, EnactStatus, LineStatus, Output, Phase};
 use crate::domain::{OrderId, Timestamp, WarehouseId};
 
 /// Something that must happen at a time.
@@ -10,6 +10,8 @@ use crate::domain::{OrderId, Timestamp, WarehouseId};
 pub(super) enum Timer {
     Hold(OrderId),
     Retry(OrderId, WarehouseId, u32),
+    /// Send the reserve of each line still waiting for its answer again.
+    Resend(OrderId),
 }
 
 impl Carts {
@@ -44,13 +46,42 @@ impl Carts {
                         attempt: attempt + 1,
                     });
                 }
+                Timer::Resend(cart) => {
+                    let waiting: Vec<_> = (0..c.lines.len())
+                        .filter(|&i| c.lines[i] == LineStatus::Pending)
+                        .map(|i| Output::Reserve(c.line_order(i)))
+                        .collect();
+                    if !waiting.is_empty() {
+                        for out in waiting {
+                            self.effect_after(out);
+                        }
+                        self.arm_resend(cart, now);
+                    }
+                }
                 Timer::Hold(_) | Timer::Retry(..) => {}
             }
         }
     }
 
+    /// Drops the earliest resend timers of carts no longer waiting for an
+    /// answer, so `poll_timeout` names a deadline that matters.
+    pub(super) fn drop_stale_resends(&mut self) {
+        let carts = &self.carts;
+        self.timers.drop_stale(|t| match t {
+            Timer::Resend(cart) => carts.get(cart).is_none_or(|c| c.all_answered()),
+            Timer::Hold(_) | Timer::Retry(..) => false,
+        });
+    }
+
+    /// Resends `cart`'s waiting reserves at `from` plus `resend_every`.
+    pub(super) fn arm_resend(&mut self, cart: OrderId, from: Timestamp) {
+        let at = from.plus(self.config.resend_every);
+        self.timers.arm(at, Timer::Resend(cart));
+    }
+
     pub(super) fn arm(&mut self, event: &CartEvent) {
         match event {
+            CartEvent::Opened { cart, at } => self.arm_resend(cart.id().clone(), *at),
             CartEvent::Held { cart, until } => {
                 self.timers.arm(*until, Timer::Hold(cart.clone()));
             }
@@ -70,6 +101,6 @@ impl Carts {
 
 fn timer_cart(timer: &Timer) -> &OrderId {
     match timer {
-        Timer::Hold(c) | Timer::Retry(c, ..) => c,
+        Timer::Hold(c) | Timer::Retry(c, ..) | Timer::Resend(c) => c,
     }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use crate::domain::{Attempt, ClaimAnswer, Event, Order, OrderId};
+use crate::domain::{Attempt, ClaimAnswer, Event, Order, OrderId, RejectReason};
 
 /// The runtime's handle for one intake message (e.g. its stream sequence).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -43,6 +43,12 @@ pub enum Output {
     Ack(Vec<AckId>),
     /// Answer these claims (durable now), one answer per claim asked.
     Replies(Vec<(ReplyId, Vec<ClaimAnswer>)>),
+    /// The cart events given to [`super::Shard::handle_cart_events`] are
+    /// durable: tell the coordinator (`Carts::handle_appended`).
+    CartsDurable,
+    /// These cart lines were rejected here (durably): answer each to its
+    /// cart's coordinator.
+    LinesRejected(Vec<(OrderId, RejectReason)>),
 }
 
 /// Something waiting for the log to be durable up to its position.
@@ -53,6 +59,8 @@ pub(super) enum Mark {
     Dispatch(u32, u64),
     Forward(OrderId),
     Reply(ReplyId, Vec<ClaimAnswer>),
+    Carts,
+    LineRejected(OrderId, RejectReason),
 }
 
 /// A mark whose wait is over, if it still applies.
@@ -61,6 +69,8 @@ pub(super) enum Released {
     Dispatch(Dispatch),
     Forward(Order),
     Reply(ReplyId, Vec<ClaimAnswer>),
+    Carts,
+    LineRejected(OrderId, RejectReason),
 }
 
 pub(super) struct GroupCommit {
@@ -128,7 +138,7 @@ impl GroupCommit {
     /// `resolve` drops those that no longer apply.
     pub fn release(&mut self, mut resolve: impl FnMut(Mark) -> Option<Released>) {
         let (mut acks, mut dispatch, mut forward) = (Vec::new(), Vec::new(), Vec::new());
-        let mut replies = Vec::new();
+        let (mut replies, mut carts, mut lines) = (Vec::new(), false, Vec::new());
         while self
             .marks
             .front()
@@ -140,8 +150,16 @@ impl GroupCommit {
                 Some(Released::Dispatch(d)) => dispatch.push(d),
                 Some(Released::Forward(o)) => forward.push(o),
                 Some(Released::Reply(r, a)) => replies.push((r, a)),
+                Some(Released::Carts) => carts = true,
+                Some(Released::LineRejected(id, why)) => lines.push((id, why)),
                 None => {}
             }
+        }
+        if carts {
+            self.ready.push_back(Output::CartsDurable);
+        }
+        if !lines.is_empty() {
+            self.ready.push_back(Output::LinesRejected(lines));
         }
         if !dispatch.is_empty() {
             self.ready.push_back(Output::Dispatch(dispatch));

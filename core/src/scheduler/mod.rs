@@ -41,6 +41,7 @@
 //! them are durable, so a crash at any point loses nothing: the log plus
 //! the unacked intake rebuild everything (see [`Shard::recover`]).
 
+mod carts;
 mod claims;
 mod config;
 mod group;
@@ -51,6 +52,7 @@ mod timers;
 use rustc_hash::FxHashMap;
 
 use crate::domain::rules::{forwarded_order, Decider};
+use crate::domain::LineId;
 use crate::domain::Verdict;
 use crate::domain::{
     Attempt, Command, CommandError, Event, FieldError, Order, OrderId, Origin, Outcome,
@@ -332,6 +334,9 @@ impl Shard {
                 .ticket_of(id)
                 .map(|(slot, ticket)| Mark::Dispatch(slot, ticket)),
             Event::OrderRerouted { id, .. } => Some(Mark::Forward(id.clone())),
+            Event::OrderRejected { id, reason, .. } if LineId::try_from(id.clone()).is_ok() => {
+                Some(Mark::LineRejected(id.clone(), reason.clone()))
+            }
             Event::OrderBackordered { id, until } => {
                 if let Some(l) = state.live(id) {
                     backordered.push((l.partition, *until));
@@ -368,6 +373,8 @@ impl Shard {
                     group::Released::Forward(forwarded_order(&l.order, to))
                 }),
             Mark::Ack(a) => Some(group::Released::Ack(a)),
+            Mark::Carts => Some(group::Released::Carts),
+            Mark::LineRejected(id, why) => Some(group::Released::LineRejected(id, why)),
             Mark::Reply(r, answers) => Some(group::Released::Reply(r, answers)),
         });
     }

@@ -48,6 +48,14 @@ impl<T: Ord> Deadlines<T> {
     pub(crate) fn clear(&mut self) {
         self.0.clear();
     }
+
+    /// Drops the earliest timers while `stale` says they no longer apply,
+    /// so [`Deadlines::next`] names one that does (or a later stale one).
+    pub(crate) fn drop_stale(&mut self, mut stale: impl FnMut(&T) -> bool) {
+        while self.0.peek().is_some_and(|Reverse((_, t))| stale(t)) {
+            self.0.pop();
+        }
+    }
 }
 
 impl Shard {

@@ -11,6 +11,7 @@
 
 mod batches;
 mod body;
+mod carts;
 mod commands;
 mod error;
 mod health;
@@ -66,6 +67,7 @@ pub fn api_routes(api: Api, request_timeout: Duration) -> axum::Router {
         .route("/v1/orders", post(orders::create))
         .route("/v1/order-batches", post(batches::create))
         .route("/v1/orders/{id}", get(orders::show).delete(orders::cancel))
+        .route("/v1/orders/{id}/confirm", post(carts::confirm))
         .route("/v1/commands", post(commands::run))
         .route(
             "/v1/stock/{warehouse}/{sku}",

@@ -39,6 +39,9 @@ pub async fn create(
     body: Body,
 ) -> Result<Response, ApiError> {
     let bytes = body::json_bytes(&headers, body, api.ingress.limits().max_payload_bytes).await?;
+    if api.ingress.is_cart(&bytes, true) {
+        return super::carts::create(&api, &bytes).await;
+    }
     let (status, accepted) = place(&api, &bytes).await?;
     let location = accepted.href.clone();
     let mut response = (status, Json(accepted)).into_response();
@@ -97,11 +100,13 @@ fn lookup(api: &Shared, id: &OrderId) -> Result<OrderStatus, ApiError> {
         .ok_or_else(|| ApiError::not_found(crate::views::unknown_order(id)))
 }
 
-pub async fn show(
-    State(api): State<Shared>,
-    Path(id): Path<String>,
-) -> Result<Json<OrderStatus>, ApiError> {
-    Ok(Json(lookup(&api, &order_id(&id)?)?))
+/// An order's status and history, or a cart's (`"kind": "cart"`).
+pub async fn show(State(api): State<Shared>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = order_id(&id)?;
+    if let Some(cart) = api.views.cart(&id) {
+        return Ok(Json(cart).into_response());
+    }
+    Ok(Json(lookup(&api, &id)?).into_response())
 }
 
 /// Asks the order's shard to cancel it; 202, since the shard decides (a
@@ -109,8 +114,13 @@ pub async fn show(
 pub async fn cancel(
     State(api): State<Shared>,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<CancelRequested>), ApiError> {
-    Ok((StatusCode::ACCEPTED, Json(cancel_order(&api, &id).await?)))
+) -> Result<Response, ApiError> {
+    let order = order_id(&id)?;
+    if let Some(cart) = api.views.cart(&order) {
+        let filed = super::carts::cancel(&api, &order, cart).await?;
+        return Ok((StatusCode::ACCEPTED, Json(filed)).into_response());
+    }
+    Ok((StatusCode::ACCEPTED, Json(cancel_order(&api, &id).await?)).into_response())
 }
 
 #[derive(Debug, Serialize)]

@@ -71,6 +71,28 @@ impl Filer for NatsFiler {
 
 /// Answers one submit request's payload.
 pub async fn submit(ingress: &Ingress, payload: &[u8]) -> SubmitReply {
+    if ingress.is_cart(payload, false) {
+        let placed = match ingress.validate_cart(payload) {
+            Ok(cart) => ingress
+                .place_cart(cart)
+                .await
+                .map_err(|(id, e)| (Some(id), e)),
+            Err(e) => Err(e),
+        };
+        return match placed {
+            Ok(placed) => SubmitReply {
+                accepted: true,
+                id: Some(placed.id.to_string()),
+                warehouse: None,
+                sku: None,
+                shard: Some(placed.shard),
+                duplicate: placed.filed.duplicate,
+                errors: Vec::new(),
+                kind: Some("cart".into()),
+            },
+            Err((id, e)) => SubmitReply::refused(id, e.errors()),
+        };
+    }
     match ingress.submit(payload).await {
         Ok(placed) => SubmitReply {
             accepted: true,
@@ -80,6 +102,7 @@ pub async fn submit(ingress: &Ingress, payload: &[u8]) -> SubmitReply {
             shard: Some(placed.shard),
             duplicate: placed.filed.duplicate,
             errors: Vec::new(),
+            kind: None,
         },
         Err((id, e)) => SubmitReply::refused(id, e.errors()),
     }

@@ -18,10 +18,11 @@ use super::held::Held;
 use super::shard_consumer;
 use super::NatsFiler;
 use crate::config::Router;
-use crate::domain::Order;
+use crate::domain::{Order, PartitionKey};
 use crate::ingress::Filer;
 use crate::ports::{Delivery, Intake, IntakeQueue, ShardId};
 use crate::scheduler::AckId;
+use crate::wire::intake::encode_cart_item;
 use crate::wire::{encode_forward, encode_routed, IntakeDecoder, Limits, KIND_HEADER};
 
 /// How long one fetch waits for a first message before answering empty.
@@ -244,6 +245,33 @@ impl IntakeQueue for NatsIntake {
 
     async fn submit(&self, shard: ShardId, order: Order) {
         self.forward(shard, &order).await;
+    }
+
+    async fn send(&self, shard: ShardId, partition: PartitionKey, item: Intake) {
+        let Some(message) = encode_cart_item(&item) else {
+            warn!(shard, ?item, "not cart traffic; not sent");
+            return;
+        };
+        // A key of its own per send: a resent reserve must reach the
+        // partition (it answers again), not be dropped as a duplicate.
+        let key = format!(
+            "{}-{:016x}",
+            message.kind.unwrap_or("cart"),
+            rand::random::<u64>()
+        );
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match self
+                .filer
+                .file(shard, &partition, &key, message.clone())
+                .await
+            {
+                Ok(_) => return,
+                Err(e) => warn!(shard, error = %e, "cart message not filed; retrying"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
     }
 
     async fn release(&self, shard: ShardId) {

@@ -10,6 +10,7 @@ use super::{Msg, Task};
 use crate::ports::{AppendError, EventLog, Fulfiller, IntakeQueue, Snapshots};
 use crate::scheduler::{AppendBatch, Shard};
 use crate::telemetry::BatchTally;
+use crate::wire::snapshot::encode_snapshot_with_carts;
 
 impl<L, I, S, F> Task<L, I, S, F>
 where
@@ -30,17 +31,14 @@ where
                 .config
                 .snapshot_every
                 .is_some_and(|every| self.last_snapshot.elapsed() >= every);
-        if !(by_count || by_time) || shard.has_pending_events() {
+        // The carts are snapshotted with the shard, and only once every
+        // effect of theirs went out: a snapshot holds no cart event that
+        // is not durable, and recovery from it re-sends nothing it must.
+        if !(by_count || by_time) || shard.has_pending_events() || self.carts.has_unwritten() {
             return;
         }
         self.last_snapshot = tokio::time::Instant::now();
-        let bytes = match rmp_serde::to_vec_named(shard.state()) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                warn!(shard = self.id, error = %e, "snapshot not encoded");
-                return;
-            }
-        };
+        let bytes = encode_snapshot_with_carts(shard.state(), self.carts.carts());
         self.events_since_snapshot = 0;
         match self.appending {
             Some(_) => self.snapshot_after_append = Some(bytes),

@@ -13,7 +13,6 @@ use super::{Msg, Task};
 use crate::domain::{Claim, ClaimAnswer, OrderId, PartitionKey, Timestamp};
 use crate::ports::{Delivery, EventLog, Fulfiller, Intake, IntakeQueue, ShardId, Snapshots};
 use crate::runtime::claims::ClaimRequest;
-use crate::runtime::feed;
 use crate::scheduler::{ReplyId, Shard};
 
 /// An intake message in line to be fed to the shard, in intake order.
@@ -93,7 +92,7 @@ where
                 }
                 (_, item) => {
                     let delivery = Delivery { item, ..w.delivery };
-                    feed(shard, delivery, now);
+                    self.feed_item(shard, delivery, now);
                 }
             }
         }
@@ -112,7 +111,7 @@ where
 /// an invalid one under the producer's own id and its subject's partition.
 fn claim_of(item: &Intake) -> Option<(&OrderId, &PartitionKey)> {
     match item {
-        Intake::Order(order) => Some((&order.id, &order.partition)),
+        Intake::Order(order) | Intake::Line(order) => Some((&order.id, &order.partition)),
         Intake::Invalid {
             id,
             partition: Some(p),

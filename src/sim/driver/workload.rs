@@ -75,6 +75,7 @@ impl Sim<'_> {
             1
         };
         Order {
+            line: false,
             id: OrderId::new(&format!("o-{n}")).expect("valid"),
             partition: route.partition,
             quantity: Quantity::new(quantity, u32::MAX).expect("positive"),

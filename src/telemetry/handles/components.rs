@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 
-use crate::domain::{Outcome, WarehouseId};
+use crate::domain::{CartReason, Outcome, WarehouseId};
+use crate::saga::CartOutcome;
 use crate::telemetry::names::*;
 
 /// Worker attempt durations of one warehouse, by outcome.
@@ -179,5 +180,55 @@ impl DeadLetterMetrics {
     /// The DLQ stream holds `n` messages.
     pub fn waiting(&self, n: u64) {
         self.waiting.set(n as f64);
+    }
+}
+
+/// Cart counters by outcome.
+#[derive(Clone)]
+pub struct CartMetrics {
+    by_outcome: [Counter; 5],
+    revokes: Counter,
+}
+
+impl Default for CartMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CartMetrics {
+    pub fn new() -> Self {
+        let by = [
+            "opened",
+            "confirmed",
+            "rejected",
+            "hold_expired",
+            "cancelled",
+        ]
+        .map(|outcome| counter!(CARTS, OUTCOME => outcome));
+        Self {
+            by_outcome: by,
+            revokes: counter!(CART_REVOKES),
+        }
+    }
+
+    pub fn opened(&self) {
+        self.by_outcome[0].increment(1);
+    }
+
+    pub fn decided(&self, outcome: &CartOutcome) {
+        let i = match outcome {
+            CartOutcome::Confirmed => 1,
+            CartOutcome::Rejected {
+                reason: CartReason::HoldExpired,
+            } => 3,
+            CartOutcome::Rejected { .. } => 2,
+            CartOutcome::Cancelled => 4,
+        };
+        self.by_outcome[i].increment(1);
+    }
+
+    pub fn revoked(&self) {
+        self.revokes.increment(1);
     }
 }

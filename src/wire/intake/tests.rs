@@ -58,7 +58,7 @@ fn an_order_matching_its_subject_is_routed() {
 
 #[test]
 fn unknown_kinds_and_unreadable_bodies_are_rejections_under_a_reserved_id() {
-    let unknown = decode("orders.0.ams.MUG", Some("cart"), b"\x80");
+    let unknown = decode("orders.0.ams.MUG", Some("parcel"), b"\x80");
     assert_eq!(fields(&unknown), [KIND_HEADER]);
     let bad = decode("orders.0.ams.MUG", Some(KIND_FORWARD), b"\xc1");
     let Intake::Invalid { id, partition, .. } = bad else {

@@ -246,6 +246,7 @@ impl ShardState {
             }
             Event::DuplicateRefused { .. } => {}
             Event::EpochStarted { epoch } => self.ids.advance(*epoch),
+            Event::Cart { .. } => {}
             Event::CommandApplied { id } => {
                 let capacity = self.decided.capacity;
                 if !self.commands.insert(id, capacity) {

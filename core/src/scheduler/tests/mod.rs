@@ -27,6 +27,7 @@ fn key(w: &str, s: &str) -> PartitionKey {
 
 fn order(id: &str, w: &str, qty: u64) -> Order {
     Order {
+        line: false,
         id: OrderId::new(id).unwrap(),
         partition: key(w, "SKU"),
         quantity: Quantity::new(qty, 1000).unwrap(),

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::types::{DEFAULT_MAX_QUANTITY, MAX_NAME_LEN};
-use crate::domain::{FieldError, OrderId, PartitionKey, Quantity, RetryPolicy, ValueError};
+use super::types::{DEFAULT_MAX_QUANTITY, MAX_NAME_LEN};
+use super::{FieldError, OrderId, PartitionKey, Quantity, RetryPolicy, ValueError};
 
 /// What the coordinator needs to know, as plain values.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +21,10 @@ pub struct CartConfig {
     pub max_hold: Duration,
     /// Retries of failed enactments (the shard's `[retry]`).
     pub retry: RetryPolicy,
+    /// How long a line waits for its partition's answer before its
+    /// reserve is sent again (and again, as long as it waits): an answer
+    /// lost in a partition's crash is asked for again.
+    pub resend_every: Duration,
 }
 
 impl Default for CartConfig {
@@ -30,6 +34,7 @@ impl Default for CartConfig {
             max_quantity: DEFAULT_MAX_QUANTITY,
             max_hold: Duration::from_secs(15 * 60),
             retry: RetryPolicy::default(),
+            resend_every: Duration::from_secs(5),
         }
     }
 }
@@ -173,6 +178,13 @@ impl Cart {
     }
 
     /// The id of line `index`.
+    /// Line `index` is reserved at `partition` (its own rerouted it).
+    pub(crate) fn move_line(&mut self, index: usize, partition: PartitionKey) {
+        if let Some(line) = self.lines.get_mut(index) {
+            line.partition = partition;
+        }
+    }
+
     pub fn line_id(&self, index: usize) -> LineId {
         LineId::new(&self.id, index as u32).expect("Cart::new left room for every line id")
     }
