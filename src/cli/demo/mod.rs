@@ -1,6 +1,7 @@
 //! `allot demo`: a flash sale through a running `allot serve`, audited
 //! from EVENTS (see [`sale`]).
 
+mod carts;
 mod sale;
 
 use std::process::ExitCode;
@@ -32,6 +33,10 @@ pub struct DemoArgs {
     invalid: u64,
     #[arg(long, default_value_t = 100)]
     duplicates: u64,
+    /// Carts of 1-5 lines (some partial, some held: half paid, half left
+    /// to expire) sent through the ingress.
+    #[arg(long, default_value_t = 200)]
+    carts: u64,
     #[arg(long, value_parser = humantime::parse_duration, default_value = "120s")]
     timeout: Duration,
 }
@@ -45,6 +50,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         via_ingress: a.via_ingress.min(a.orders),
         invalid: a.invalid,
         duplicates: a.duplicates,
+        carts: a.carts,
         timeout: a.timeout,
     };
     let report = run_demo(&config, &NatsOptions::from(&config.nats), &options).await?;

@@ -32,6 +32,8 @@ pub struct DemoOptions {
     pub invalid: u64,
     /// Orders published twice.
     pub duplicates: u64,
+    /// Carts sent through the ingress.
+    pub carts: u64,
     pub timeout: Duration,
 }
 
@@ -44,6 +46,7 @@ pub struct DemoReport {
     pub submitted: u64,
     pub invalid_sent: u64,
     pub duplicates_sent: u64,
+    pub carts_sent: u64,
     pub elapsed: Duration,
 }
 
@@ -66,6 +69,14 @@ impl std::fmt::Display for DemoReport {
             row(f, &format!("rejected: {reason}"), n.to_string())?;
         }
         row(f, "rerouted", x.rerouted.to_string())?;
+        row(f, "carts submitted", self.carts_sent.to_string())?;
+        row(f, "carts confirmed", x.carts_confirmed.to_string())?;
+        row(
+            f,
+            "carts rejected (held ones expire)",
+            x.carts_rejected.to_string(),
+        )?;
+        row(f, "carts half sold (must be 0)", x.broken_carts.to_string())?;
         row(f, "units supplied", x.units_supplied.to_string())?;
         row(f, "units sold", x.units_sold.to_string())?;
         row(f, "oversold (must be 0)", x.oversold_units.to_string())?;
@@ -196,6 +207,8 @@ pub async fn run_demo(
         }
     }
 
+    let carts = super::carts::send_carts(&ingress, run, &skus, &regions, o.carts).await?;
+    ids.extend(carts);
     let findings = read_decisions(events, start_seq, &ids, o.timeout).await?;
     Ok(DemoReport {
         run,
@@ -203,6 +216,7 @@ pub async fn run_demo(
         submitted: o.orders,
         invalid_sent,
         duplicates_sent,
+        carts_sent: o.carts,
         elapsed: started.elapsed(),
     })
 }
@@ -255,10 +269,20 @@ async fn read_decisions(
             continue;
         };
         for event in &read.batch.events {
-            if let allot::domain::Event::OrderConfirmed { id }
-            | allot::domain::Event::OrderRejected { id, .. } = event
-            {
-                waiting.remove(id);
+            use allot::domain::{CartEvent, Event};
+            match event {
+                Event::OrderConfirmed { id } | Event::OrderRejected { id, .. } => {
+                    waiting.remove(id);
+                }
+                Event::Cart { event } => {
+                    if let CartEvent::Confirmed { cart }
+                    | CartEvent::Rejected { cart, .. }
+                    | CartEvent::Cancelled { cart } = event.as_ref()
+                    {
+                        waiting.remove(cart);
+                    }
+                }
+                _ => {}
             }
             audit.apply(event);
         }
