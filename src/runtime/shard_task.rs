@@ -23,7 +23,7 @@ use tracing::{debug_span, error, info, info_span, Instrument};
 
 use super::recover::recover_with_carts;
 use super::{Ports, RuntimeConfig, RuntimeError};
-use crate::domain::{Attempt, ClaimAnswer, Order, OrderId, Outcome, WarehouseId};
+use crate::domain::{Attempt, CartEvent, ClaimAnswer, Order, OrderId, Outcome, WarehouseId};
 use crate::ports::{AppendError, Delivery, EventLog, Fulfiller, IntakeQueue, ShardId, Snapshots};
 use crate::saga::{Carts, EnactResult};
 use crate::scheduler::{AckId, Output, ReplyId, Shard};
@@ -50,6 +50,8 @@ enum Msg {
     Claimed(Vec<u64>, Vec<ClaimAnswer>),
     /// How a cart's enactment at a warehouse (that attempt) ended.
     Enacted(OrderId, WarehouseId, u32, EnactResult),
+    /// One of the cart coordinator's messages was taken by its intake.
+    CartSent,
 }
 
 struct Task<L, I, S, F> {
@@ -82,6 +84,10 @@ struct Task<L, I, S, F> {
     /// The shard's cart coordinator: its events go in the shard's log.
     carts: Carts,
     metrics_carts: CartMetrics,
+    /// The coordinator's messages not yet taken, and its append waiting
+    /// for them (see `carts.rs`).
+    cart_sends: usize,
+    cart_append: Option<Vec<CartEvent>>,
 }
 
 /// Runs shard `id` until `stop` is cancelled (then drains) or another
@@ -167,6 +173,8 @@ where
         next_reply: 0,
         carts,
         metrics_carts: CartMetrics::new(),
+        cart_sends: 0,
+        cart_append: None,
     };
     let mut drain_until: Option<tokio::time::Instant> = None;
     let exit = loop {
@@ -178,7 +186,8 @@ where
             let quiet = task.appending.is_none()
                 && task.in_flight_work == 0
                 && !shard.has_unwritten()
-                && !task.carts.has_unwritten();
+                && !task.carts.has_unwritten()
+                && task.cart_sends == 0;
             if quiet || tokio::time::Instant::now() >= deadline {
                 break ShardExit::Stopped;
             }
@@ -303,10 +312,8 @@ where
                 shard.handle_conflict();
             }
             Msg::Forwarded(copy) => shard.handle_forwarded(&copy, now),
-            Msg::Enacted(cart, warehouse, attempt, result) => {
-                self.carts
-                    .handle_enacted(&cart, &warehouse, attempt, result, now);
-            }
+            Msg::Enacted(c, w, attempt, r) => self.carts.handle_enacted(&c, &w, attempt, r, now),
+            Msg::CartSent => self.cart_sent(shard, now),
         }
     }
 
@@ -370,11 +377,9 @@ where
                     }
                 }
                 Output::CartsDurable => self.carts.handle_appended(self.config.clock.now()),
-                Output::LinesRejected(lines) => {
-                    for (line, reason) in lines {
-                        self.answer_rejected(line, reason);
-                    }
-                }
+                Output::LinesRejected(lines) => lines
+                    .into_iter()
+                    .for_each(|(line, why)| self.answer_rejected(line, why)),
             }
         }
         any

@@ -10,7 +10,9 @@ use tokio::time::Instant;
 
 use allot::adapters::nats::LEASES_BUCKET;
 use allot::audit::Findings;
-use allot::domain::OrderId;
+use allot::domain::{Cart, CartConfig, CartLine, Fill, OrderId, Quantity};
+use allot::wire::cart::CartOp;
+use rand::Rng;
 
 use crate::common::allot::{
     one_warehouse, order_id, partition, publish_all, wait_for_streams, AllotProcess, ConfigFile,
@@ -34,11 +36,16 @@ pub fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 /// The sale: `orders` one-unit orders spread over `skus` SKUs in `ams`,
-/// each SKU stocked with three quarters of its orders.
+/// and carts of 1-5 one-unit lines mixed in (one per 20 orders by
+/// default, `CHAOS_CARTS`; a fifth partial, a fifth held for 4 s with
+/// half of those paid), each SKU stocked with three quarters of what is
+/// asked of it.
 pub struct Plan {
     pub stock: Vec<Outgoing>,
     pub orders: Vec<Outgoing>,
+    /// Every order, and every cart's line (`<cart>#<i>`).
     pub ids: Vec<OrderId>,
+    pub carts: Vec<OrderId>,
     /// Units the stock commands set, over all SKUs.
     pub supplied: i128,
 }
@@ -48,25 +55,59 @@ pub fn plan(config: &ConfigFile, orders: usize, skus: usize, seed: u64) -> Plan 
     let partitions: Vec<_> = (0..skus)
         .map(|i| partition("ams", &format!("CH-{i}")))
         .collect();
-    let per_sku = orders.div_ceil(skus) as u64;
-    let stock: Vec<_> = partitions
-        .iter()
-        .map(|p| Outgoing::set_stock(&config.config, p, per_sku * 3 / 4))
-        .collect();
-    let supplied = i128::from(per_sku * 3 / 4) * stock.len() as i128;
-    let mut orders: Vec<(String, usize)> = (0..orders)
+    let mut demand = vec![0u64; skus];
+    let mut plan: Vec<(String, usize)> = (0..orders)
         .map(|i| (format!("ch-{seed}-{i}"), i % skus))
         .collect();
-    orders.shuffle(&mut rng);
-    let ids = orders.iter().map(|(id, _)| order_id(id)).collect();
-    let orders = orders
+    plan.shuffle(&mut rng);
+    let mut ids: Vec<OrderId> = plan.iter().map(|(id, _)| order_id(id)).collect();
+    let mut sends: Vec<Vec<Outgoing>> = plan
         .iter()
-        .map(|(id, p)| Outgoing::order(id, &partitions[*p], 1))
+        .map(|(id, p)| {
+            demand[*p] += 1;
+            vec![Outgoing::order(id, &partitions[*p], 1)]
+        })
         .collect();
+    let mut carts = Vec::new();
+    for c in 0..env("CHAOS_CARTS", orders / 20) {
+        let id = order_id(&format!("cart-{seed}-{c}"));
+        let lines: Vec<CartLine> = (0..rng.gen_range(1..=5))
+            .map(|_| {
+                let p = rng.gen_range(0..skus);
+                demand[p] += 1;
+                CartLine {
+                    partition: partitions[p].clone(),
+                    quantity: Quantity::ONE,
+                }
+            })
+            .collect();
+        let (fill, hold) = match c % 5 {
+            0 => (Fill::Partial, None),
+            1 => (Fill::All, Some(Duration::from_secs(4))),
+            _ => (Fill::All, None),
+        };
+        let cart = Cart::new(id.clone(), lines, fill, hold, &CartConfig::default()).expect("valid");
+        ids.extend((0..cart.lines().len()).map(|i| cart.line_id(i).into()));
+        let mut out = vec![Outgoing::cart(&config.config, cart)];
+        if c % 10 == 1 {
+            out.push(Outgoing::cart_command(&config.config, &id, CartOp::Confirm));
+        }
+        // Anywhere in the first four fifths of the sale.
+        let at = rng.gen_range(0..=sends.len() * 4 / 5);
+        sends.insert(at, out);
+        carts.push(id);
+    }
+    let stock: Vec<_> = partitions
+        .iter()
+        .zip(&demand)
+        .map(|(p, d)| Outgoing::set_stock(&config.config, p, d * 3 / 4))
+        .collect();
+    let supplied = demand.iter().map(|d| i128::from(d * 3 / 4)).sum();
     Plan {
         stock,
-        orders,
+        orders: sends.into_iter().flatten().collect(),
         ids,
+        carts,
         supplied,
     }
 }
@@ -354,6 +395,19 @@ pub fn assert_promises(f: &Findings, ledger: &Ledger, sale: &Plan) {
     );
     let out_of_stock = f.rejected.get("out_of_stock").copied().unwrap_or(0);
     assert!(out_of_stock > 0, "no order rejected out of stock: {f:?}");
+    // Every cart decided once, none half sold.
+    let carts = ledger.findings(&sale.carts);
+    assert_eq!(carts.undecided, 0, "carts undecided: {carts:?}");
+    assert_eq!(carts.broken_carts, 0, "carts half sold: {carts:?}");
+    assert_eq!(
+        carts.carts_confirmed + carts.carts_rejected,
+        sale.carts.len() as u64,
+        "{carts:?}"
+    );
+    assert!(
+        sale.carts.is_empty() || carts.carts_confirmed > 0,
+        "no cart sold: {carts:?}"
+    );
 }
 
 /// Before a SIGKILL: the victim is running, owns shards, and the sale is

@@ -196,7 +196,11 @@ impl IntakeQueue for FaultIntake {
 
     async fn send(&self, shard: ShardId, _partition: PartitionKey, item: Intake) {
         let w = &self.world;
-        let at = Instant::now() + w.delay(w.rates.forward_delay);
+        // In flight until the intake takes it: a crash of the sender
+        // before then loses it (its task is aborted with the shard's).
+        tokio::time::sleep(w.delay(w.rates.forward_delay)).await;
+        w.note(format_args!("cart message to s{shard} taken"));
+        let at = Instant::now();
         self.queues
             .lock()
             .entry(shard)

@@ -79,10 +79,15 @@ where
         while let Some(out) = self.carts.poll_output() {
             any = true;
             match out {
+                // Its `Delivered` says every message polled before it was
+                // sent: it waits until their intakes took them all.
+                CartOutput::Append(events) if self.cart_sends > 0 => {
+                    self.cart_append = Some(events);
+                }
                 CartOutput::Append(events) => shard.handle_cart_events(events, now),
                 CartOutput::Reserve(line) => {
                     let to = (self.ports.shard_of)(&line.partition);
-                    self.send(to, line.partition.clone(), Intake::Line(line_order(&line)));
+                    self.send_for_cart(to, line.partition.clone(), Intake::Line(line_order(&line)));
                 }
                 CartOutput::Release {
                     line,
@@ -95,7 +100,7 @@ where
                         commit: false,
                         reason: format!("cart {}: {reason}", reason.label()),
                     };
-                    self.send(to, partition, item);
+                    self.send_for_cart(to, partition, item);
                 }
                 CartOutput::Commit { line, partition } => {
                     let to = (self.ports.shard_of)(&partition);
@@ -104,7 +109,7 @@ where
                         commit: true,
                         reason: String::new(),
                     };
-                    self.send(to, partition, item);
+                    self.send_for_cart(to, partition, item);
                 }
                 CartOutput::Enact {
                     cart,
@@ -166,6 +171,27 @@ where
         let ports = self.ports.clone();
         self.spawned
             .spawn(async move { ports.intake.send(to, partition, item).await });
+    }
+
+    /// One of the coordinator's messages was taken by its intake: once all
+    /// are, its waiting append goes to the log.
+    pub(super) fn cart_sent(&mut self, shard: &mut Shard, now: Timestamp) {
+        self.cart_sends -= 1;
+        if self.cart_sends == 0 {
+            if let Some(events) = self.cart_append.take() {
+                shard.handle_cart_events(events, now);
+            }
+        }
+    }
+
+    /// [`Self::send`] of a coordinator's message, counted until taken.
+    fn send_for_cart(&mut self, to: ShardId, partition: PartitionKey, item: Intake) {
+        self.cart_sends += 1;
+        let (ports, tx) = (self.ports.clone(), self.tx.clone());
+        self.spawned.spawn(async move {
+            ports.intake.send(to, partition, item).await;
+            let _ = tx.send(Msg::CartSent).await;
+        });
     }
 
     /// Enacts a cart's lines at one warehouse: each line through the

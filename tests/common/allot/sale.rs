@@ -12,7 +12,9 @@ use allot::adapters::nats::{
     shard_consumer, shard_order_subject, EVENTS_STREAM, KIND_COMMAND, KIND_HEADER, ORDERS_STREAM,
 };
 use allot::config::Config;
-use allot::domain::{Command, OrderId, PartitionKey};
+use allot::domain::{Cart, Command, OrderId, PartitionKey};
+use allot::wire::cart::{encode_cart_item, placeholder_partition, CartOp};
+use allot::wire::Intake;
 use allot::wire::{encode_command, order_subject, OrderMessage, SubmitReply, SUBMIT_SUBJECT};
 
 use super::{order_id, partition, Ledger, POLL};
@@ -89,6 +91,37 @@ impl Outgoing {
         Outgoing {
             subject: shard_order_subject(shard, partition),
             msg_id: Some(format!("stock-{partition}-{on_hand}")),
+            kind: encoded.kind,
+            payload: encoded.body.into(),
+        }
+    }
+
+    /// A routed cart on its coordinator's shard, as the ingress files it
+    /// (msg id = cart id).
+    pub fn cart(config: &Config, cart: Cart) -> Outgoing {
+        let shard = allot::wire::cart::coordinator(cart.id(), config.router().shard_count());
+        let subject = shard_order_subject(shard, &cart.lines()[0].partition);
+        let msg_id = Some(cart.id().to_string());
+        let encoded = encode_cart_item(&Intake::Cart(cart)).expect("a cart encodes");
+        Outgoing {
+            subject,
+            msg_id,
+            kind: encoded.kind,
+            payload: encoded.body.into(),
+        }
+    }
+
+    /// A confirm or cancel of cart `id`, as the ingress files it.
+    pub fn cart_command(config: &Config, id: &OrderId, op: CartOp) -> Outgoing {
+        let shard = allot::wire::cart::coordinator(id, config.router().shard_count());
+        let encoded = encode_cart_item(&Intake::CartCommand {
+            cart: id.clone(),
+            op,
+        })
+        .expect("a cart command encodes");
+        Outgoing {
+            subject: shard_order_subject(shard, &placeholder_partition()),
+            msg_id: Some(format!("{op:?}-{id}")),
             kind: encoded.kind,
             payload: encoded.body.into(),
         }
