@@ -5,138 +5,13 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+mod carts_running;
 
-use reqwest::{Client, Method, StatusCode};
-use serde_json::{json, Value};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
 
-use allot::adapters::http::Listening;
-use common::allot::{exact_fulfiller, ConfigFile, InProcess};
+use carts_running::{statuses, Running, CONFIG};
 use common::nats::NatsServer;
-
-/// Four shards, so a cart's lines and its coordinator are on several.
-const CONFIG: &str = r#"
-[shards]
-count = 4
-
-[routing]
-default_region = "eu"
-
-[routing.regions]
-eu = ["ams", "fra"]
-
-[exhaustion]
-default = { policy = "reject" }
-
-[limits]
-max_cart_lines = 5
-max_hold = "1m"
-"#;
-
-struct Running {
-    server: NatsServer,
-    allot: InProcess,
-    at: Listening,
-    http: Client,
-    url: String,
-}
-
-impl Running {
-    async fn start() -> Running {
-        Self::start_on(NatsServer::start(), CONFIG).await
-    }
-
-    async fn start_on(server: NatsServer, toml: &str) -> Running {
-        let config = ConfigFile::new(toml);
-        let allot = InProcess::serve(&server.url(), &config.config, exact_fulfiller(3));
-        let at = allot.listening().await;
-        let r = Running {
-            url: server.url(),
-            server,
-            allot,
-            at,
-            http: Client::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while r.send(Method::GET, "/readyz", None).await.0 != StatusCode::OK {
-            assert!(Instant::now() < deadline, "allot never got ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        r
-    }
-
-    async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> (StatusCode, Value) {
-        let base = if path == "/readyz" {
-            self.at.ops()
-        } else {
-            self.at.api
-        };
-        let mut request = self.http.request(method, format!("http://{base}{path}"));
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request.send().await.expect("the API answers");
-        let status = response.status();
-        let text = response.text().await.expect("a body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    /// GETs `path` until `done` holds for the body.
-    async fn until(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let (_, body) = self.send(Method::GET, path, None).await;
-            if done(&body) {
-                return body;
-            }
-            assert!(Instant::now() < deadline, "GET {path}: {body}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn stock(&self, warehouse: &str, sku: &str, on_hand: u64) {
-        let path = format!("/v1/stock/{warehouse}/{sku}");
-        let (s, body) = self
-            .send(Method::PUT, &path, Some(&json!({ "on_hand": on_hand })))
-            .await;
-        assert_eq!(s, StatusCode::ACCEPTED, "{body}");
-        self.until(&path, |v| {
-            v["on_hand"] == on_hand || v["available"] == on_hand
-        })
-        .await;
-    }
-
-    async fn available(&self, warehouse: &str, sku: &str, want: i64) -> Value {
-        self.until(&format!("/v1/stock/{warehouse}/{sku}"), |v| {
-            v["available"] == want && v["in_flight"] == 0
-        })
-        .await
-    }
-
-    async fn post_cart(&self, cart: &Value) -> Value {
-        let (s, body) = self.send(Method::POST, "/v1/orders", Some(cart)).await;
-        assert_eq!(s, StatusCode::ACCEPTED, "{body}");
-        assert_eq!(body["kind"], "cart", "{body}");
-        body
-    }
-
-    async fn final_cart(&self, id: &str) -> Value {
-        self.until(&format!("/v1/orders/{id}"), |v| v["final"] == true)
-            .await
-    }
-}
-
-fn statuses(cart: &Value) -> Vec<String> {
-    cart["lines"]
-        .as_array()
-        .expect("lines")
-        .iter()
-        .map(|l| l["status"].as_str().unwrap_or("?").to_owned())
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_or_nothing_sells_every_line_or_none_and_conserves_stock() {
@@ -338,6 +213,29 @@ async fn bad_carts_are_refused_by_field_path_and_nats_producers_submit_carts() {
     assert_eq!(cart["status"], "confirmed", "{cart}");
     assert_eq!(cart["lines"][0]["warehouse"], "ams", "{cart}");
     r.available("ams", "PEN", 0).await;
+
+    // Published straight to an order subject (any: here one of a SKU the
+    // cart does not have), twice: handed on to its coordinator, decided
+    // once. A bad one published there is rejected by field path.
+    r.stock("fra", "CUP", 3).await;
+    let js = async_nats::jetstream::new(client);
+    let direct = json!({"v": 2, "id": "direct-cart", "lines": [
+        {"sku": "CUP", "quantity": 2, "warehouse": "fra"}]});
+    let bad = json!({"v": 2, "id": "direct-bad", "lines": [{"sku": "CUP", "quantity": 0}]});
+    for body in [&direct, &direct, &bad] {
+        let payload = rmp_serde::to_vec_named(body).expect("encode");
+        js.publish("orders.ams.MUG", payload.into())
+            .await
+            .expect("publish")
+            .await
+            .expect("stored");
+    }
+    let cart = r.final_cart("direct-cart").await;
+    assert_eq!(cart["status"], "confirmed", "{cart}");
+    r.available("fra", "CUP", 1).await;
+    let bad = r.final_cart("direct-bad").await;
+    assert_eq!(bad["status"], "rejected", "{bad}");
+    assert!(bad.to_string().contains("lines[0].quantity"), "{bad}");
     r.allot.stop().await.expect("allot stops cleanly");
 }
 

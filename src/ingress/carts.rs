@@ -8,8 +8,8 @@ use crate::domain::{FieldError, OrderId};
 use crate::ports::ShardId;
 use crate::telemetry::Received;
 use crate::wire::cart::{
-    coordinator, decode_cart, decode_cart_json, envelope_version, placeholder_partition, CartOp,
-    ValidatedCart, CART_VERSION,
+    coordinator, decode_cart, decode_cart_json, is_cart, placeholder_partition, CartOp,
+    ValidatedCart,
 };
 use crate::wire::intake::encode_cart_item;
 use crate::wire::Intake;
@@ -28,17 +28,7 @@ impl Ingress {
     /// True when a body that is not a valid v1 order says it is a cart
     /// (`"v": 2`): JSON when `json`, else MessagePack.
     pub fn is_cart(&self, bytes: &[u8], json: bool) -> bool {
-        // Cheap: a v1 body is not parsed twice.
-        let may_be = if json {
-            mentions_version_2(bytes)
-        } else {
-            // The key `v` (a 1-character string) with the value 2.
-            bytes.windows(3).any(|w| w == [0xa1, b'v', 0x02])
-        };
-        if !may_be {
-            return false;
-        }
-        envelope_version(bytes, json) == Some(CART_VERSION)
+        is_cart(bytes, json)
     }
 
     /// A cart as JSON (`POST /v1/orders` with `"v": 2`), validated only.
@@ -133,25 +123,4 @@ impl Ingress {
             .await?;
         Ok(shard)
     }
-}
-
-/// True if the JSON text has a `"v"` key whose value starts with `2`.
-fn mentions_version_2(bytes: &[u8]) -> bool {
-    let skip = |mut i: usize| {
-        while bytes.get(i).is_some_and(u8::is_ascii_whitespace) {
-            i += 1;
-        }
-        i
-    };
-    bytes.windows(3).enumerate().any(|(at, w)| {
-        if w != b"\"v\"" {
-            return false;
-        }
-        let i = skip(at + 3);
-        if bytes.get(i) != Some(&b':') {
-            return false;
-        }
-        let i = skip(i + 1);
-        bytes.get(i) == Some(&b'2') && !bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
-    })
 }

@@ -19,6 +19,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::msgpack::read_capped;
+use super::raw::Scalar;
 use super::{Limits, WireError, MAX_DEPTH, RESERVED_ID_PREFIX};
 use crate::config::Router;
 use crate::domain::{
@@ -110,6 +111,53 @@ pub fn cart_config(limits: &Limits) -> CartConfig {
 pub fn envelope_version(bytes: &[u8], json: bool) -> Option<u64> {
     let value = parse(bytes, json).ok()?;
     value.get("v")?.as_u64()
+}
+
+/// True when a body says it is a cart (`"v": 2`): JSON when `json`, else
+/// MessagePack. Cheap when it is not: a v1 body is not parsed twice.
+pub fn is_cart(bytes: &[u8], json: bool) -> bool {
+    let may_be = if json {
+        mentions_version_2(bytes)
+    } else {
+        // The key `v` (a 1-character string) with the value 2.
+        bytes.windows(3).any(|w| w == [0xa1, b'v', 0x02])
+    };
+    may_be && envelope_version(bytes, json) == Some(CART_VERSION)
+}
+
+/// True if the JSON text has a `"v"` key whose value starts with `2`.
+fn mentions_version_2(bytes: &[u8]) -> bool {
+    let skip = |mut i: usize| {
+        while bytes.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        i
+    };
+    bytes.windows(3).enumerate().any(|(at, w)| {
+        if w != b"\"v\"" {
+            return false;
+        }
+        let i = skip(at + 3);
+        if bytes.get(i) != Some(&b':') {
+            return false;
+        }
+        let i = skip(i + 1);
+        bytes.get(i) == Some(&b'2') && !bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
+    })
+}
+
+/// An order's `v`: 1; a 2 is a cart, which comes alone, not in a batch.
+pub(super) fn order_version(v: Option<Scalar>) -> Result<(), FieldError> {
+    let why = match v {
+        Some(Scalar::UInt(2)) => {
+            "version 2 is a cart: send it in a message of its own, not in a batch".to_owned()
+        }
+        Some(Scalar::UInt(n)) if n != 1 => {
+            format!("version {n} is not supported; this allot reads 1 (an order) and 2 (a cart)")
+        }
+        v => return super::order::version(v),
+    };
+    Err(FieldError::new("v", why))
 }
 
 /// Decodes and validates a cart sent as JSON (the HTTP body).

@@ -225,7 +225,7 @@ fn validate_for(
     let v = raw.take("v");
     let another_version = matches!(v, Some(Scalar::UInt(n)) if n != u64::from(VERSION));
     let mut problems: Vec<FieldError> = Vec::new();
-    if let Err(p) = version(v) {
+    if let Err(p) = super::cart::order_version(v) {
         // Another version's fields may mean something else: it is
         // reported alone. A `v` that is missing or of the wrong type (1.0
         // from a JSON client) hides no other bad field.

@@ -29,6 +29,24 @@ where
     pub(super) fn feed_item(&mut self, shard: &mut Shard, delivery: Delivery, now: Timestamp) {
         let ack = delivery.ack;
         match delivery.item {
+            Intake::Cart(cart) if coordinator(cart.id(), self.config.shard.shards) != self.id => {
+                // A producer published it on an order subject: hand it on
+                // to its coordinator, and ack it once that has it (a
+                // redelivery hands it on again; the coordinator takes a
+                // cart id once).
+                let to = coordinator(cart.id(), self.config.shard.shards);
+                if let Some(ack) = ack {
+                    self.published.remove(&ack);
+                }
+                let partition = cart.lines()[0].partition.clone();
+                let (ports, id) = (self.ports.clone(), self.id);
+                self.spawned.spawn(async move {
+                    ports.intake.send(to, partition, Intake::Cart(cart)).await;
+                    if let Some(ack) = ack {
+                        ports.intake.ack(id, &[ack]).await;
+                    }
+                });
+            }
             Intake::Cart(cart) => {
                 let reply = self.carts.handle_cart(cart, ack, now);
                 if reply == CartReply::Accepted {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{cart_config, KIND_ANSWER, KIND_CART, KIND_CART_COMMAND, KIND_LINE, KIND_SETTLE};
 use crate::domain::{Cart, LineId, Order, OrderId, PartitionKey, RejectReason, Sku, WarehouseId};
 use crate::saga::LineAnswer;
-use crate::wire::intake::{decode_forward, Encoded, Intake, MAX_FORWARD_DEPTH};
+use crate::wire::intake::{decode_forward, Encoded, Intake, IntakeDecoder, MAX_FORWARD_DEPTH};
 use crate::wire::msgpack::read_capped;
 use crate::wire::Limits;
 
@@ -194,4 +194,37 @@ pub fn placeholder_partition() -> PartitionKey {
         WarehouseId::new("_carts").expect("a valid name"),
         Sku::new("_carts").expect("a valid name"),
     )
+}
+
+impl IntakeDecoder<'_> {
+    /// A producer's cart (`"v": 2`) published on any order subject:
+    /// validated and routed here; the shard that takes it hands it on to
+    /// the cart's coordinator. Invalid, it is rejected under its id with
+    /// every bad field (`lines[2].quantity`), like an order.
+    pub(crate) fn producer_cart(
+        &self,
+        subject: Option<PartitionKey>,
+        payload: &[u8],
+        seq: u64,
+    ) -> Intake {
+        let cart = match super::decode_cart(payload, self.limits) {
+            Ok(cart) => cart,
+            Err(e) => {
+                return Intake::Invalid {
+                    id: e.rejection_id(seq),
+                    errors: e.problems(),
+                    partition: subject,
+                }
+            }
+        };
+        let id = cart.id.clone();
+        match cart.route(self.router, self.limits) {
+            Ok((cart, _)) => Intake::Cart(cart),
+            Err(errors) => Intake::Invalid {
+                id,
+                errors,
+                partition: subject,
+            },
+        }
+    }
 }

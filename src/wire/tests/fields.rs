@@ -134,20 +134,20 @@ fn a_field_given_twice_is_invalid() {
 
 #[test]
 fn an_unsupported_version_is_reported_alone() {
-    let mut obj = with("v", 2.into());
+    let mut obj = with("v", 3.into());
     obj["quantity"] = 0.into();
     let e = decode_value(&obj).unwrap_err();
     assert_eq!(
         e.problems(),
         [FieldError::new(
             "v",
-            "version 2 is not supported; this allot reads 1"
+            "version 3 is not supported; this allot reads 1 (an order) and 2 (a cart)"
         )]
     );
     assert_eq!(e.order_id(), Some(OrderId::new("a").unwrap()));
     assert_eq!(
         e.reject_reason().to_string(),
-        "invalid v: version 2 is not supported; this allot reads 1"
+        "invalid v: version 3 is not supported; this allot reads 1 (an order) and 2 (a cart)"
     );
 }
 

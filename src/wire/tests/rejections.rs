@@ -65,3 +65,39 @@ fn a_long_id_is_clipped_in_messages() {
         "{text}"
     );
 }
+
+#[test]
+fn a_cart_published_on_an_order_subject_is_read_as_a_cart() {
+    let config = crate::config::Config::default();
+    let router = config.router();
+    let limits = limits();
+    let decoder = crate::wire::IntakeDecoder {
+        router: &router,
+        limits: &limits,
+    };
+    let cart = |quantity: u32| {
+        let v = serde_json::json!({"v": 2, "id": "c-1", "lines": [
+            {"sku": "MUG", "quantity": 1, "warehouse": "ams"},
+            {"sku": "CUP", "quantity": quantity, "warehouse": "fra"}]});
+        rmp_serde::to_vec_named(&v).unwrap()
+    };
+    match decoder.decode("orders.ams.PEN", None, &cart(2), 7) {
+        Intake::Cart(c) => {
+            assert_eq!(c.id().as_str(), "c-1");
+            assert_eq!(c.lines().len(), 2);
+        }
+        other => panic!("not a cart: {other:?}"),
+    }
+    match decoder.decode("orders.ams.PEN", None, &cart(0), 7) {
+        Intake::Invalid { id, errors, .. } => {
+            assert_eq!(id.as_str(), "c-1");
+            assert_eq!(errors[0].field, "lines[1].quantity", "{errors:?}");
+        }
+        other => panic!("not refused: {other:?}"),
+    }
+    // In a batch, a cart is refused by name.
+    let batch = rmp_serde::to_vec_named(&serde_json::json!([{"v": 2, "id": "c-2"}])).unwrap();
+    let items = decoder.decode_all("orders.ams.PEN", Some(KIND_BATCH), &batch, 8);
+    let text = format!("{items:?}");
+    assert!(text.contains("version 2 is a cart"), "{text}");
+}
