@@ -31,7 +31,10 @@ use allot::wire::{
 
 mod asyncapi_doc;
 
-use asyncapi_doc::{every_command, every_event, every_reason, Doc};
+use asyncapi_doc::{
+    every_cart_event, every_cart_reason, every_command, every_event, every_reason,
+    held_cart_events, Doc,
+};
 
 fn packed(v: &Value) -> Vec<u8> {
     rmp_serde::to_vec_named(v).expect("a JSON value packs")
@@ -89,6 +92,17 @@ fn round_trip(message: &str, what: &str, payload: &Value, headers: Option<&Value
             let order =
                 decode_order(&bytes, &Limits::default()).unwrap_or_else(|e| panic!("{what}: {e}"));
             same(&unpacked(&encode_order(&order)), payload, what);
+        }
+        "cart" => {
+            let cart = allot::wire::cart::decode_cart(&bytes, &Limits::default())
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(cart.id.as_str(), payload["id"], "{what}");
+            let lines = payload["lines"].as_array().expect("lines");
+            assert_eq!(cart.lines.len(), lines.len(), "{what}");
+            for (l, x) in cart.lines.iter().zip(lines) {
+                assert_eq!(l.sku.as_str(), x["sku"], "{what}");
+                assert_eq!(u64::from(l.quantity.get()), x["quantity"], "{what}");
+            }
         }
         "orderBatch" => {
             assert_eq!(kind, Some(KIND_BATCH), "{what}");
@@ -241,6 +255,33 @@ fn views_reply(message: &str, what: &str, payload: &Value) {
     }
     let views = Views::new(1, 100);
     views.apply(0, 3, &every_event());
+    if payload["kind"] == "cart" {
+        let held: Vec<allot::domain::Event> = held_cart_events()
+            .into_iter()
+            .map(|e| allot::domain::Event::Cart { event: Box::new(e) })
+            .collect();
+        views.apply(0, 4, &held);
+        let real =
+            serde_json::to_value(views.cart(&OrderId::new("c-1").unwrap()).expect(what)).unwrap();
+        let keys = |v: &Value| {
+            v.as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect::<BTreeSet<_>>()
+        };
+        assert_eq!(
+            keys(payload),
+            keys(&real),
+            "{what}: not the fields allot sends"
+        );
+        assert_eq!(
+            keys(&payload["lines"][0]),
+            keys(&real["lines"][0]),
+            "{what}: a line's fields"
+        );
+        return;
+    }
     let real = if message == "viewsOrderReply" {
         serde_json::to_value(
             views
@@ -321,6 +362,15 @@ fn every_subject_is_the_one_the_code_uses() {
         code.len(),
         "a documented channel is not checked here: {documented:?}"
     );
+    // allot's own cart traffic is named (not specified) on the shards'
+    // subjects.
+    let shard_orders = doc.channel_description("shardOrders");
+    for kind in allot::wire::cart::CART_KINDS {
+        assert!(
+            shard_orders.contains(&format!("`{kind}`")),
+            "shardOrders does not name the kind {kind}"
+        );
+    }
     let kinds = doc.kinds();
     assert_eq!(
         kinds,
@@ -348,6 +398,19 @@ fn every_event_reason_and_command_is_documented_with_its_fields() {
         .map(|c| unpacked(&rmp_serde::to_vec_named(c).unwrap()))
         .collect();
     doc.covers("Command", "type", &commands);
+    let cart_events: Vec<Value> = every_cart_event()
+        .iter()
+        .map(|e| unpacked(&rmp_serde::to_vec_named(e).unwrap()))
+        .collect();
+    doc.covers("CartEvent", "type", &cart_events);
+    let cart_reasons: Vec<Value> = every_cart_reason()
+        .iter()
+        .map(|r| unpacked(&rmp_serde::to_vec_named(r).unwrap()))
+        .collect();
+    doc.covers("CartReason", "kind", &cart_reasons);
+    for (r, v) in every_cart_reason().iter().zip(&cart_reasons) {
+        assert_eq!(v["kind"], r.label(), "{r:?}");
+    }
     // Each reject reason's kind is the label decisions and metrics use.
     for (r, v) in every_reason().iter().zip(&reasons) {
         assert_eq!(v["kind"], r.label(), "{r:?}");

@@ -9,8 +9,9 @@ use std::num::NonZeroU64;
 use serde_json::Value;
 
 use allot::domain::{
-    Claim, Command, Event, FieldError, Order, OrderId, PartitionKey, Priority, Quantity, Region,
-    RejectReason, Sku, Timestamp, WarehouseId,
+    Cart, CartConfig, CartEvent, CartLine, CartReason, Claim, Command, Event, FieldError, Fill,
+    LineId, Order, OrderId, PartitionKey, Priority, Quantity, Region, RejectReason, Sku, Timestamp,
+    WarehouseId,
 };
 
 /// The document, as JSON values.
@@ -68,6 +69,14 @@ impl Doc {
             kinds.extend(kind["const"].as_str().map(str::to_owned));
         }
         kinds
+    }
+
+    /// The description of channel `name`.
+    pub fn channel_description(&self, name: &str) -> String {
+        self.0["channels"][name]["description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     fn schema(&self, name: &str) -> &Value {
@@ -248,6 +257,7 @@ pub fn every_event() -> Vec<Event> {
             holder: p("ams"),
         },
         Event::EpochStarted { epoch: 2 },
+        cart_event(held_cart_events().remove(0)),
     ];
     let names: BTreeSet<&str> = events.iter().map(named).collect();
     assert_eq!(names.len(), events.len(), "one of each");
@@ -322,6 +332,137 @@ pub fn every_command() -> Vec<Command> {
             | Command::AdjustStock { .. }
             | Command::Batch { .. }
             | Command::Keyed { .. } => {}
+        }
+    }
+    all
+}
+
+fn cart_event(event: CartEvent) -> Event {
+    Event::Cart {
+        event: Box::new(event),
+    }
+}
+
+fn line(cart: &str, i: u32) -> LineId {
+    LineId::new(&id(cart), i).unwrap()
+}
+
+/// Cart c-1 of two lines, opened, both lines reserved, held for payment.
+pub fn held_cart_events() -> Vec<CartEvent> {
+    let cart = Cart::new(
+        id("c-1"),
+        vec![
+            CartLine {
+                partition: p("ams"),
+                quantity: Quantity::ONE,
+            },
+            CartLine {
+                partition: p("fra"),
+                quantity: Quantity::ONE,
+            },
+        ],
+        Fill::All,
+        Some(std::time::Duration::from_secs(600)),
+        &CartConfig::default(),
+    )
+    .expect("a valid cart");
+    vec![
+        CartEvent::Opened {
+            cart,
+            at: Timestamp(1),
+        },
+        CartEvent::Delivered,
+        CartEvent::LineReserved {
+            line: line("c-1", 0),
+            at: None,
+        },
+        CartEvent::LineReserved {
+            line: line("c-1", 1),
+            at: Some(p("fra")),
+        },
+        CartEvent::Held {
+            cart: id("c-1"),
+            until: Timestamp(600_001),
+        },
+    ]
+}
+
+/// One of every cart event (optional fields set), by an exhaustive match.
+pub fn every_cart_event() -> Vec<CartEvent> {
+    let mut all = held_cart_events();
+    all.extend([
+        CartEvent::Paid { cart: id("c-1") },
+        CartEvent::EnactStarted {
+            cart: id("c-1"),
+            warehouse: WarehouseId::new("ams").unwrap(),
+            attempt: 1,
+        },
+        CartEvent::EnactFailed {
+            cart: id("c-1"),
+            warehouse: WarehouseId::new("ams").unwrap(),
+            attempt: 1,
+            reason: "busy".into(),
+            retry_at: Some(Timestamp(2)),
+        },
+        CartEvent::EnactSucceeded {
+            cart: id("c-1"),
+            warehouse: WarehouseId::new("ams").unwrap(),
+            attempt: 2,
+        },
+        CartEvent::Confirmed { cart: id("c-1") },
+        CartEvent::LineRejected {
+            line: line("c-2", 0),
+            reason: RejectReason::OutOfStock,
+        },
+        CartEvent::Rejected {
+            cart: id("c-2"),
+            reason: CartReason::HoldExpired,
+        },
+        CartEvent::Cancelled { cart: id("c-3") },
+    ]);
+    for e in &all {
+        match e {
+            CartEvent::Opened { .. }
+            | CartEvent::LineReserved { .. }
+            | CartEvent::LineRejected { .. }
+            | CartEvent::Held { .. }
+            | CartEvent::Paid { .. }
+            | CartEvent::EnactStarted { .. }
+            | CartEvent::EnactSucceeded { .. }
+            | CartEvent::EnactFailed { .. }
+            | CartEvent::Confirmed { .. }
+            | CartEvent::Rejected { .. }
+            | CartEvent::Cancelled { .. }
+            | CartEvent::Delivered => {}
+        }
+    }
+    all
+}
+
+/// One of every cart reason, by an exhaustive match.
+pub fn every_cart_reason() -> Vec<CartReason> {
+    let all = vec![
+        CartReason::LineRejected {
+            line: line("c-2", 0),
+            reason: RejectReason::OutOfStock,
+        },
+        CartReason::NothingReserved,
+        CartReason::HoldExpired,
+        CartReason::Cancelled,
+        CartReason::EnactFailed {
+            warehouse: WarehouseId::new("ams").unwrap(),
+            reason: RejectReason::FulfilmentFailed {
+                reason: "declined".into(),
+            },
+        },
+    ];
+    for r in &all {
+        match r {
+            CartReason::LineRejected { .. }
+            | CartReason::NothingReserved
+            | CartReason::HoldExpired
+            | CartReason::Cancelled
+            | CartReason::EnactFailed { .. } => {}
         }
     }
     all
