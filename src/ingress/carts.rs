@@ -8,8 +8,7 @@ use crate::domain::{FieldError, OrderId};
 use crate::ports::ShardId;
 use crate::telemetry::Received;
 use crate::wire::cart::{
-    coordinator, decode_cart, decode_cart_json, is_cart, placeholder_partition, CartOp,
-    ValidatedCart,
+    coordinator, decode_cart, decode_cart_json, placeholder_partition, CartOp, ValidatedCart,
 };
 use crate::wire::intake::encode_cart_item;
 use crate::wire::Intake;
@@ -25,12 +24,6 @@ pub struct PlacedCart {
 }
 
 impl Ingress {
-    /// True when a body that is not a valid v1 order says it is a cart
-    /// (`"v": 2`): JSON when `json`, else MessagePack.
-    pub fn is_cart(&self, bytes: &[u8], json: bool) -> bool {
-        is_cart(bytes, json)
-    }
-
     /// A cart as JSON (`POST /v1/orders` with `"v": 2`), validated only.
     pub fn validate_cart_json(&self, body: &[u8]) -> Result<ValidatedCart, IngressError> {
         decode_cart_json(body, &self.limits).map_err(|e| {

@@ -148,13 +148,14 @@ fn mentions_version_2(bytes: &[u8]) -> bool {
 
 /// An order's `v`: 1; a 2 is a cart, which comes alone, not in a batch.
 pub(super) fn order_version(v: Option<Scalar>) -> Result<(), FieldError> {
+    let order = u64::from(super::VERSION);
     let why = match v {
-        Some(Scalar::UInt(2)) => {
+        Some(Scalar::UInt(CART_VERSION)) => {
             "version 2 is a cart: send it in a message of its own, not in a batch".to_owned()
         }
-        Some(Scalar::UInt(n)) if n != 1 => {
-            format!("version {n} is not supported; this allot reads 1 (an order) and 2 (a cart)")
-        }
+        Some(Scalar::UInt(n)) if n != order => format!(
+            "version {n} is not supported; this allot reads {order} (an order) and {CART_VERSION} (a cart)"
+        ),
         v => return super::order::version(v),
     };
     Err(FieldError::new("v", why))

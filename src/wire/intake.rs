@@ -256,7 +256,10 @@ impl IntakeDecoder<'_> {
     fn order(&self, subject: Result<PartitionKey, FieldError>, payload: &[u8], seq: u64) -> Intake {
         let order = match decode_order_for(payload, self.limits, subject.as_ref().ok()) {
             Ok(order) => order,
-            Err(_) if super::cart::envelope_version(payload, false) == Some(2) => {
+            Err(_)
+                if super::cart::envelope_version(payload, false)
+                    == Some(super::cart::CART_VERSION) =>
+            {
                 return self.producer_cart(subject.ok(), payload, seq)
             }
             Err(e) => {

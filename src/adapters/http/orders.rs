@@ -39,7 +39,7 @@ pub async fn create(
     body: Body,
 ) -> Result<Response, ApiError> {
     let bytes = body::json_bytes(&headers, body, api.ingress.limits().max_payload_bytes).await?;
-    if api.ingress.is_cart(&bytes, true) {
+    if crate::wire::cart::is_cart(&bytes, true) {
         return super::carts::create(&api, &bytes).await;
     }
     let (status, accepted) = place(&api, &bytes).await?;

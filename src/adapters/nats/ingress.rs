@@ -71,7 +71,7 @@ impl Filer for NatsFiler {
 
 /// Answers one submit request's payload.
 pub async fn submit(ingress: &Ingress, payload: &[u8]) -> SubmitReply {
-    if ingress.is_cart(payload, false) {
+    if crate::wire::cart::is_cart(payload, false) {
         let placed = match ingress.validate_cart(payload) {
             Ok(cart) => ingress
                 .place_cart(cart)

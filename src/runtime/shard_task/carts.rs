@@ -14,7 +14,7 @@ use crate::domain::{
 use crate::ports::{Delivery, EventLog, Fulfiller, Intake, IntakeQueue, ShardId, Snapshots};
 use crate::runtime::feed;
 use crate::saga::{CartReply, EnactResult, LineAnswer, LineOrder, Output as CartOutput};
-use crate::scheduler::Shard;
+use crate::scheduler::{AckId, Shard};
 use crate::wire::cart::{coordinator, placeholder_partition, CartOp};
 
 impl<L, I, S, F> Task<L, I, S, F>
@@ -29,27 +29,11 @@ where
     pub(super) fn feed_item(&mut self, shard: &mut Shard, delivery: Delivery, now: Timestamp) {
         let ack = delivery.ack;
         match delivery.item {
-            Intake::Cart(cart) if coordinator(cart.id(), self.config.shard.shards) != self.id => {
-                // A producer published it on an order subject: hand it on
-                // to its coordinator, and ack it once that has it (a
-                // redelivery hands it on again; the coordinator takes a
-                // cart id once).
-                let to = coordinator(cart.id(), self.config.shard.shards);
-                if let Some(ack) = ack {
-                    self.published.remove(&ack);
-                }
-                let partition = cart.lines()[0].partition.clone();
-                let (ports, id) = (self.ports.clone(), self.id);
-                self.spawned.spawn(async move {
-                    ports.intake.send(to, partition, Intake::Cart(cart)).await;
-                    if let Some(ack) = ack {
-                        ports.intake.ack(id, &[ack]).await;
-                    }
-                });
-            }
             Intake::Cart(cart) => {
-                let reply = self.carts.handle_cart(cart, ack, now);
-                if reply == CartReply::Accepted {
+                let to = coordinator(cart.id(), self.config.shard.shards);
+                if to != self.id {
+                    self.hand_on(to, cart, ack);
+                } else if self.carts.handle_cart(cart, ack, now) == CartReply::Accepted {
                     self.metrics_carts.opened();
                 }
             }
@@ -154,6 +138,23 @@ where
             }
         }
         any
+    }
+
+    /// A cart a producer published on an order subject, for coordinator
+    /// `to`: handed on, and acked once `to`'s intake has it (a redelivery
+    /// hands it on again; the coordinator takes a cart id once).
+    fn hand_on(&mut self, to: ShardId, cart: crate::domain::Cart, ack: Option<AckId>) {
+        if let Some(ack) = ack {
+            self.published.remove(&ack);
+        }
+        let partition = cart.lines()[0].partition.clone();
+        let (ports, id) = (self.ports.clone(), self.id);
+        self.spawned.spawn(async move {
+            ports.intake.send(to, partition, Intake::Cart(cart)).await;
+            if let Some(ack) = ack {
+                ports.intake.ack(id, &[ack]).await;
+            }
+        });
     }
 
     /// A line reserved here (durably): tell its cart's coordinator.
