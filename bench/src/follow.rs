@@ -8,6 +8,13 @@
 //! holding them arrives from EVENTS, i.e. once the append is durable.
 //! Every final decision is also counted in [`Answers`], the gate every
 //! system shares.
+//!
+//! A cart (issue 13) is followed by its coordinator's `cart` events: its
+//! admission is the moment every line is decided (its first enactment
+//! starts) or it is rejected; its final decision is `confirmed` or
+//! `rejected`. Its lines' own order events (`o7#0`, ...) are audited, not
+//! timed; the follower also waits for each line's final event (a line is
+//! committed or released in its partition after its cart is decided).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,7 +22,7 @@ use std::time::Duration;
 
 use allot::adapters::nats::events::EventsReader;
 use allot::audit::{Audit, Findings};
-use allot::domain::{Event, OrderId};
+use allot::domain::{CartEvent, Event, OrderId};
 use allot::wire::log::Chains;
 use async_nats::jetstream::stream::Stream;
 use tokio::time::Instant;
@@ -27,7 +34,8 @@ use crate::workload::order_index;
 pub struct Followed {
     pub admitted: Vec<Option<Instant>>,
     pub finals: Vec<Option<Instant>>,
-    /// When the last `OrderReserved` arrived: the sell-out moment.
+    /// When the last `OrderReserved` (a cart's `line_reserved`) arrived:
+    /// the sell-out moment.
     pub last_reserved: Option<Instant>,
     pub findings: Findings,
     /// Every final decision read (a second one for an order is a duplicate).
@@ -37,13 +45,15 @@ pub struct Followed {
 /// Stock commands applied so far (`StockSet` events seen).
 pub type StockSeen = Arc<AtomicU64>;
 
-/// Starts following `events` after sequence `after` for `orders` orders;
-/// the task ends when every order has a final decision or `timeout` passes
-/// without a new event.
+/// Starts following `events` after sequence `after` for `orders` orders
+/// (or carts) and `lines` cart lines in all; the task ends when every
+/// order and line has a final decision or `timeout` passes without a new
+/// event.
 pub async fn follow(
     events: &Stream,
     after: u64,
     orders: usize,
+    lines: usize,
     timeout: Duration,
 ) -> anyhow::Result<(StockSeen, tokio::task::JoinHandle<anyhow::Result<Followed>>)> {
     let mut reader = EventsReader::new(
@@ -63,7 +73,7 @@ pub async fn follow(
             answers: Answers::new(orders),
         };
         let mut audit = Audit::default();
-        let mut waiting = orders;
+        let mut waiting = orders + lines;
         while waiting > 0 {
             // Each batch once, in its shard's order.
             let Some(read) = reader.next(timeout).await? else {
@@ -88,12 +98,34 @@ pub async fn follow(
 }
 
 impl Followed {
-    /// Records `event`'s time; returns 1 if it is an order's first final.
+    /// Records `event`'s time; returns 1 if it is an order's first final,
+    /// or a cart line's final.
     fn note(&mut self, event: &Event, now: Instant) -> usize {
-        let (id, admits, last) = match event {
-            Event::OrderReserved { id } => (id, true, false),
-            Event::OrderConfirmed { id } => (id, false, true),
-            Event::OrderRejected { id, .. } => (id, true, true),
+        if let Event::OrderConfirmed { id } | Event::OrderRejected { id, .. } = event {
+            let line = id.as_str().rsplit_once('#');
+            if line.is_some_and(|(cart, _)| order_index(cart).is_some()) {
+                return 1;
+            }
+        }
+        // (id, an admission, a final decision, sold)
+        let (id, admits, last, sold) = match event {
+            Event::OrderReserved { id } => (id, true, false, false),
+            Event::OrderConfirmed { id } => (id, false, true, true),
+            Event::OrderRejected { id, .. } => (id, true, true, false),
+            Event::Cart { event } => match &**event {
+                CartEvent::LineReserved { .. } => {
+                    self.last_reserved = Some(now);
+                    return 0;
+                }
+                CartEvent::EnactStarted { cart, .. } | CartEvent::Held { cart, .. } => {
+                    (cart, true, false, false)
+                }
+                CartEvent::Confirmed { cart } => (cart, false, true, true),
+                CartEvent::Rejected { cart, .. } | CartEvent::Cancelled { cart } => {
+                    (cart, true, true, false)
+                }
+                _ => return 0,
+            },
             _ => return 0,
         };
         let Some(n) = order_index(id.as_str()).filter(|&n| n < self.finals.len()) else {
@@ -103,7 +135,6 @@ impl Followed {
             self.last_reserved = Some(now);
         }
         if last {
-            let sold = matches!(event, Event::OrderConfirmed { .. });
             self.answers.record(Some(n), sold);
         }
         if admits && self.admitted[n].is_none() {

@@ -64,7 +64,10 @@ impl Answers {
                 c => duplicates += u64::from(c - 1),
             }
             if self.sold.get(n).copied().unwrap_or(false) {
-                sold_at[order.partition as usize] += 1;
+                // A cart sold is a unit sold in each line's partition.
+                for &p in order.partitions() {
+                    sold_at[p as usize] += 1;
+                }
             }
         }
         let stock = if stocked { workload.scenario.stock } else { 0 };
@@ -203,5 +206,32 @@ mod tests {
         assert!(a.gate(&w, false).passed());
         a.record(Some(0), false);
         assert_eq!(a.gate(&w, false).duplicates, 1);
+    }
+
+    #[test]
+    fn a_sold_cart_is_a_unit_sold_in_each_line_partition() {
+        // 3 carts of 3 lines over 4 partitions of 1 unit: lines collide.
+        let scenario = Scenario {
+            skus: 2,
+            warehouses: 2,
+            stock: 1,
+            orders: 3,
+            ..Scenario::all(Some(30))[4].clone()
+        };
+        let w = Workload::build(&scenario, 3).unwrap();
+        let mut one = Answers::new(3);
+        for n in 0..3 {
+            one.record(Some(n), n == 0);
+        }
+        let gate = one.gate(&w, true);
+        assert!(gate.passed(), "{}", gate.summary());
+        assert_eq!(gate.sold, 3);
+        let mut all = Answers::new(3);
+        for n in 0..3 {
+            all.record(Some(n), true);
+        }
+        let gate = all.gate(&w, true);
+        assert_eq!((gate.sold, gate.oversold), (9, 5), "{}", gate.summary());
+        assert!(!gate.passed());
     }
 }

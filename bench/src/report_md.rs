@@ -151,6 +151,7 @@ impl Results {
                 cpu("redis_everysec", true),
             );
         }
+        out += &self.carts();
         out += "\n### Targets (medians)\n\n";
         out += &self.targets();
         out += &self.failures();
@@ -159,7 +160,7 @@ impl Results {
 
     fn targets(&self) -> String {
         let mut out = String::from("| target | scenario | measured | met |\n|---|---|---|---|\n");
-        for s in &self.scenarios {
+        for s in self.scenarios.iter().filter(|s| !s.scenario.carts()) {
             let name = s.scenario.name;
             let r = &s.ratios;
             let median = |k: &str, f: fn(&Summary) -> Option<Spread>| {
@@ -268,6 +269,63 @@ impl Results {
                 let r = find(name).and_then(rate).map(|r| r / hot);
                 let what = format!("{name} >= {goal} of hot-SKU throughput");
                 target(&mut out, &what, name, r, goal, "x");
+            }
+        }
+        if let Some(carts) = find("carts") {
+            let what = "carts: lines decided/s >= 0.5 of 1k_skus_x4_warehouses orders/s";
+            let ratio = self.lines_over_single(carts);
+            target(&mut out, what, "carts", ratio, 0.5, "x");
+        }
+        out
+    }
+
+    /// The carts scenario's lines decided per second over allot's
+    /// single-order rate in `1k_skus_x4_warehouses` (medians).
+    fn lines_over_single(&self, carts: &ScenarioResult) -> Option<f64> {
+        let rate = |s: &ScenarioResult| s.system("allot")?.summary.per_s.map(|v| v.median);
+        let single = self
+            .scenarios
+            .iter()
+            .find(|s| s.scenario.name == "1k_skus_x4_warehouses")
+            .and_then(rate)
+            .filter(|r| *r > 0.0)?;
+        Some(rate(carts)? * f64::from(carts.scenario.lines) / single)
+    }
+
+    /// Issue 13's carts: lines per second against single orders over the
+    /// same partitions, and how long a cart takes to be decided.
+    fn carts(&self) -> String {
+        let mut out = String::new();
+        for s in self.scenarios.iter().filter(|s| s.scenario.carts()) {
+            if out.is_empty() {
+                out += "\n### Carts: all-or-nothing carts published on order subjects\n\n";
+                out += "Each cart is one message of `lines` lines, each line one unit in its own \
+                        partition; decided/s counts carts. A cart's admission is every line \
+                        decided (its first enactment starts, or it is rejected); its final \
+                        decision is its `confirmed` or `rejected` event. The gate counts a sold \
+                        cart as a unit sold in each line's partition and the audit fails any \
+                        cart with some lines sold and some not.\n\n";
+                out += "| scenario | system | carts decided/s | lines decided/s | lines/s ÷ 1k_skus_x4_warehouses orders/s | cart admission p99 ms | cart decision p50 ms | cart decision p99 ms |\n|---|---|---|---|---|---|---|---|\n";
+            }
+            let lines = f64::from(s.scenario.lines);
+            for sys in &s.systems {
+                let m = &sys.summary;
+                let ratio = (sys.runs.key == "allot")
+                    .then(|| self.lines_over_single(s))
+                    .flatten();
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                    s.scenario.name,
+                    sys.runs.label,
+                    sp(m.per_s, 0),
+                    m.per_s
+                        .map_or("—".into(), |v| format!("{:.0}", v.median * lines)),
+                    x(ratio),
+                    sp(m.admission_p99_ms, 2),
+                    sp(m.final_p50_ms, 2),
+                    sp(m.final_p99_ms, 2),
+                );
             }
         }
         out

@@ -42,7 +42,9 @@ pub async fn run(
     producer.wait_for_stream(ORDERS_STREAM).await?;
     let after = events.info().await?.state.last_sequence;
     let n = workload.orders.len();
-    let (stock_seen, follower) = follow(&events, after, n, Duration::from_secs(30)).await?;
+    let lines = workload.orders.iter().map(|o| o.lines.len()).sum();
+    let timeout = Duration::from_secs(30);
+    let (stock_seen, follower) = follow(&events, after, n, lines, timeout).await?;
     set_stock(client.clone(), spec, workload).await?;
     let partitions = workload.partitions.len() as u64;
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -149,12 +149,32 @@ impl Bench {
         })
     }
 
+    /// The systems that run `workload`: carts only in allot (the baselines
+    /// have no multi-line order; `carts` is held against allot's own
+    /// single-order rate instead).
+    fn systems_for(&self, workload: &Workload) -> Vec<System> {
+        let carts = workload.scenario.carts();
+        let (run, skip): (Vec<System>, Vec<System>) = self
+            .systems
+            .iter()
+            .copied()
+            .partition(|s| !carts || matches!(s, System::Allot(_)));
+        for s in skip {
+            eprintln!(
+                "[{}] skipping {}: no carts",
+                workload.scenario.name,
+                s.label()
+            );
+        }
+        run
+    }
+
     /// Every repeat of every system on `full` (max) and `open` (open loop).
     pub async fn scenario(&self, full: Workload, open: Workload) -> Vec<SystemRuns> {
         let name = full.scenario.name;
+        let systems = self.systems_for(&full);
         let (full, open) = (Arc::new(full), Arc::new(open));
-        let mut all: Vec<SystemRuns> = self
-            .systems
+        let mut all: Vec<SystemRuns> = systems
             .iter()
             .map(|&s| SystemRuns {
                 key: s.key(),
@@ -165,7 +185,7 @@ impl Bench {
             })
             .collect();
         for repeat in 1..=self.repeats {
-            for (i, &system) in self.systems.iter().enumerate() {
+            for (i, &system) in systems.iter().enumerate() {
                 let tag = format!("[{name} {repeat}/{}] {}", self.repeats, system.label());
                 eprintln!("{tag}: max, {} orders", full.orders.len());
                 let load = load_average();

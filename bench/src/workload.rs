@@ -1,7 +1,8 @@
 //! The scenarios of issue 5 and the orders they send: the same order list,
 //! in the same arrival order, goes to allot and to every baseline.
 
-use allot::domain::{OrderId, PartitionKey, Priority, Quantity, Sku, WarehouseId};
+use allot::domain::{Fill, OrderId, PartitionKey, Priority, Quantity, Sku, WarehouseId};
+use allot::wire::cart::{encode_cart, ValidatedCart, ValidatedLine};
 use allot::wire::{encode_order, order_subject, ValidatedOrder};
 use bytes::Bytes;
 use rand::{Rng as _, SeedableRng as _};
@@ -15,11 +16,22 @@ pub struct Scenario {
     pub warehouses: u32,
     /// Units of each SKU in each warehouse.
     pub stock: u64,
+    /// Orders, or carts when `lines` > 1.
     pub orders: u64,
+    /// Lines of each order: 1 is a single order (envelope v1); more is an
+    /// all-or-nothing cart (envelope v2) whose lines are in different
+    /// partitions.
+    pub lines: u32,
 }
 
 /// Every scenario's name, in run order.
-pub const NAMES: [&str; 4] = ["hot_sku", "1k_skus_x4_warehouses", "10k_skus", "big_sale"];
+pub const NAMES: [&str; 5] = [
+    "hot_sku",
+    "1k_skus_x4_warehouses",
+    "10k_skus",
+    "big_sale",
+    "carts",
+];
 
 impl Scenario {
     /// The scenarios at full size, or each scaled to `orders` (smoke runs).
@@ -29,7 +41,9 @@ impl Scenario {
     /// demand met over 1k or 10k partitions; in `big_sale`, one warehouse
     /// with 1,000 SKUs and 1 unit per order per SKU (1,000 units each at
     /// full size), so about 99% of the orders are confirmed and the
-    /// fulfilment path dominates.
+    /// fulfilment path dominates. `carts` (issue 13) is
+    /// `1k_skus_x4_warehouses` with the same number of lines in 3-line
+    /// carts: a third as many orders, each line in its own partition.
     pub fn all(orders: Option<u64>) -> Vec<Scenario> {
         let base = orders.unwrap_or(200_000);
         let per = |partitions: u64| (base / partitions / 2).max(1);
@@ -41,6 +55,7 @@ impl Scenario {
                 warehouses: 1,
                 stock: (base / 20).max(1),
                 orders: base,
+                lines: 1,
             },
             Scenario {
                 name: "1k_skus_x4_warehouses",
@@ -48,6 +63,7 @@ impl Scenario {
                 warehouses: 4,
                 stock: per(4_000),
                 orders: base,
+                lines: 1,
             },
             Scenario {
                 name: "10k_skus",
@@ -55,6 +71,7 @@ impl Scenario {
                 warehouses: 1,
                 stock: per(10_000),
                 orders: base,
+                lines: 1,
             },
             Scenario {
                 name: "big_sale",
@@ -62,6 +79,15 @@ impl Scenario {
                 warehouses: 1,
                 stock: (big / 1_000).max(1),
                 orders: big,
+                lines: 1,
+            },
+            Scenario {
+                name: "carts",
+                skus: 1_000,
+                warehouses: 4,
+                stock: per(4_000),
+                orders: (base / 3).max(1),
+                lines: 3,
             },
         ]
     }
@@ -74,16 +100,36 @@ impl Scenario {
     pub fn supplied(&self) -> u64 {
         self.stock * self.partitions()
     }
+
+    /// True when its orders are carts.
+    pub fn carts(&self) -> bool {
+        self.lines > 1
+    }
 }
 
 /// One order as every system sees it.
 #[derive(Debug, Clone)]
 pub struct Order {
     pub id: String,
-    /// Index into [`Workload::partitions`].
+    /// Index into [`Workload::partitions`]: where it is published (a
+    /// cart's first line).
     pub partition: u32,
-    /// The MessagePack order (README "Wire format").
+    /// A cart's lines, by partition index (each one unit); empty for a
+    /// single order.
+    pub lines: Vec<u32>,
+    /// The MessagePack order or cart (README "Wire format", "Carts").
     pub body: Bytes,
+}
+
+impl Order {
+    /// The partition of each unit it asks for.
+    pub fn partitions(&self) -> &[u32] {
+        if self.lines.is_empty() {
+            std::slice::from_ref(&self.partition)
+        } else {
+            &self.lines
+        }
+    }
 }
 
 /// A scenario's partitions and orders, built before any clock starts.
@@ -103,7 +149,7 @@ pub fn order_index(id: &str) -> Option<usize> {
 
 impl Workload {
     /// Orders pick a partition uniformly at random (seeded, so every system
-    /// and every run gets the same list).
+    /// and every run gets the same list); a cart's lines pick distinct ones.
     pub fn build(scenario: &Scenario, seed: u64) -> anyhow::Result<Workload> {
         let mut partitions = Vec::with_capacity(scenario.partitions() as usize);
         for w in 1..=scenario.warehouses {
@@ -119,6 +165,10 @@ impl Workload {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mut orders = Vec::with_capacity(scenario.orders as usize);
         for n in 0..scenario.orders {
+            if scenario.carts() {
+                orders.push(cart(&partitions, scenario.lines, n, &mut rng)?);
+                continue;
+            }
             let index = rng.gen_range(0..partitions.len());
             let partition = &partitions[index];
             let order = ValidatedOrder {
@@ -132,6 +182,7 @@ impl Workload {
             orders.push(Order {
                 id: order.id.to_string(),
                 partition: index as u32,
+                lines: vec![],
                 body: Bytes::from(encode_order(&order)),
             });
         }
@@ -159,8 +210,8 @@ impl Workload {
     /// Orders per partition.
     pub fn demand(&self) -> Vec<u64> {
         let mut demand = vec![0u64; self.partitions.len()];
-        for o in &self.orders {
-            demand[o.partition as usize] += 1;
+        for p in self.orders.iter().flat_map(Order::partitions) {
+            demand[*p as usize] += 1;
         }
         demand
     }
@@ -172,6 +223,43 @@ impl Workload {
             .map(|&d| d.min(self.scenario.stock))
             .sum()
     }
+}
+
+/// Cart `o<n>`: `lines` lines of one unit each, in distinct partitions,
+/// every line pinned to its warehouse, all or nothing.
+fn cart(
+    partitions: &[PartitionKey],
+    lines: u32,
+    n: u64,
+    rng: &mut rand_chacha::ChaCha8Rng,
+) -> anyhow::Result<Order> {
+    let mut picked: Vec<u32> = Vec::with_capacity(lines as usize);
+    while picked.len() < (lines as usize).min(partitions.len()) {
+        let index = rng.gen_range(0..partitions.len()) as u32;
+        if !picked.contains(&index) {
+            picked.push(index);
+        }
+    }
+    let cart = ValidatedCart {
+        id: OrderId::new(&format!("o{n}"))?,
+        lines: picked
+            .iter()
+            .map(|&i| ValidatedLine {
+                sku: partitions[i as usize].sku.clone(),
+                quantity: Quantity::ONE,
+                warehouse: Some(partitions[i as usize].warehouse.clone()),
+            })
+            .collect(),
+        region: None,
+        fill: Fill::All,
+        hold: None,
+    };
+    Ok(Order {
+        id: cart.id.to_string(),
+        partition: picked[0],
+        body: Bytes::from(encode_cart(&cart)),
+        lines: picked,
+    })
 }
 
 #[cfg(test)]
@@ -197,7 +285,7 @@ mod tests {
 
     #[test]
     fn big_sale_is_a_million_units_over_a_thousand_skus() {
-        let big = Scenario::all(None).pop().unwrap();
+        let big = Scenario::all(None)[3].clone();
         assert_eq!(big.name, "big_sale");
         assert_eq!(
             (big.orders, big.supplied(), big.partitions()),
@@ -206,5 +294,23 @@ mod tests {
         let small = Workload::build(&Scenario::all(Some(20_000))[3], 5).unwrap();
         // Nearly every order can be confirmed.
         assert!(small.sellable() * 10 >= small.orders.len() as u64 * 9);
+    }
+
+    #[test]
+    fn carts_have_as_many_lines_as_the_1k_scenario_has_orders() {
+        let all = Scenario::all(Some(3_000));
+        let (single, carts) = (&all[1], &all[4]);
+        assert_eq!(carts.name, "carts");
+        assert_eq!(carts.orders * 3, single.orders);
+        assert_eq!((carts.stock, carts.partitions()), (single.stock, 4_000));
+        let w = Workload::build(carts, 2).unwrap();
+        for o in &w.orders {
+            let mut lines = o.lines.clone();
+            lines.sort_unstable();
+            lines.dedup();
+            assert_eq!(lines.len(), 3, "{}: lines in distinct partitions", o.id);
+            assert_eq!(o.partitions()[0], o.partition);
+        }
+        assert_eq!(w.demand().iter().sum::<u64>(), 3_000);
     }
 }

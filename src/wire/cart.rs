@@ -41,7 +41,9 @@ pub const KIND_SETTLE: &str = "settle";
 /// A confirm or cancel of a cart: a [`CartCommandMessage`].
 pub const KIND_CART_COMMAND: &str = "cart-command";
 
+mod message;
 mod traffic;
+pub use message::{encode_cart, CartMessage, LineMessage};
 pub(super) use traffic::decode_item;
 pub use traffic::{
     encode_cart_item, placeholder_partition, AnswerMessage, CartCommandMessage, CartOp,

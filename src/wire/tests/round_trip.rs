@@ -109,3 +109,37 @@ fn a_validated_order_routes_into_a_domain_order() {
     assert_eq!(order_subject(&order.partition), "orders.ams.MUG");
     assert_eq!(decision_subject(&order.partition), "decisions.ams.MUG");
 }
+
+#[test]
+fn a_cart_round_trips_through_its_encoder() {
+    use crate::wire::cart::{decode_cart, encode_cart, ValidatedCart, ValidatedLine};
+    let cart = ValidatedCart {
+        id: OrderId::new("c-9").unwrap(),
+        lines: vec![
+            ValidatedLine {
+                sku: Sku::new("MUG").unwrap(),
+                quantity: Quantity::new(2, 1000).unwrap(),
+                warehouse: Some(WarehouseId::new("ams").unwrap()),
+            },
+            ValidatedLine {
+                sku: Sku::new("CUP").unwrap(),
+                quantity: Quantity::ONE,
+                warehouse: None,
+            },
+        ],
+        region: Some(Region::new("eu").unwrap()),
+        fill: crate::domain::Fill::Partial,
+        hold: Some(std::time::Duration::from_secs(90)),
+    };
+    assert_eq!(
+        decode_cart(&encode_cart(&cart), &limits()),
+        Ok(cart.clone())
+    );
+    let plain = ValidatedCart {
+        region: None,
+        fill: crate::domain::Fill::All,
+        hold: None,
+        ..cart
+    };
+    assert_eq!(decode_cart(&encode_cart(&plain), &limits()), Ok(plain));
+}
