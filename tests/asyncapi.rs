@@ -349,7 +349,11 @@ fn every_subject_is_the_one_the_code_uses() {
     // allot's own cart traffic is named (not specified) on the shards'
     // subjects.
     let shard_orders = doc.channel_description("shardOrders");
-    for kind in allot::wire::cart::CART_KINDS {
+    let cart_kinds = allot::wire::cart::CART_KINDS;
+    for kind in cart_kinds
+        .iter()
+        .chain([&allot::wire::cart::KIND_CART_MAIL])
+    {
         assert!(
             shard_orders.contains(&format!("`{kind}`")),
             "shardOrders does not name the kind {kind}"

@@ -2,7 +2,8 @@
 //! of several lines, [`decode_cart_json`] / [`decode_cart`]), and allot's
 //! own intake messages between a cart's coordinator and the partitions of
 //! its lines (`Allot-Kind` `cart`, `line`, `answer`, `settle`,
-//! `cart-command`; see `intake.rs`).
+//! `cart-command`, and `cart-mail` holding several of them; see
+//! `intake.rs`).
 //!
 //! | field | type | required | rules |
 //! |---|---|---|---|
@@ -41,8 +42,11 @@ pub const KIND_SETTLE: &str = "settle";
 /// A confirm or cancel of a cart: a [`CartCommandMessage`].
 pub const KIND_CART_COMMAND: &str = "cart-command";
 
+mod mail;
 mod message;
 mod traffic;
+pub(super) use mail::decode_cart_mail;
+pub use mail::{encode_cart_mail, KIND_CART_MAIL};
 pub use message::{encode_cart, CartMessage, LineMessage};
 pub(super) use traffic::decode_item;
 pub use traffic::{

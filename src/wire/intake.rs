@@ -16,6 +16,7 @@
 //! | `answer` | an [`AnswerMessage`] | a line's partition, for its cart's coordinator |
 //! | `settle` | a [`SettleMessage`] | a cart's coordinator, for a line's partition |
 //! | `cart-command` | a [`CartCommandMessage`] | the ingress (confirm, cancel) |
+//! | `cart-mail` | a MessagePack array of `[kind, body]` pairs of the five kinds above ([`super::cart::encode_cart_mail`]) | a shard sending several of them to one shard |
 //!
 //! Decoding never fails: a message that is not valid becomes
 //! [`Intake::Invalid`] with every bad field, which the shard records as a
@@ -183,6 +184,9 @@ impl IntakeDecoder<'_> {
                 Ok(orders) => orders.into_iter().map(Intake::Order).collect(),
                 Err(e) => vec![whole(e.problems())],
             },
+            Some(super::cart::KIND_CART_MAIL) => {
+                super::cart::decode_cart_mail(payload, seq, self.limits)
+            }
             _ => vec![self.decode(subject, kind, payload, seq)],
         }
     }

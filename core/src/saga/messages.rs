@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::AckId;
 use crate::domain::cart::LineId;
 pub use crate::domain::{CartEvent, CartReason};
-use crate::domain::{OrderId, PartitionKey, Quantity, RejectReason, WarehouseId};
+use crate::domain::{Order, OrderId, PartitionKey, Priority, Quantity, RejectReason, WarehouseId};
 
 /// A partition's answer to a [`Output::Reserve`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +37,22 @@ pub struct LineOrder {
     pub line: LineId,
     pub partition: PartitionKey,
     pub quantity: Quantity,
+}
+
+impl LineOrder {
+    /// The line as the order its partition queues (and a worker enacts):
+    /// no region, priority 0, no fallbacks.
+    pub fn order(&self) -> Order {
+        Order {
+            id: self.line.as_order_id().clone(),
+            partition: self.partition.clone(),
+            quantity: self.quantity,
+            region: None,
+            priority: Priority::default(),
+            fallbacks: Vec::new(),
+            line: true,
+        }
+    }
 }
 
 /// How each line of a decided cart ended.

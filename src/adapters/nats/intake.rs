@@ -15,6 +15,7 @@ use tokio::sync::Mutex;
 use tracing::warn;
 
 use super::held::Held;
+use super::mail::Mail;
 use super::shard_consumer;
 use super::NatsFiler;
 use crate::config::Router;
@@ -22,7 +23,6 @@ use crate::domain::{Order, PartitionKey};
 use crate::ingress::Filer;
 use crate::ports::{Delivery, Intake, IntakeQueue, ShardId};
 use crate::scheduler::AckId;
-use crate::wire::intake::encode_cart_item;
 use crate::wire::{encode_forward, encode_routed, IntakeDecoder, Limits, KIND_HEADER};
 
 /// How long one fetch waits for a first message before answering empty.
@@ -45,6 +45,8 @@ pub struct NatsIntake {
     limits: Limits,
     streams: Vec<Mutex<Option<jetstream::consumer::pull::Stream>>>,
     held: Vec<parking_lot::Mutex<Held>>,
+    /// Cart traffic to each shard, batched.
+    mail: Mail,
 }
 
 impl NatsIntake {
@@ -53,8 +55,10 @@ impl NatsIntake {
             .map(|_| Mutex::new(None))
             .collect();
         let shards = router.shard_count() as usize;
+        let filer = NatsFiler::new(js);
         Self {
-            filer: NatsFiler::new(js),
+            mail: Mail::new(filer.clone(), router.shard_count()),
+            filer,
             orders,
             router,
             limits,
@@ -76,13 +80,14 @@ impl NatsIntake {
             .await?)
     }
 
-    /// Acks `seqs` of `shard`, decided durably.
-    async fn settle(&self, shard: ShardId, seqs: &[u64]) {
+    /// Counts `acks` of `shard` decided durably, and acks each message
+    /// whose every item is.
+    async fn settle(&self, shard: ShardId, acks: &[AckId]) {
         let Some(held) = self.held.get(shard as usize) else {
             return;
         };
-        let acks = held.lock().take(seqs.iter().copied());
-        for (seq, message) in acks {
+        let done = held.lock().take(acks.iter().copied());
+        for (seq, message) in done {
             if let Err(e) = message.ack().await {
                 warn!(shard, seq, error = %e, "ack failed; the message will be redelivered and deduped");
             }
@@ -162,7 +167,6 @@ impl NatsIntake {
             limits: &self.limits,
         };
         let items = decoder.decode_all(message.subject.as_str(), kind, &message.payload, seq);
-        self.held[shard as usize].lock().hold(seq, message);
         let (mine, theirs): (Vec<Intake>, Vec<Intake>) = items.into_iter().partition(|item| {
             !matches!(item, Intake::Order(o) if self.router.shard_for(&o.partition) != shard)
         });
@@ -178,12 +182,17 @@ impl NatsIntake {
         }
         if mine.is_empty() {
             // All handed to the shards that own them: done here.
-            return self.settle(shard, &[seq]).await;
+            if let Err(e) = message.ack().await {
+                warn!(shard, seq, error = %e, "ack failed; the message will be redelivered and deduped");
+            }
+            return;
         }
-        let last = mine.len() - 1;
-        for (i, item) in mine.into_iter().enumerate() {
+        let acks = self.held[shard as usize]
+            .lock()
+            .hold(seq, message, mine.len());
+        for (item, ack) in mine.into_iter().zip(acks) {
             out.push(Delivery {
-                ack: (i == last).then_some(AckId(seq)),
+                ack: Some(ack),
                 item,
                 delivery_count: u32::try_from(delivered).unwrap_or(u32::MAX),
                 published: Some(published),
@@ -239,8 +248,7 @@ impl IntakeQueue for NatsIntake {
     }
 
     async fn ack(&self, shard: ShardId, acks: &[AckId]) {
-        let seqs: Vec<u64> = acks.iter().map(|a| a.0).collect();
-        self.settle(shard, &seqs).await;
+        self.settle(shard, acks).await;
     }
 
     async fn submit(&self, shard: ShardId, order: Order) {
@@ -248,30 +256,7 @@ impl IntakeQueue for NatsIntake {
     }
 
     async fn send(&self, shard: ShardId, partition: PartitionKey, item: Intake) {
-        let Some(message) = encode_cart_item(&item) else {
-            warn!(shard, ?item, "not cart traffic; not sent");
-            return;
-        };
-        // A key of its own per send: a resent reserve must reach the
-        // partition (it answers again), not be dropped as a duplicate.
-        let key = format!(
-            "{}-{:016x}",
-            message.kind.unwrap_or("cart"),
-            rand::random::<u64>()
-        );
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            match self
-                .filer
-                .file(shard, &partition, &key, message.clone())
-                .await
-            {
-                Ok(_) => return,
-                Err(e) => warn!(shard, error = %e, "cart message not filed; retrying"),
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(2));
-        }
+        self.mail.send(shard, partition, item).await;
     }
 
     async fn release(&self, shard: ShardId) {

@@ -23,6 +23,7 @@ mod ingress;
 mod intake;
 pub mod leases;
 mod log;
+mod mail;
 pub mod producer;
 pub mod reads;
 mod setup;

@@ -8,8 +8,7 @@ use tracing::{debug, info, warn};
 
 use super::{Msg, Task};
 use crate::domain::{
-    Attempt, Known, LineId, Order, OrderId, Outcome, PartitionKey, Priority, RejectReason,
-    Timestamp, Verdict,
+    Attempt, Known, LineId, Order, OrderId, Outcome, PartitionKey, RejectReason, Timestamp, Verdict,
 };
 use crate::ports::{Delivery, EventLog, Fulfiller, Intake, IntakeQueue, ShardId, Snapshots};
 use crate::runtime::feed;
@@ -89,7 +88,7 @@ where
                 CartOutput::Append(events) => shard.handle_cart_events(events, now),
                 CartOutput::Reserve(line) => {
                     let to = (self.ports.shard_of)(&line.partition);
-                    self.send_for_cart(to, line.partition.clone(), Intake::Line(line_order(&line)));
+                    self.send_for_cart(to, line.partition.clone(), Intake::Line(line.order()));
                 }
                 CartOutput::Release {
                     line,
@@ -225,7 +224,7 @@ where
         let (ports, tx) = (self.ports.clone(), self.tx.clone());
         self.spawned.spawn(async move {
             let runs = lines.iter().map(|l| {
-                let order = line_order(l);
+                let order = l.order();
                 let ports = ports.clone();
                 async move {
                     let attempt = Attempt {
@@ -256,18 +255,5 @@ where
                 .send(Msg::Enacted(cart, warehouse, attempt, result))
                 .await;
         });
-    }
-}
-
-/// A line as the order its partition queues.
-fn line_order(line: &LineOrder) -> Order {
-    Order {
-        id: line.line.as_order_id().clone(),
-        partition: line.partition.clone(),
-        quantity: line.quantity,
-        region: None,
-        priority: Priority::default(),
-        fallbacks: Vec::new(),
-        line: true,
     }
 }

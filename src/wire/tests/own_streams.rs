@@ -229,3 +229,67 @@ proptest! {
         }
     }
 }
+
+/// Cart mail: several cart items in one message, each read back on its
+/// own; a bad item is rejected by its place and the rest still read;
+/// truncated or lying bytes are refused, never a panic.
+#[test]
+fn cart_mail_reads_back_item_by_item() {
+    use crate::domain::LineId;
+    use crate::saga::LineAnswer;
+    use crate::wire::cart::{encode_cart_mail, KIND_CART_MAIL};
+    let config = Config::default();
+    let router = config.router();
+    let limits = limits();
+    let decoder = IntakeDecoder {
+        router: &router,
+        limits: &limits,
+    };
+    let line = |i| LineId::new(&OrderId::new("c-1").unwrap(), i).unwrap();
+    let items = vec![
+        Intake::Answer {
+            line: line(0),
+            answer: LineAnswer::Rejected(RejectReason::OutOfStock),
+        },
+        Intake::Settle {
+            line: line(1).as_order_id().clone(),
+            commit: true,
+            reason: String::new(),
+        },
+    ];
+    let mail = encode_cart_mail(&items).unwrap();
+    assert_eq!(mail.kind, Some(KIND_CART_MAIL));
+    let read = decoder.decode_all("orders.0.ams.PEN", mail.kind, &mail.body, 5);
+    assert_eq!(read, items);
+    // Not cart traffic: nothing to encode.
+    let other = Intake::Invalid {
+        id: OrderId::new("o-1").unwrap(),
+        errors: vec![],
+        partition: None,
+    };
+    assert!(encode_cart_mail([&items[0], &other]).is_none());
+    // A bad item among good ones: rejected by its place, the rest read.
+    let mut body = Vec::new();
+    rmp::encode::write_array_len(&mut body, 2).unwrap();
+    rmp::encode::write_array_len(&mut body, 2).unwrap();
+    rmp::encode::write_str(&mut body, "settle").unwrap();
+    rmp::encode::write_bin(&mut body, b"\xc1").unwrap();
+    body.extend_from_slice(&mail.body[1..]);
+    let read = decoder.decode_all("orders.0.ams.PEN", mail.kind, &body, 6);
+    assert!(
+        matches!(&read[0], Intake::Invalid { id, .. } if id.as_str() == "invalid:6.0"),
+        "{read:?}"
+    );
+    assert_eq!(read[1], items[0]);
+    // Every truncation, and arbitrary bytes, are refused by name.
+    for n in 0..mail.body.len() {
+        let read = decoder.decode_all("orders.0.ams.PEN", mail.kind, &mail.body[..n], 7);
+        assert!(
+            read.iter().any(|i| matches!(i, Intake::Invalid { .. })),
+            "{n}: {read:?}"
+        );
+    }
+    let lying = [0xdd, 0xff, 0xff, 0xff, 0xff];
+    let read = decoder.decode_all("orders.0.ams.PEN", mail.kind, &lying, 8);
+    assert!(matches!(&read[..], [Intake::Invalid { .. }]), "{read:?}");
+}
