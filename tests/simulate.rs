@@ -30,6 +30,7 @@ fn small(seed: u64) -> SimOptions {
         failure_rate: 0.1,
         retryable_share: 0.5,
         duplicate_rate: 0.05,
+        carts: 0.0,
         append_latency: Duration::from_millis(3),
         seed,
         progress: false,
@@ -55,6 +56,38 @@ fn every_promise_holds_in_a_simulated_sale() {
             "one final decision each"
         );
         assert_eq!(report.enactments, f.confirmed, "no order enacted twice");
+    }
+}
+
+#[test]
+fn carts_hold_their_promises_in_a_simulated_sale() {
+    for seed in [4, 5] {
+        let opts = SimOptions {
+            carts: 0.2,
+            ..small(seed)
+        };
+        let report = sim::run(&demo_config(), &opts);
+        assert!(report.passed(), "seed {seed}:\n{report}");
+        let f = &report.findings;
+        assert!(report.carts > 1_000, "{report}");
+        assert_eq!(f.broken_carts, 0);
+        assert_eq!(
+            f.carts_confirmed + f.carts_rejected,
+            report.carts,
+            "one final decision per cart:\n{report}"
+        );
+        let decided: u64 = report.cart_outcomes.values().sum();
+        assert_eq!(decided, report.carts, "{report}");
+        for outcome in [
+            "confirmed",
+            "rejected: line_rejected",
+            "rejected: hold_expired",
+        ] {
+            assert!(
+                report.cart_outcomes.get(outcome).is_some_and(|n| *n > 0),
+                "no cart {outcome}:\n{report}"
+            );
+        }
     }
 }
 

@@ -47,6 +47,10 @@ pub struct SimArgs {
     /// Share of orders a producer sends twice, 0..1.
     #[arg(long, default_value_t = SimOptions::default().duplicate_rate)]
     duplicate_rate: f64,
+    /// Share of arrivals that are carts of 1-5 lines, 0..1 (every fifth
+    /// partial, every fifth held: half paid, half expire).
+    #[arg(long, default_value_t = SimOptions::default().carts)]
+    carts: f64,
     /// Time for a log append to become durable.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "2ms")]
     append_latency: Duration,
@@ -60,6 +64,7 @@ pub fn run(a: SimArgs) -> anyhow::Result<ExitCode> {
         ("--failure-rate", a.failure_rate),
         ("--retryable-share", a.retryable_share),
         ("--duplicate-rate", a.duplicate_rate),
+        ("--carts", a.carts),
     ] {
         anyhow::ensure!(
             (0.0..=1.0).contains(&v),
@@ -85,6 +90,7 @@ pub fn run(a: SimArgs) -> anyhow::Result<ExitCode> {
         failure_rate: a.failure_rate,
         retryable_share: a.retryable_share,
         duplicate_rate: a.duplicate_rate,
+        carts: a.carts,
         append_latency: a.append_latency,
         seed: a.seed,
         progress: true,

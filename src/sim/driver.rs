@@ -4,8 +4,10 @@
 //! as in the real runtime.
 //!
 //! The sale's workload (stock and the orders that arrive) is in
-//! `workload`; the summing up at the end (audit, rebuild) in `summary`.
+//! `workload`; carts and their coordinators in `carts`; the summing up at
+//! the end (audit, rebuild) in `summary`.
 
+mod carts;
 mod summary;
 mod workload;
 
@@ -23,11 +25,12 @@ use super::report::SimReport;
 use super::SimOptions;
 use crate::config::{Config, Router};
 use crate::domain::{
-    Command, Order, OrderId, Outcome, PartitionKey, Region, Sku, Timestamp, WarehouseId,
+    CartConfig, Command, Order, OrderId, Outcome, PartitionKey, Region, Sku, Timestamp, WarehouseId,
 };
 use crate::ports::{
     now_or_never, EventLog, IntakeQueue, MemIntake, MemLog, ShardId, SimulatedFulfiller,
 };
+use crate::saga::Carts;
 use crate::scheduler::{Dispatch, Output, Shard};
 
 /// Something due at a virtual time (microseconds).
@@ -52,6 +55,8 @@ enum Happening {
         order: Order,
     },
     Restock,
+    /// Something for carts and their coordinators.
+    Cart(carts::CartHappening),
 }
 
 struct Sim<'a> {
@@ -66,6 +71,14 @@ struct Sim<'a> {
     free: Vec<usize>,
     shards: Vec<Shard>,
     timer_at: Vec<Option<Timestamp>>,
+    /// Each shard's cart coordinator, and when it wants its timer.
+    carts: Vec<Carts>,
+    cart_timer_at: Vec<Option<Timestamp>>,
+    cart_config: CartConfig,
+    cart_revokes: u64,
+    carts_sent: u64,
+    /// Carts decided, by outcome (`confirmed`, `rejected: <reason>`).
+    cart_outcomes: std::collections::BTreeMap<String, u64>,
     log: MemLog,
     intake: MemIntake,
     fulfiller: SimulatedFulfiller,
@@ -134,6 +147,14 @@ impl<'a> Sim<'a> {
                 .map(|i| Shard::new(shard_config(config, i as ShardId), now))
                 .collect(),
             timer_at: vec![None; count],
+            carts: (0..count)
+                .map(|_| Carts::new(carts::config(config)))
+                .collect(),
+            cart_timer_at: vec![None; count],
+            cart_config: carts::config(config),
+            cart_revokes: 0,
+            carts_sent: 0,
+            cart_outcomes: Default::default(),
             log: MemLog::default(),
             intake: MemIntake::default(),
             fulfiller: SimulatedFulfiller::new(
@@ -179,6 +200,10 @@ impl<'a> Sim<'a> {
 
     fn handle(&mut self, h: Happening) {
         match h {
+            Happening::NextArrival if self.rng.gen_bool(self.opts.carts.clamp(0.0, 1.0)) => {
+                self.arrive_cart();
+                self.next_arrival();
+            }
             Happening::NextArrival => {
                 let order = self.next_order();
                 self.submitted.push(order.id.clone());
@@ -189,12 +214,7 @@ impl<'a> Sim<'a> {
                     self.at(later, Happening::Arrive(order.clone()));
                 }
                 self.arrive(order);
-                if self.generated < self.opts.orders {
-                    let gap = Duration::from_secs_f64(self.gaps.sample(&mut self.rng));
-                    self.at(gap, Happening::NextArrival);
-                } else if self.opts.restock > 0 {
-                    self.at(Duration::from_secs(60), Happening::Restock);
-                }
+                self.next_arrival();
             }
             Happening::Arrive(order) => self.arrive(order),
             Happening::Appended { shard, seq } => {
@@ -235,6 +255,17 @@ impl<'a> Sim<'a> {
                     }
                 }
             }
+            Happening::Cart(h) => self.handle_cart(h),
+        }
+    }
+
+    /// The next arrival, or the restock once every order has arrived.
+    pub(super) fn next_arrival(&mut self) {
+        if self.generated < self.opts.orders {
+            let gap = Duration::from_secs_f64(self.gaps.sample(&mut self.rng));
+            self.at(gap, Happening::NextArrival);
+        } else if self.opts.restock > 0 {
+            self.at(Duration::from_secs(60), Happening::Restock);
         }
     }
 
@@ -289,6 +320,10 @@ impl<'a> Sim<'a> {
             }
             Output::Dispatch(list) => {
                 for d in list {
+                    if d.order.line {
+                        self.answer_reserved(&d.order);
+                        continue;
+                    }
                     let w = d.order.partition.warehouse.clone();
                     if self.busy.get(&w).copied().unwrap_or(0) < self.config.concurrency_for(&w) {
                         self.start_work(shard, d);
@@ -310,8 +345,12 @@ impl<'a> Sim<'a> {
             // so it asks no shard for claims (cross-shard dedupe is the
             // runtime's, tested under tests/faults.rs and tests/intake.rs).
             Output::Replies(_) => {}
-            // The simulated sale has no carts yet.
-            Output::CartsDurable | Output::LinesRejected(_) => {}
+            Output::CartsDurable => self.cart_call(shard, |c, now| c.handle_appended(now)),
+            Output::LinesRejected(lines) => {
+                for (line, why) in lines {
+                    self.answer_rejected(line, why);
+                }
+            }
         }
     }
 

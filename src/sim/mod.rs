@@ -36,6 +36,9 @@ pub struct SimOptions {
     pub retryable_share: f64,
     /// Share of orders sent twice (a producer retry).
     pub duplicate_rate: f64,
+    /// Share of arrivals that are carts of 1-5 lines (every fifth
+    /// partial, every fifth held: half of those paid, half expire).
+    pub carts: f64,
     /// Time for one log append to become durable.
     pub append_latency: Duration,
     pub seed: u64,
@@ -59,6 +62,7 @@ impl Default for SimOptions {
             failure_rate: 0.02,
             retryable_share: 0.5,
             duplicate_rate: 0.01,
+            carts: 0.05,
             append_latency: Duration::from_millis(2),
             seed: 42,
             progress: false,

@@ -14,6 +14,11 @@ pub struct SimReport {
     pub partitions: usize,
     pub submitted: u64,
     pub duplicates_sent: u64,
+    /// Carts among the submitted, and how they were decided.
+    pub carts: u64,
+    pub cart_outcomes: std::collections::BTreeMap<String, u64>,
+    /// Carts rejected after an enactment of theirs began.
+    pub cart_revokes: u64,
     /// Orders the simulated workers enacted (each at most once).
     pub enactments: u64,
     pub findings: Findings,
@@ -73,6 +78,15 @@ impl fmt::Display for SimReport {
         for (reason, n) in &x.rejected {
             row(f, &format!("rejected: {reason}"), n)?;
         }
+        row(f, "carts (1-5 lines)", self.carts)?;
+        for (outcome, n) in &self.cart_outcomes {
+            row(f, &format!("carts {outcome}"), n)?;
+        }
+        row(
+            f,
+            "carts with lines sold and not (must be 0)",
+            x.broken_carts,
+        )?;
         row(f, "backordered (then decided)", x.backordered)?;
         row(f, "rerouted", x.rerouted)?;
         row(f, "units supplied", x.units_supplied)?;
