@@ -3,9 +3,10 @@
 # JetStream (per-message and batched acks), PostgreSQL (sync commit off and
 # on) and Redis (AOF everysec and always), allot itself at nats-server's
 # default fsync and with sync_interval always; four scenarios, every system
-# 3 times interleaved, tables and charts.
+# 3 times interleaved, tables and charts; and a fifth, carts (3-line carts,
+# allot only, held against its single-order rate).
 #
-#   scripts/bench.sh            # full run: 200,000 orders (big_sale 1,000,000)
+#   scripts/bench.sh            # full run: 200,000 orders (big_sale 1,000,000; carts 66,666 carts)
 #   scripts/bench.sh --quick    # 20,000 orders per scenario
 #   scripts/bench.sh --orders 2000 --repeats 1 --scenarios hot_sku --out /tmp/smoke
 #   (any allot-bench flag: --repeats, --scenarios, --systems, --latency-orders ...)
