@@ -125,8 +125,12 @@ pub fn is_cart(bytes: &[u8], json: bool) -> bool {
     let may_be = if json {
         mentions_version_2(bytes)
     } else {
-        // The key `v` (a 1-character string) with the value 2.
-        bytes.windows(3).any(|w| w == [0xa1, b'v', 0x02])
+        // The key `v` (a 1-character string) with the value 2, in any of
+        // MessagePack's integer encodings (0x02, 0xcc 0x02, ...).
+        bytes.windows(2).enumerate().any(|(at, w)| {
+            w == [0xa1, b'v']
+                && rmp::decode::read_int::<u64, _>(&mut &bytes[at + 2..]).ok() == Some(2)
+        })
     };
     may_be && envelope_version(bytes, json) == Some(CART_VERSION)
 }

@@ -52,13 +52,28 @@ impl Audit {
             } else {
                 f.carts_rejected += 1;
             }
-            let lines_sold = (0..c.lines)
-                .filter(|i| {
+            let tracks: Vec<_> = (0..c.lines)
+                .map(|i| {
                     let line = OrderId::new(&format!("{id}#{i}")).ok();
                     line.and_then(|l| self.orders.get(&l))
-                        .is_some_and(|t| t.lives.iter().any(|l| l.stage == Stage::Confirmed))
                 })
+                .collect();
+            let lines_sold = tracks
+                .iter()
+                .flatten()
+                .filter(|t| t.lives.iter().any(|l| l.stage == Stage::Confirmed))
                 .count() as u32;
+            // A decided cart's lines placed in their partitions end there
+            // too (committed, or released and rejected): none stays
+            // reserved or queued.
+            for (i, _) in tracks
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.is_some_and(|t| t.finals == 0))
+            {
+                f.undecided += 1;
+                f.example(|| format!("cart {id}: decided, but its line {i} is not"));
+            }
             let broken = match (sold, c.all) {
                 (true, true) => lines_sold != c.lines,
                 (true, false) => lines_sold == 0,

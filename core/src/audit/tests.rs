@@ -255,4 +255,17 @@ fn carts_are_held_to_all_or_nothing_and_one_decision() {
     let mut log = cart_events("u", Fill::All, CartEvent::Delivered);
     log.truncate(1);
     assert_eq!(audit(&log, &["u"]).undecided, 1);
+
+    // Planted: a rejected cart whose reserved line was never released.
+    let mut log = vec![set(10)];
+    let l0 = line("r", 0);
+    log.extend([queued(&l0, 1), reserved(&l0)]);
+    let rejected = CartEvent::Rejected {
+        cart: id("r"),
+        reason: CartReason::HoldExpired,
+    };
+    log.extend(cart_events("r", Fill::All, rejected));
+    let f = audit(&log, &["r"]);
+    assert_eq!((f.undecided, f.broken_carts), (1, 0), "{f:?}");
+    assert!(f.examples[0].contains("line 0"), "{f:?}");
 }

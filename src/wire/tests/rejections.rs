@@ -101,3 +101,40 @@ fn a_cart_published_on_an_order_subject_is_read_as_a_cart() {
     let text = format!("{items:?}");
     assert!(text.contains("version 2 is a cart"), "{text}");
 }
+
+#[test]
+fn a_cart_is_told_apart_whatever_integer_encoding_its_version_has() {
+    use crate::wire::cart::{is_cart, CartMessage, LineMessage};
+    let cart = CartMessage {
+        v: 2,
+        id: "c-1".into(),
+        lines: vec![LineMessage {
+            sku: "MUG".into(),
+            quantity: 1,
+            warehouse: Some("ams".into()),
+        }],
+        region: None,
+        fill: None,
+        hold: None,
+    }
+    .encode();
+    assert!(is_cart(&cart, false));
+    let at = cart
+        .windows(3)
+        .position(|w| w == [0xa1, b'v', 0x02])
+        .unwrap();
+    for wide in [
+        &[0xcc, 0x02][..],
+        &[0xcd, 0, 2],
+        &[0xd0, 0x02],
+        &[0xcf, 0, 0, 0, 0, 0, 0, 0, 2],
+    ] {
+        let mut body = cart[..at + 2].to_vec();
+        body.extend_from_slice(wide);
+        body.extend_from_slice(&cart[at + 3..]);
+        assert!(is_cart(&body, false), "{wide:02x?}");
+    }
+    assert!(!is_cart(&full().encode(), false), "an order");
+    assert!(is_cart(br#"{"v" : 2, "id": "c", "lines": []}"#, true));
+    assert!(!is_cart(br#"{"v": 1, "id": "c", "note": "v 2"}"#, true));
+}
