@@ -4,11 +4,15 @@
 //! consumers (`events_consumer.py`, `events_consumer.rs`) print every
 //! decision exactly once across a crash between apply and ack and a
 //! restart. The outcomes are checked against EVENTS read by the harness.
+//! `cart.py` places the README's carts (held and confirmed over HTTP,
+//! partial and published on an order subject).
 //!
 //! Python comes from `.tools/py`, made by `scripts/setup-python.sh`
 //! (nats-py and msgpack, pinned); the test runs it and fails naming it if
 //! it cannot.
 
+#[path = "carts_running/mod.rs"]
+mod carts_running;
 mod common;
 
 use std::collections::BTreeMap;
@@ -357,4 +361,50 @@ async fn examples_decide_every_order_and_consumers_print_each_decision_once() {
             "worker.py output:\n{enacted}"
         );
     }
+}
+
+/// examples/cart.py, the README's carts from a client's side: a held cart
+/// through `allot.submit`, confirmed over HTTP once held; a partial cart
+/// published on an order subject. Both are decided; the held one sold both
+/// its lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cart_example_holds_confirms_and_publishes_carts() {
+    let python = python();
+    let r = carts_running::Running::start().await;
+    for (w, s) in [
+        ("ams", "MUG"),
+        ("fra", "TEA"),
+        ("ams", "CUP"),
+        ("fra", "CUP"),
+    ] {
+        r.stock(w, s, 5).await;
+    }
+    let (url, api) = (r.url.clone(), format!("http://{}", r.at.api));
+    let out = tokio::task::spawn_blocking(move || {
+        run(Command::new(python)
+            .arg(Path::new(ROOT).join("examples/cart.py"))
+            .args(["--nats-url", &url, "--api", &api, "--hold", "30s"]))
+    })
+    .await
+    .expect("cart.py ran");
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "cart.py failed:\n{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let views: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON view"))
+        .collect();
+    assert_eq!(views.len(), 2, "{stdout}");
+    assert_eq!(views[0]["id"], "c-held");
+    assert_eq!(views[0]["status"], "confirmed", "{stdout}");
+    assert_eq!(views[0]["paid"], true, "{stdout}");
+    assert_eq!(views[1]["id"], "c-partial");
+    assert_eq!(views[1]["fill"], "partial", "{stdout}");
+    assert_eq!(views[1]["final"], true, "{stdout}");
+    // The held cart's units are sold: 2 MUG at ams, 1 TEA at fra.
+    r.available("fra", "TEA", 4).await;
+    r.allot.stop().await.expect("allot stops cleanly");
 }

@@ -1,5 +1,6 @@
 //! The harness of `tests/carts.rs`: allot in process on a real
-//! nats-server, driven over HTTP.
+//! nats-server, driven over HTTP. `tests/examples.rs` uses part of it.
+#![allow(dead_code)]
 
 use std::time::{Duration, Instant};
 
