@@ -88,6 +88,12 @@ struct Args {
     latency_p99: String,
     #[arg(long, default_value_t = 0.01)]
     failure_rate: f64,
+    /// Orders per message allot's producer publishes: 1 (one each), or
+    /// more for allot's batched intake (`Allot-Kind: batch`; carts are
+    /// never batched). The baselines always get one order per message,
+    /// statement or call.
+    #[arg(long, default_value_t = 1)]
+    allot_batch: usize,
     /// PostgreSQL connection string; the baseline is skipped without it.
     #[arg(long)]
     pg: Option<String>,
@@ -204,6 +210,7 @@ fn bench(args: &Args) -> anyhow::Result<Bench> {
             latency_p50: args.latency_p50.clone(),
             latency_p99: args.latency_p99.clone(),
             failure_rate: args.failure_rate,
+            batch: args.allot_batch.max(1),
         },
         pg: args.pg.clone(),
         redis_url: args.redis.clone(),

@@ -202,6 +202,8 @@ pub struct AllotSpec {
     pub latency_p50: String,
     pub latency_p99: String,
     pub failure_rate: f64,
+    /// Orders per published message (1: one each).
+    pub batch: usize,
 }
 
 /// Starts `allot serve` against `nats`, logging next to the nats store.

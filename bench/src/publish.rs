@@ -1,7 +1,8 @@
 //! Sends a workload's orders to JetStream the way allot's own producer does
 //! (`Nats-Msg-Id` = order id, at most [`WINDOW`] publish acks outstanding),
 //! either as fast as the broker takes them or open loop at a constant rate
-//! from a schedule. allot and both raw JetStream baselines use it.
+//! from a schedule, one order per message or (allot, `--allot-batch`) many.
+//! allot and both raw JetStream baselines use it.
 
 use std::future::IntoFuture as _;
 use std::time::Duration;
@@ -15,7 +16,10 @@ use futures::stream::FuturesUnordered;
 use futures::StreamExt as _;
 use tokio::time::Instant;
 
-use crate::workload::Workload;
+use allot::wire::{KIND_BATCH, KIND_HEADER};
+use bytes::Bytes;
+
+use crate::workload::{Order, Workload};
 
 /// How orders are sent.
 #[derive(Debug, Clone, Copy)]
@@ -53,20 +57,25 @@ impl Pace {
 /// Publish acks outstanding at most (the producer's flow control).
 pub const WINDOW: usize = 4_096;
 
-/// Publishes `workload`'s orders; returns each order's intended send time
-/// (its scheduled time under [`Pace::Rate`], its actual send time under
-/// [`Pace::Max`]).
+/// Publishes `workload`'s orders, `batch` consecutive ones per message
+/// (more than 1: allot's batched intake, `Allot-Kind: batch`, one
+/// `Nats-Msg-Id` per batch; each order in it is still validated, deduped
+/// and decided on its own); returns each order's intended send time (its
+/// scheduled time under [`Pace::Rate`], its message's send time under
+/// [`Pace::Max`]). A batch goes out when its last order is due.
 pub async fn publish(
     js: &Context,
     workload: &Workload,
     pace: Pace,
+    batch: usize,
 ) -> anyhow::Result<Vec<Instant>> {
     let orders = &workload.orders;
     let mut intended = Vec::with_capacity(orders.len());
     let mut acks = FuturesUnordered::new();
     let start = Instant::now();
-    for (n, order) in orders.iter().enumerate() {
-        let due = pace.due(start, n);
+    let batch = batch.max(1);
+    for (first, chunk) in (0..).step_by(batch).zip(orders.chunks(batch)) {
+        let due = pace.due(start, first + chunk.len() - 1);
         // Collect acks while waiting for the slot, so none sit unread.
         loop {
             let wait = tokio::time::sleep_until(due);
@@ -79,27 +88,28 @@ pub async fn publish(
             }
         }
         let sent = Instant::now();
-        // TODO(allot-batch): a `--allot-batch N` flag belongs here, to
-        // measure allot's batched intake (`Allot-Kind: batch`, one message
-        // holding many orders; `allot::wire::encode_orders`, added in
-        // a24b000 after this bench was written). For N > 1: gather N
-        // consecutive orders of one partition subject that are due by now
-        // into one message with the `Allot-Kind: batch` header and one
-        // `Nats-Msg-Id` naming the batch, and give every order in it this
-        // send time. Not implemented yet: every system here still gets one
-        // order per message or request.
-        let message = PublishMessage::build()
-            .message_id(order.id.as_str())
-            .payload(order.body.clone());
+        let order = &chunk[0];
+        let message = if let [one] = chunk {
+            PublishMessage::build()
+                .message_id(one.id.as_str())
+                .payload(one.body.clone())
+        } else {
+            PublishMessage::build()
+                .message_id(format!("batch-{}", order.id).as_str())
+                .header(KIND_HEADER, KIND_BATCH)
+                .payload(batch_body(chunk))
+        };
         let subject = workload.subjects[order.partition as usize].clone();
         let ack = js
             .send_publish(subject, message)
             .await
             .with_context(|| format!("publishing order {}", order.id))?;
-        intended.push(match pace {
-            Pace::Max => sent,
-            Pace::Rate { .. } => due,
-        });
+        for n in first..first + chunk.len() {
+            intended.push(match pace {
+                Pace::Max => sent,
+                Pace::Rate { .. } => pace.due(start, n),
+            });
+        }
         acks.push(ack.into_future());
     }
     while let Some(ack) = acks.next().await {
@@ -108,9 +118,52 @@ pub async fn publish(
     Ok(intended)
 }
 
+/// The orders' MessagePack maps as one MessagePack array (what
+/// `allot::wire::encode_orders` writes for the same orders).
+fn batch_body(orders: &[Order]) -> Bytes {
+    let n = orders.len();
+    let mut body = Vec::with_capacity(5 + orders.iter().map(|o| o.body.len()).sum::<usize>());
+    match n {
+        0..16 => body.push(0x90 | n as u8),
+        16..65_536 => {
+            body.push(0xdc);
+            body.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        _ => {
+            body.push(0xdd);
+            body.extend_from_slice(&(n as u32).to_be_bytes());
+        }
+    }
+    for o in orders {
+        body.extend_from_slice(&o.body);
+    }
+    Bytes::from(body)
+}
+
 fn settle(ack: Option<Result<PublishAck, PublishError>>) -> anyhow::Result<()> {
     if let Some(ack) = ack {
         ack.context("JetStream refused an order publish")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::Scenario;
+
+    #[test]
+    fn a_batch_body_is_what_allot_reads_as_a_batch() {
+        let w = Workload::build(&Scenario::all(Some(40))[1], 1).unwrap();
+        for n in [2, 15, 16, 40] {
+            let body = batch_body(&w.orders[..n]);
+            let read = allot::wire::decode_orders(&body, &allot::wire::Limits::default()).unwrap();
+            let ids: Vec<String> = read
+                .into_iter()
+                .map(|o| o.unwrap().id.to_string())
+                .collect();
+            let sent: Vec<String> = w.orders[..n].iter().map(|o| o.id.clone()).collect();
+            assert_eq!(ids, sent);
+        }
+    }
 }

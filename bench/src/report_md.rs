@@ -71,6 +71,15 @@ impl Results {
             repeats.unwrap_or(1),
             fraction.unwrap_or(0.5) * 100.0
         );
+        let batch = self.settings.get("allot_batch").and_then(|b| b.as_u64());
+        if let Some(n) = batch.filter(|&n| n > 1) {
+            let _ = writeln!(
+                out,
+                "allot's producer published {n} orders per message (`Allot-Kind: batch`, batched \
+                 intake; carts one per message); every baseline one order per message, \
+                 statement or call.\n"
+            );
+        }
         out += "### allot against each baseline (decided/s, ratio = allot ÷ baseline)\n\n";
         out += "Durability-matched: allot at nats-server defaults against raw JetStream (same \
                 defaults), Redis AOF everysec and PostgreSQL `synchronous_commit=off`; allot \

@@ -58,7 +58,13 @@ pub async fn run(
     }
     let (allot0, nats0) = (allot.usage()?, nats.proc.usage()?);
     let start = Instant::now();
-    let intended = publish(&js, workload, pace).await?;
+    // A cart comes alone: never batched.
+    let batch = if workload.scenario.carts() {
+        1
+    } else {
+        spec.batch
+    };
+    let intended = publish(&js, workload, pace, batch).await?;
     let seen = follower.await.context("the EVENTS follower panicked")??;
     let (allot1, nats1) = (allot.usage()?, nats.proc.usage()?);
     allot.stop();

@@ -75,7 +75,7 @@ pub async fn run(
     }
     let nats0 = nats.proc.usage()?;
     let start = Instant::now();
-    let intended = publish(&js, workload, pace).await?;
+    let intended = publish(&js, workload, pace, 1).await?;
     let (mut last, mut progress) = (0, Instant::now());
     loop {
         let got = received.load(Ordering::Relaxed);
