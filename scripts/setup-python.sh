@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 NATS_PY=2.16.0
 MSGPACK=1.2.4
 venv="$PWD/.tools/py"
+# One maker at a time (test binaries may run this at once).
+mkdir -p .tools
+exec 9>.tools/py.lock
+flock 9
 
 have() {
     [[ -x "$venv/bin/python" ]] && "$venv/bin/python" - <<PY 2>/dev/null

@@ -30,8 +30,15 @@ use common::nats::NatsServer;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-/// The venv's python, made (or checked) by `scripts/setup-python.sh`.
+/// The venv's python, made (or checked) by `scripts/setup-python.sh`, once
+/// per test binary: two tests making it at once on a fresh clone would
+/// each remove and create the other's venv.
 fn python() -> PathBuf {
+    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PYTHON.get_or_init(setup_python).clone()
+}
+
+fn setup_python() -> PathBuf {
     let out = Command::new(Path::new(ROOT).join("scripts/setup-python.sh"))
         .output()
         .expect("run scripts/setup-python.sh");
