@@ -87,6 +87,10 @@ pub(super) struct GroupCommit {
     ready: VecDeque<Output>,
     /// Absolute positions where one input's decisions end.
     boundaries: VecDeque<u64>,
+    /// Positions in `pending` inside the current input where an append may
+    /// end too: between whole decisions of one input that decided many
+    /// (a sold-out queue resolved order by order).
+    cuts: Vec<usize>,
 }
 
 impl GroupCommit {
@@ -102,6 +106,7 @@ impl GroupCommit {
             marks: VecDeque::new(),
             ready: VecDeque::new(),
             boundaries: VecDeque::new(),
+            cuts: Vec::new(),
         }
     }
 
@@ -111,6 +116,11 @@ impl GroupCommit {
 
     pub fn pending_mut(&mut self) -> &mut Vec<Event> {
         &mut self.pending
+    }
+
+    /// The pending events, and where the current input may be cut.
+    pub fn pending_and_cuts(&mut self) -> (&mut Vec<Event>, &mut Vec<usize>) {
+        (&mut self.pending, &mut self.cuts)
     }
 
     /// Marks what each event decided since the last scan must wait for.
@@ -201,10 +211,20 @@ impl GroupCommit {
     /// The events decided for one input end here: an append never splits
     /// them (a crash between two appends must not leave half a decision,
     /// such as a release without its rejection, durable).
+    /// Its cuts become boundaries too: an input deciding more than an
+    /// append may carry (a whole queue rejected at sell-out, larger than
+    /// the broker's message limit) goes out in several appends, each of
+    /// whole decisions.
     pub fn boundary(&mut self) {
-        let at = self.base + self.pending.len() as u64;
-        if at > self.base && self.boundaries.back().is_none_or(|b| *b < at) {
-            self.boundaries.push_back(at);
+        let end = self.base + self.pending.len() as u64;
+        for cut in std::mem::take(&mut self.cuts) {
+            let at = self.base + cut as u64;
+            if at > self.base && at < end && self.boundaries.back().is_none_or(|b| *b < at) {
+                self.boundaries.push_back(at);
+            }
+        }
+        if end > self.base && self.boundaries.back().is_none_or(|b| *b < end) {
+            self.boundaries.push_back(end);
         }
     }
 
@@ -250,6 +270,7 @@ impl GroupCommit {
         self.marks.clear();
         self.ready.clear();
         self.boundaries.clear();
+        self.cuts.clear();
         self.inflight = None;
     }
 }

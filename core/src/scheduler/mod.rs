@@ -178,9 +178,11 @@ impl Shard {
     }
 
     fn decider(&mut self) -> Decider<'_> {
+        let (events, cuts) = self.group.pending_and_cuts();
         Decider {
             state: &mut self.state,
-            events: self.group.pending_mut(),
+            events,
+            cuts,
             rules: &self.config.rules,
         }
     }

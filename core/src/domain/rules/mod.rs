@@ -41,6 +41,9 @@ pub struct Attempt {
 pub struct Decider<'a> {
     pub state: &'a mut ShardState,
     pub events: &'a mut Vec<Event>,
+    /// Positions in `events` after a whole decision where the log may
+    /// split an input that decided many (see `exhaust`).
+    pub cuts: &'a mut Vec<usize>,
     pub rules: &'a Rules,
 }
 
@@ -130,6 +133,7 @@ pub fn decide(
     let mut decider = Decider {
         state: &mut state,
         events: &mut events,
+        cuts: &mut Vec::new(),
         rules,
     };
     let verdict = decider.command(command, now, &mut Vec::new());

@@ -158,6 +158,8 @@ impl Decider<'_> {
                 },
             };
             self.emit(event);
+            // Each is a whole decision: an append may end after it.
+            self.cuts.push(self.events.len());
         }
     }
 

@@ -257,3 +257,65 @@ fn an_append_holds_whole_decisions() {
     // The set (with its epoch), then the order queued and reserved.
     assert_eq!(appends.last(), Some(&2), "{appends:?}");
 }
+
+/// A queue resolved at sell-out decides one event per order in one input;
+/// the appends still hold at most `max_batch_events` (whole decisions
+/// each), or a big queue made one log message over the broker's limit and
+/// the shard retried it forever (found by the bench with batched intake:
+/// 18,000 rejections in one append of 1.07 MB).
+#[test]
+fn a_queue_resolved_at_sell_out_goes_out_in_bounded_appends() {
+    let config = ShardConfig {
+        max_batch_events: 100,
+        ..ShardConfig::default()
+    };
+    let mut shard = Shard::new(config, Timestamp(0));
+    let now = Timestamp(0);
+    let mut seq = 0;
+    let mut appends = Vec::new();
+    let mut drain = |shard: &mut Shard, appends: &mut Vec<Vec<Event>>| {
+        while let Some(out) = shard.poll_output() {
+            if let Output::Append(batch) = out {
+                appends.push(batch.events);
+                seq += 1;
+                shard.handle_appended(seq, now);
+            }
+        }
+    };
+    shard.handle_command(
+        Command::SetStock {
+            partition: key("w1", "SKU"),
+            on_hand: 1,
+            expected_version: None,
+        },
+        None,
+        now,
+    );
+    shard.handle_order(order("first", "w1", 1), None, now);
+    for i in 0..1_000 {
+        shard.handle_order(order(&format!("q{i}"), "w1", 1), None, now);
+    }
+    drain(&mut shard, &mut appends);
+    appends.clear();
+    // The first order's worker succeeds: sold out, the queue is rejected.
+    let id = OrderId::new("first").unwrap();
+    let live = shard.state().live(&id).unwrap();
+    let attempt = Attempt {
+        ticket: live.ticket,
+        retry: live.attempts,
+    };
+    shard.handle_outcome(&id, attempt, Outcome::Fulfilled, now);
+    drain(&mut shard, &mut appends);
+    let rejected: usize = appends
+        .iter()
+        .flatten()
+        .filter(|e| matches!(e, Event::OrderRejected { .. }))
+        .count();
+    assert_eq!(rejected, 1_000, "every queued order rejected");
+    assert!(appends.len() >= 10, "{} appends", appends.len());
+    assert!(
+        appends.iter().all(|a| a.len() <= 101),
+        "{:?}",
+        appends.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+}
