@@ -20,7 +20,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 # One colour per system in both charts (allot's final decision: its colour, hatched).
 KEYS = ["allot", "allot_always", "raw_ack", "raw_batch_ack",
-        "pg_sync_off", "pg_sync_on", "redis_everysec", "redis_always"]
+        "pg_sync_off", "pg_sync_on", "redis_everysec", "redis_always",
+        "allot_batch", "allot_always_batch"]
 
 
 def colour(key):

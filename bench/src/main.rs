@@ -2,7 +2,8 @@
 //! each scenario it runs every system on the same order list, at two
 //! durability settings each: allot (a separate `allot serve` on its own
 //! nats-server, at the server's default fsync and with `sync_interval:
-//! always`), raw JetStream on allot's intake shape (per-message and batched
+//! always`; one order per message, and batched: `--allot-batch` per
+//! message), raw JetStream on allot's intake shape (per-message and batched
 //! acks), PostgreSQL (one autocommit statement per order, sync commit off
 //! and on) and Redis (pipelined Lua, AOF everysec and always). Every system
 //! runs at its maximum and then open loop at half of it, repeated and
@@ -70,7 +71,8 @@ struct Args {
     /// Only these scenarios (comma-separated names); default all four.
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
-    /// Only these systems (comma-separated: allot, allot_always, raw_ack,
+    /// Only these systems (comma-separated: allot, allot_always,
+    /// allot_batch, allot_always_batch, raw_ack,
     /// raw_batch_ack, pg_sync_off, pg_sync_on, redis_everysec,
     /// redis_always); default all that have a server.
     #[arg(long, value_delimiter = ',')]
@@ -88,11 +90,11 @@ struct Args {
     latency_p99: String,
     #[arg(long, default_value_t = 0.01)]
     failure_rate: f64,
-    /// Orders per message allot's producer publishes: 1 (one each), or
-    /// more for allot's batched intake (`Allot-Kind: batch`; carts are
-    /// never batched). The baselines always get one order per message,
-    /// statement or call.
-    #[arg(long, default_value_t = 1)]
+    /// Orders per message of the batched allot systems (allot_batch,
+    /// allot_always_batch: allot's batched intake, `Allot-Kind: batch`).
+    /// allot itself and every baseline get one order per message,
+    /// statement or call; carts are never batched.
+    #[arg(long, default_value_t = 64)]
     allot_batch: usize,
     /// PostgreSQL connection string; the baseline is skipped without it.
     #[arg(long)]
@@ -210,8 +212,9 @@ fn bench(args: &Args) -> anyhow::Result<Bench> {
             latency_p50: args.latency_p50.clone(),
             latency_p99: args.latency_p99.clone(),
             failure_rate: args.failure_rate,
-            batch: args.allot_batch.max(1),
+            batch: 1,
         },
+        batch: args.allot_batch.max(1),
         pg: args.pg.clone(),
         redis_url: args.redis.clone(),
         pg_clients: args.clients,

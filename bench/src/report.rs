@@ -106,6 +106,11 @@ pub struct Ratios {
     /// nats-server CPU per 1,000 decisions, allot's run over raw's.
     pub nats_cpu_allot_over_raw_ack: Option<f64>,
     pub nats_cpu_allot_over_raw_batch_ack: Option<f64>,
+    /// allot's batched intake (N orders per message) against the same.
+    pub allot_batch_over_raw_ack: Option<f64>,
+    pub allot_batch_over_redis_everysec: Option<f64>,
+    pub allot_always_batch_over_redis_always: Option<f64>,
+    pub allot_batch_over_pg_sync_off: Option<f64>,
     /// Open-loop p99, allot over raw JetStream (publish to consumer).
     pub admission_p99_allot_over_raw_ack: Option<f64>,
     pub final_p99_allot_over_raw_ack: Option<f64>,
@@ -168,6 +173,10 @@ impl Ratios {
             nats_cpu_allot_over_raw_batch_ack: ratio("allot", "raw_batch_ack", nats),
             admission_p99_allot_over_raw_ack: ratio("allot", "raw_ack", |s| s.admission_p99_ms),
             final_p99_allot_over_raw_ack: ratio("allot", "raw_ack", |s| s.final_p99_ms),
+            allot_batch_over_raw_ack: ratio("allot_batch", "raw_ack", rate),
+            allot_batch_over_redis_everysec: ratio("allot_batch", "redis_everysec", rate),
+            allot_always_batch_over_redis_always: ratio("allot_always_batch", "redis_always", rate),
+            allot_batch_over_pg_sync_off: ratio("allot_batch", "pg_sync_off", rate),
         }
     }
 }

@@ -49,7 +49,7 @@ fn target(
 }
 
 fn rss_max(s: &ScenarioResult) -> Option<f64> {
-    let allot = ["allot", "allot_always"].map(|k| s.system(k));
+    let allot = ["allot", "allot_always", "allot_batch", "allot_always_batch"].map(|k| s.system(k));
     let maxes = allot.iter().flatten();
     maxes
         .filter_map(|a| a.summary.allot_peak_rss_mib.map(|r| r.max))
@@ -72,12 +72,16 @@ impl Results {
             fraction.unwrap_or(0.5) * 100.0
         );
         let batch = self.settings.get("allot_batch").and_then(|b| b.as_u64());
-        if let Some(n) = batch.filter(|&n| n > 1) {
+        let batched = self
+            .scenarios
+            .iter()
+            .any(|s| s.system("allot_batch").is_some());
+        if let Some(n) = batch.filter(|_| batched) {
             let _ = writeln!(
                 out,
-                "allot's producer published {n} orders per message (`Allot-Kind: batch`, batched \
-                 intake; carts one per message); every baseline one order per message, \
-                 statement or call.\n"
+                "allot batched: its producer publishes {n} orders per message (`Allot-Kind: batch`, \
+                 batched intake; each order still validated, deduplicated and decided on its \
+                 own); allot and every baseline get one order per message, statement or call.\n"
             );
         }
         out += "### allot against each baseline (decided/s, ratio = allot ÷ baseline)\n\n";
@@ -104,6 +108,7 @@ impl Results {
                 rss_max(s).map_or("—".into(), |v| format!("{v:.0}"))
             );
         }
+        out += &self.batched();
         out += "\n### Every system: maximum throughput, and latency open loop\n\n";
         out += "Latency from each order's intended send time to its durable answer \
                 (allot: admission = reserved or rejected, final = confirmed or rejected, read \
@@ -212,6 +217,18 @@ impl Results {
                 (
                     "allot¹ ÷ Redis AOF always >= 0.5",
                     r.allot_always_over_redis_always,
+                    0.5,
+                    "x",
+                ),
+                (
+                    "allot batched ÷ Redis AOF everysec >= 0.5",
+                    r.allot_batch_over_redis_everysec,
+                    0.5,
+                    "x",
+                ),
+                (
+                    "allot¹ batched ÷ Redis AOF always >= 0.5",
+                    r.allot_always_batch_over_redis_always,
                     0.5,
                     "x",
                 ),
@@ -336,6 +353,39 @@ impl Results {
                     sp(m.final_p99_ms, 2),
                 );
             }
+        }
+        out
+    }
+
+    /// allot's batched intake against the baselines, if it ran.
+    fn batched(&self) -> String {
+        let mut out = String::new();
+        for s in &self.scenarios {
+            let rate = |k: &str| s.system(k).and_then(|a| a.summary.per_s);
+            if rate("allot_batch").is_none() && rate("allot_always_batch").is_none() {
+                continue;
+            }
+            if out.is_empty() {
+                out += "\n### allot batched against each baseline (decided/s, ratio = allot batched ÷ baseline)\n\n";
+                out += "| scenario | allot batched decided/s | allot¹ batched decided/s | ÷ allot one per message | ÷ raw JetStream, per-message ack | ÷ Redis AOF everysec | ÷ Redis AOF always ¹ | ÷ PostgreSQL sync off |\n|---|---|---|---|---|---|---|---|\n";
+            }
+            let r = &s.ratios;
+            let over_single = match (rate("allot_batch"), rate("allot")) {
+                (Some(b), Some(a)) if a.median > 0.0 => Some(b.median / a.median),
+                _ => None,
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                s.scenario.name,
+                sp(rate("allot_batch"), 0),
+                sp(rate("allot_always_batch"), 0),
+                x(over_single),
+                x(r.allot_batch_over_raw_ack),
+                x(r.allot_batch_over_redis_everysec),
+                x(r.allot_always_batch_over_redis_always),
+                x(r.allot_batch_over_pg_sync_off),
+            );
         }
         out
     }

@@ -22,16 +22,25 @@ use crate::workload::Workload;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum System {
     Allot(NatsSync),
+    /// allot with its producer publishing [`Bench::batch`] orders per
+    /// message (batched intake).
+    AllotBatched(NatsSync),
     Raw(RawAck),
-    Pg { sync_on: bool },
-    Redis { always: bool },
+    Pg {
+        sync_on: bool,
+    },
+    Redis {
+        always: bool,
+    },
 }
 
 impl System {
     /// Every system, in the order each repeat runs them.
-    pub const ALL: [System; 8] = [
+    pub const ALL: [System; 10] = [
         System::Allot(NatsSync::Default),
         System::Allot(NatsSync::Always),
+        System::AllotBatched(NatsSync::Default),
+        System::AllotBatched(NatsSync::Always),
         System::Raw(RawAck::PerMessage),
         System::Raw(RawAck::Batched),
         System::Pg { sync_on: false },
@@ -45,6 +54,8 @@ impl System {
         match self {
             System::Allot(NatsSync::Default) => "allot",
             System::Allot(NatsSync::Always) => "allot_always",
+            System::AllotBatched(NatsSync::Default) => "allot_batch",
+            System::AllotBatched(NatsSync::Always) => "allot_always_batch",
             System::Raw(RawAck::PerMessage) => "raw_ack",
             System::Raw(RawAck::Batched) => "raw_batch_ack",
             System::Pg { sync_on: false } => "pg_sync_off",
@@ -58,6 +69,8 @@ impl System {
         match self {
             System::Allot(NatsSync::Default) => "allot (nats defaults)",
             System::Allot(NatsSync::Always) => "allot (nats sync always)",
+            System::AllotBatched(NatsSync::Default) => "allot batched (nats defaults)",
+            System::AllotBatched(NatsSync::Always) => "allot batched (nats sync always)",
             System::Raw(RawAck::PerMessage) => "raw JetStream, per-message ack",
             System::Raw(RawAck::Batched) => "raw JetStream, batched ack",
             System::Pg { sync_on: false } => "PostgreSQL synchronous_commit=off",
@@ -70,14 +83,16 @@ impl System {
     /// When an acknowledged order is on disk.
     pub fn durability(self) -> &'static str {
         match self {
-            System::Allot(NatsSync::Default) | System::Raw(_) => {
+            System::Allot(NatsSync::Default)
+            | System::AllotBatched(NatsSync::Default)
+            | System::Raw(_) => {
                 "written before the ack, fsynced within 2 min (nats-server default)"
             }
             System::Pg { sync_on: false } => "WAL flushed within ~200 ms of the commit",
             System::Redis { always: false } => "AOF fsynced every second",
-            System::Allot(NatsSync::Always) | System::Pg { sync_on: true } => {
-                "fsynced before the ack"
-            }
+            System::Allot(NatsSync::Always)
+            | System::AllotBatched(NatsSync::Always)
+            | System::Pg { sync_on: true } => "fsynced before the ack",
             System::Redis { always: true } => "AOF fsynced before the reply",
         }
     }
@@ -112,6 +127,8 @@ pub struct Bench {
     pub open_fraction: f64,
     pub repeats: usize,
     pub systems: Vec<System>,
+    /// Orders per message of the batched allot systems.
+    pub batch: usize,
 }
 
 impl Bench {
@@ -120,6 +137,13 @@ impl Bench {
         let result = match system {
             System::Allot(sync) => {
                 run_allot::run(&self.nats_server, sync, &self.allot, workload, pace).await
+            }
+            System::AllotBatched(sync) => {
+                let spec = AllotSpec {
+                    batch: self.batch,
+                    ..self.allot.clone()
+                };
+                run_allot::run(&self.nats_server, sync, &spec, workload, pace).await
             }
             System::Raw(ack) => {
                 run_raw::run(&self.nats_server, &self.config, workload, ack, pace).await
@@ -149,9 +173,10 @@ impl Bench {
         })
     }
 
-    /// The systems that run `workload`: carts only in allot (the baselines
-    /// have no multi-line order; `carts` is held against allot's own
-    /// single-order rate instead).
+    /// The systems that run `workload`: carts only in allot, one per
+    /// message (the baselines have no multi-line order, and a cart is
+    /// never batched; `carts` is held against allot's own single-order
+    /// rate instead).
     fn systems_for(&self, workload: &Workload) -> Vec<System> {
         let carts = workload.scenario.carts();
         let (run, skip): (Vec<System>, Vec<System>) = self
