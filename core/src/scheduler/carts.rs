@@ -16,11 +16,22 @@ impl Shard {
         if self.fenced {
             return;
         }
-        self.group
-            .pending_mut()
-            .extend(events.into_iter().map(|event| Event::Cart {
+        // One coordinator append may hold thousands of carts' events: it
+        // may be split between carts (never inside one cart's run of
+        // events), each part a state the coordinator could have crashed
+        // in, so the log's appends stay under the broker's limit.
+        let (pending, cuts) = self.group.pending_and_cuts();
+        let mut last: Option<OrderId> = None;
+        for event in events {
+            let cart = cart_of(&event);
+            if last.is_some() && cart != last {
+                cuts.push(pending.len());
+            }
+            last = cart;
+            pending.push(Event::Cart {
                 event: Box::new(event),
-            }));
+            });
+        }
         self.group.mark(Mark::Carts);
         self.after_input(None, now);
     }
@@ -61,5 +72,24 @@ impl Shard {
             }
         }
         self.after_input(ack, now);
+    }
+}
+
+/// The cart an event of the coordinator is about (`None`: `Delivered`).
+fn cart_of(event: &CartEvent) -> Option<OrderId> {
+    match event {
+        CartEvent::Opened { cart, .. } => Some(cart.id().clone()),
+        CartEvent::LineReserved { line, .. } | CartEvent::LineRejected { line, .. } => {
+            Some(line.parts().0)
+        }
+        CartEvent::Held { cart, .. }
+        | CartEvent::Paid { cart }
+        | CartEvent::EnactStarted { cart, .. }
+        | CartEvent::EnactSucceeded { cart, .. }
+        | CartEvent::EnactFailed { cart, .. }
+        | CartEvent::Confirmed { cart }
+        | CartEvent::Rejected { cart, .. }
+        | CartEvent::Cancelled { cart } => Some(cart.clone()),
+        CartEvent::Delivered => None,
     }
 }

@@ -7,6 +7,35 @@ use std::collections::VecDeque;
 
 use crate::domain::{Attempt, ClaimAnswer, Event, Order, OrderId, RejectReason};
 
+/// Encoded bytes one append may hold by [`estimated_size`]: under the
+/// broker's default 1 MiB message limit, with room for the batch's frame.
+const APPEND_BUDGET: usize = 900 * 1024;
+
+/// An event's encoded size, estimated high: names are at most 64 bytes,
+/// a queued order carries its partition, region and fallbacks, a cart
+/// opened carries every line's partition.
+fn estimated_size(event: &Event) -> usize {
+    match event {
+        Event::OrderQueued { order } => 240 + 70 * order.fallbacks.len(),
+        Event::OrderRejected { reason, .. } => {
+            160 + match reason {
+                RejectReason::Invalid { errors } => errors
+                    .iter()
+                    .map(|e| 16 + e.field.len() + e.why.len())
+                    .sum(),
+                RejectReason::RetriesExhausted { last: why }
+                | RejectReason::FulfilmentFailed { reason: why } => why.len(),
+                _ => 0,
+            }
+        }
+        Event::Cart { event } => match &**event {
+            crate::domain::CartEvent::Opened { cart, .. } => 160 + 160 * cart.lines().len(),
+            _ => 200,
+        },
+        _ => 160,
+    }
+}
+
 /// The runtime's handle for one intake message (e.g. its stream sequence).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AckId(pub u64);
@@ -112,10 +141,6 @@ impl GroupCommit {
 
     pub fn log_seq(&self) -> u64 {
         self.log_seq
-    }
-
-    pub fn pending_mut(&mut self) -> &mut Vec<Event> {
-        &mut self.pending
     }
 
     /// The pending events, and where the current input may be cut.
@@ -231,7 +256,7 @@ impl GroupCommit {
     /// How many pending events the next append takes: whole inputs' worth,
     /// up to `max_batch` (more only when one input decided more).
     fn batch_len(&mut self) -> usize {
-        let max = self.base + self.max_batch as u64;
+        let max = self.base + self.max_batch.min(self.fitting()) as u64;
         let mut end = None;
         while let Some(&b) = self.boundaries.front() {
             if b > max && end.is_some() {
@@ -245,6 +270,21 @@ impl GroupCommit {
         }
         let end = end.unwrap_or(self.base + self.pending.len() as u64);
         (end - self.base) as usize
+    }
+
+    /// How many pending events fit in one log message by a generous
+    /// estimate of their encoded size (at least 1): a batch of big events
+    /// (carts of many lines) must stay under the broker's message limit
+    /// (nats-server's 1 MiB by default), or its append fails every time.
+    fn fitting(&self) -> usize {
+        let mut bytes = 0;
+        for (i, event) in self.pending.iter().enumerate() {
+            bytes += estimated_size(event);
+            if bytes > APPEND_BUDGET {
+                return i.max(1);
+            }
+        }
+        self.pending.len().max(1)
     }
 
     /// The outstanding append is durable at log sequence `seq`.
