@@ -21,7 +21,8 @@
 //! - `drive`, `pg`, `redis_lua`: the database baselines.
 //! - `systems`: the systems and the interleaved repeats.
 //! - `gate`: the correctness gate every system shares.
-//! - `stats`, `report`, `report_md`: figures, JSON and markdown.
+//! - `stats`, `report`, `report_md`, `report_more`: figures, JSON and
+//!   markdown (`report_more`: the carts and batched-intake tables).
 #![forbid(unsafe_code)]
 
 mod drive;
@@ -33,6 +34,7 @@ mod publish;
 mod redis_lua;
 mod report;
 mod report_md;
+mod report_more;
 mod run_allot;
 mod run_raw;
 mod stats;

@@ -1,9 +1,11 @@
 //! Tests of order messages, by concern: round trips and routing
 //! (`round_trip`), each field rule (`fields`), how rejections are named
-//! (`rejections`), hostile payloads (`hostile`), and allot's own messages
-//! read back (`own_streams`). This file holds the
+//! (`rejections`), hostile payloads (`hostile`), allot's own messages
+//! read back (`own_streams`), and log appends within the broker's limit
+//! (`appends`). This file holds the
 //! helpers they share.
 
+mod appends;
 mod fields;
 mod hostile;
 mod own_streams;

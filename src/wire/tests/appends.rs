@@ -1,0 +1,116 @@
+//! Log appends against the broker's message limit: however much one input
+//! decides, every append a shard makes encodes under 1 MiB.
+
+use super::*;
+use crate::domain::{Command, Event};
+
+/// Every append a shard makes fits in one broker message (nats-server's
+/// 1 MiB default), however much one input decided: a queue of 30,000
+/// orders rejected at sell-out, and one coordinator append of 3,000 carts
+/// of 20 lines. Each went out as a single message of over 1 MiB before,
+/// and the shard retried it forever. A coordinator append is split only
+/// between carts.
+#[test]
+fn every_append_fits_in_one_broker_message() {
+    use crate::domain::{
+        Attempt, Cart, CartConfig, CartEvent, CartLine, Fill, Order, Outcome, Priority, Quantity,
+        Timestamp,
+    };
+    use crate::scheduler::{Output, Shard, ShardConfig};
+    let now = Timestamp(0);
+    let mut shard = Shard::new(ShardConfig::default(), now);
+    let mut appends: Vec<Vec<Event>> = Vec::new();
+    let drain = |shard: &mut Shard, appends: &mut Vec<Vec<Event>>| {
+        while let Some(out) = shard.poll_output() {
+            if let Output::Append(batch) = out {
+                appends.push(batch.events);
+                shard.handle_appended(appends.len() as u64, now);
+            }
+        }
+    };
+    let partition = |sku: &str| {
+        crate::domain::PartitionKey::new(
+            crate::domain::WarehouseId::new("warehouse-with-a-long-name").unwrap(),
+            crate::domain::Sku::new(sku).unwrap(),
+        )
+    };
+    let order = |id: String| Order {
+        id: OrderId::new(&id).unwrap(),
+        partition: partition("SKU-HOT-0000000000000000"),
+        quantity: Quantity::ONE,
+        region: None,
+        priority: Priority(0),
+        fallbacks: vec![],
+        line: false,
+    };
+    shard.handle_command(
+        Command::SetStock {
+            partition: partition("SKU-HOT-0000000000000000"),
+            on_hand: 1,
+            expected_version: None,
+        },
+        None,
+        now,
+    );
+    shard.handle_order(order("first".into()), None, now);
+    for i in 0..30_000 {
+        shard.handle_order(
+            order(format!("queued-order-with-a-long-id-{i:08}")),
+            None,
+            now,
+        );
+    }
+    drain(&mut shard, &mut appends);
+    let first = OrderId::new("first").unwrap();
+    let live = shard.state().live(&first).unwrap();
+    let attempt = Attempt {
+        ticket: live.ticket,
+        retry: live.attempts,
+    };
+    shard.handle_outcome(&first, attempt, Outcome::Fulfilled, now);
+    drain(&mut shard, &mut appends);
+    let carts: Vec<CartEvent> = (0..3_000)
+        .flat_map(|n| {
+            let lines = (0..20)
+                .map(|l| CartLine {
+                    partition: partition(&format!("SKU-{l:040}")),
+                    quantity: Quantity::ONE,
+                })
+                .collect();
+            let id = OrderId::new(&format!("cart-{n:08}")).unwrap();
+            let cart = Cart::new(id.clone(), lines, Fill::All, None, &CartConfig::default());
+            let cart = cart.unwrap();
+            [
+                CartEvent::Opened { cart, at: now },
+                CartEvent::Rejected {
+                    cart: id,
+                    reason: crate::domain::CartReason::Cancelled,
+                },
+            ]
+        })
+        .collect();
+    let before = appends.len();
+    shard.handle_cart_events(carts, now);
+    drain(&mut shard, &mut appends);
+    assert!(appends.len() - before > 1, "the carts were split");
+    for (i, events) in appends.iter().enumerate() {
+        let bytes = crate::wire::log::encode_batch(0, i as u64, events).len();
+        assert!(
+            bytes < 1024 * 1024,
+            "append {i}: {} events in {bytes} bytes",
+            events.len()
+        );
+        if i >= before {
+            assert!(
+                matches!(events.first(), Some(Event::Cart { event }) if matches!(**event, CartEvent::Opened { .. })),
+                "append {i} starts inside a cart"
+            );
+        }
+    }
+    let rejected = appends
+        .iter()
+        .flatten()
+        .filter(|e| matches!(e, Event::OrderRejected { .. }))
+        .count();
+    assert_eq!(rejected, 30_000);
+}
