@@ -113,3 +113,24 @@ pub enum CartEvent {
     /// transports: recovery re-sends only what follows the last of these.
     Delivered,
 }
+
+impl CartEvent {
+    /// The cart the event is about; `None` for `Delivered`.
+    pub fn cart_id(&self) -> Option<OrderId> {
+        match self {
+            Self::Opened { cart, .. } => Some(cart.id().clone()),
+            Self::LineReserved { line, .. } | Self::LineRejected { line, .. } => {
+                Some(line.parts().0)
+            }
+            Self::Held { cart, .. }
+            | Self::Paid { cart }
+            | Self::EnactStarted { cart, .. }
+            | Self::EnactSucceeded { cart, .. }
+            | Self::EnactFailed { cart, .. }
+            | Self::Confirmed { cart }
+            | Self::Rejected { cart, .. }
+            | Self::Cancelled { cart } => Some(cart.clone()),
+            Self::Delivered => None,
+        }
+    }
+}

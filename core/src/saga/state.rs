@@ -209,37 +209,23 @@ pub(super) fn apply(
     event: &CartEvent,
     effects: &mut Vec<Output>,
 ) {
-    let cart_id = match event {
-        CartEvent::Opened { cart, at } => {
-            if carts.contains_key(cart.id()) {
-                return;
-            }
-            let state = CartState {
-                cart: cart.clone(),
-                opened: *at,
-                lines: vec![LineStatus::Pending; cart.lines().len()],
-                phase: Phase::Reserving,
-                paid: false,
-                enacts: Vec::new(),
-            };
-            effects.extend((0..state.lines.len()).map(|i| Output::Reserve(state.line_order(i))));
-            carts.insert(cart.id().clone(), state);
+    if let CartEvent::Opened { cart, at } = event {
+        if carts.contains_key(cart.id()) {
             return;
         }
-        CartEvent::LineReserved { line, .. } | CartEvent::LineRejected { line, .. } => {
-            line.parts().0
-        }
-        CartEvent::Held { cart, .. }
-        | CartEvent::Paid { cart }
-        | CartEvent::EnactStarted { cart, .. }
-        | CartEvent::EnactSucceeded { cart, .. }
-        | CartEvent::EnactFailed { cart, .. }
-        | CartEvent::Confirmed { cart }
-        | CartEvent::Rejected { cart, .. }
-        | CartEvent::Cancelled { cart } => cart.clone(),
-        CartEvent::Delivered => return,
-    };
-    let Some(c) = carts.get_mut(&cart_id) else {
+        let state = CartState {
+            cart: cart.clone(),
+            opened: *at,
+            lines: vec![LineStatus::Pending; cart.lines().len()],
+            phase: Phase::Reserving,
+            paid: false,
+            enacts: Vec::new(),
+        };
+        effects.extend((0..state.lines.len()).map(|i| Output::Reserve(state.line_order(i))));
+        carts.insert(cart.id().clone(), state);
+        return;
+    }
+    let Some(c) = event.cart_id().and_then(|id| carts.get_mut(&id)) else {
         return;
     };
     match event {

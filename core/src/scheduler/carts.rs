@@ -23,7 +23,7 @@ impl Shard {
         let (pending, cuts) = self.group.pending_and_cuts();
         let mut last: Option<OrderId> = None;
         for event in events {
-            let cart = cart_of(&event);
+            let cart = event.cart_id();
             if last.is_some() && cart != last {
                 cuts.push(pending.len());
             }
@@ -72,24 +72,5 @@ impl Shard {
             }
         }
         self.after_input(ack, now);
-    }
-}
-
-/// The cart an event of the coordinator is about (`None`: `Delivered`).
-fn cart_of(event: &CartEvent) -> Option<OrderId> {
-    match event {
-        CartEvent::Opened { cart, .. } => Some(cart.id().clone()),
-        CartEvent::LineReserved { line, .. } | CartEvent::LineRejected { line, .. } => {
-            Some(line.parts().0)
-        }
-        CartEvent::Held { cart, .. }
-        | CartEvent::Paid { cart }
-        | CartEvent::EnactStarted { cart, .. }
-        | CartEvent::EnactSucceeded { cart, .. }
-        | CartEvent::EnactFailed { cart, .. }
-        | CartEvent::Confirmed { cart }
-        | CartEvent::Rejected { cart, .. }
-        | CartEvent::Cancelled { cart } => Some(cart.clone()),
-        CartEvent::Delivered => None,
     }
 }

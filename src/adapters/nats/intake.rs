@@ -180,16 +180,13 @@ impl NatsIntake {
                 .collect();
             self.hand_on(seq, orders).await;
         }
-        if mine.is_empty() {
-            // All handed to the shards that own them: done here.
-            if let Err(e) = message.ack().await {
-                warn!(shard, seq, error = %e, "ack failed; the message will be redelivered and deduped");
-            }
-            return;
-        }
         let acks = self.held[shard as usize]
             .lock()
             .hold(seq, message, mine.len());
+        if mine.is_empty() {
+            // All handed to the shards that own them: done here.
+            return self.settle(shard, &acks).await;
+        }
         for (item, ack) in mine.into_iter().zip(acks) {
             out.push(Delivery {
                 ack: Some(ack),
