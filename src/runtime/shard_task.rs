@@ -78,6 +78,8 @@ struct Task<L, I, S, F> {
     /// came after it, so each partition still sees its orders in order.
     waiting: VecDeque<Waiting>,
     next_claim: u64,
+    /// The owners' answers to claims of `waiting`, by claim key.
+    answered: FxHashMap<u64, ClaimAnswer>,
     /// Claims this shard owns, waiting for their answers to be durable.
     replies: FxHashMap<ReplyId, oneshot::Sender<Vec<ClaimAnswer>>>,
     next_reply: u64,
@@ -169,6 +171,7 @@ where
         published: FxHashMap::default(),
         waiting: VecDeque::new(),
         next_claim: 0,
+        answered: FxHashMap::default(),
         replies: FxHashMap::default(),
         next_reply: 0,
         carts,
@@ -280,15 +283,7 @@ where
                 self.feed_ready(shard, now);
             }
             Msg::Claimed(keys, answers) => {
-                for (key, answer) in keys.into_iter().zip(answers) {
-                    if let Some(w) = self
-                        .waiting
-                        .iter_mut()
-                        .find(|w| w.claim.as_ref().is_some_and(|(k, _)| *k == key))
-                    {
-                        w.claim = Some((key, Some(answer)));
-                    }
-                }
+                self.answered.extend(keys.into_iter().zip(answers));
                 self.feed_ready(shard, now);
             }
             Msg::Outcome(id, attempt, outcome) => {

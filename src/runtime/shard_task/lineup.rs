@@ -18,9 +18,9 @@ use crate::scheduler::{ReplyId, Shard};
 /// An intake message in line to be fed to the shard, in intake order.
 pub(super) struct Waiting {
     pub(super) delivery: Delivery,
-    /// `None`: nothing to wait for; `Some(key, None)`: its id's claim is
-    /// out at the owner; `Some(key, Some(answer))`: answered.
-    pub(super) claim: Option<(u64, Option<ClaimAnswer>)>,
+    /// `None`: nothing to wait for; `Some(key)`: its id's claim, asked of
+    /// the owner, answered once `answered` holds the key.
+    pub(super) claim: Option<u64>,
 }
 
 impl<L, I, S, F> Task<L, I, S, F>
@@ -50,7 +50,7 @@ where
                     id: id.clone(),
                     by: partition.clone(),
                 });
-                Some((key, None))
+                Some(key)
             });
             self.waiting.push_back(Waiting { delivery, claim });
         }
@@ -76,16 +76,21 @@ where
     }
 
     /// Feeds the shard every lined-up delivery that waits for nothing, in
-    /// order, stopping at the first still waiting for its claim.
+    /// order, stopping at the first still waiting for its claim. Answers
+    /// are looked up by key: a backlog of many thousand lined-up
+    /// deliveries (batched intake) must not be scanned once per answer.
     pub(super) fn feed_ready(&mut self, shard: &mut Shard, now: Timestamp) {
-        while self
-            .waiting
-            .front()
-            .is_some_and(|w| !matches!(w.claim, Some((_, None))))
-        {
+        while let Some(w) = self.waiting.front() {
+            let answer = match w.claim {
+                None => None,
+                Some(key) => match self.answered.remove(&key) {
+                    Some(answer) => Some(answer),
+                    None => break,
+                },
+            };
             let w = self.waiting.pop_front().expect("checked");
-            match (w.claim, w.delivery.item) {
-                (Some((_, Some(ClaimAnswer::Refused { holder }))), item) => {
+            match (answer, w.delivery.item) {
+                (Some(ClaimAnswer::Refused { holder }), item) => {
                     let (id, partition) = claim_of(&item).expect("only claims are asked");
                     let (id, partition) = (id.clone(), partition.clone());
                     shard.handle_refused(id, partition, holder, w.delivery.ack, now);
