@@ -28,6 +28,8 @@ fn estimated_size(event: &Event) -> usize {
                 _ => 0,
             }
         }
+        // An id is at most 64 bytes, a partition two names of at most 64.
+        Event::IdsClaimed { claims } => 40 + 220 * claims.len(),
         Event::Cart { event } => match &**event {
             crate::domain::CartEvent::Opened { cart, .. } => 160 + 160 * cart.lines().len(),
             _ => 200,

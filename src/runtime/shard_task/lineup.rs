@@ -15,6 +15,9 @@ use crate::ports::{Delivery, EventLog, Fulfiller, Intake, IntakeQueue, ShardId, 
 use crate::runtime::claims::ClaimRequest;
 use crate::scheduler::{ReplyId, Shard};
 
+/// Claims asked of an owner shard in one request, at most.
+const CLAIMS_PER_REQUEST: usize = 1_024;
+
 /// An intake message in line to be fed to the shard, in intake order.
 pub(super) struct Waiting {
     pub(super) delivery: Delivery,
@@ -56,6 +59,16 @@ where
         }
         let mut asks: Vec<_> = asks.into_iter().collect();
         asks.sort_by_key(|(owner, _)| *owner);
+        // A request of at most CLAIMS_PER_REQUEST ids: under the broker's
+        // message limit (ids and partition names of 64 bytes) when the
+        // owner runs in another instance.
+        let asks = asks.into_iter().flat_map(|(owner, (keys, claims))| {
+            let keys = keys.chunks(CLAIMS_PER_REQUEST).map(<[u64]>::to_vec);
+            let claims = claims.chunks(CLAIMS_PER_REQUEST).map(<[Claim]>::to_vec);
+            keys.zip(claims)
+                .map(move |ask| (owner, ask))
+                .collect::<Vec<_>>()
+        });
         for (owner, (keys, claims)) in asks {
             let (ports, tx) = (self.ports.clone(), self.tx.clone());
             self.spawned.spawn(async move {

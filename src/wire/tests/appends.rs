@@ -114,3 +114,60 @@ fn every_append_fits_in_one_broker_message() {
         .count();
     assert_eq!(rejected, 30_000);
 }
+
+/// One claims request of 10,000 ids (an owner shard answering the backlog
+/// of batched intake another shard lined up) is recorded in appends that
+/// each fit in one broker message; a repeated id in the request is granted
+/// once. It went out as one `IdsClaimed` event of 1.17 MB before, and the
+/// owner retried that append forever.
+#[test]
+fn a_large_claims_request_fits_in_broker_messages() {
+    use crate::domain::{Claim, ClaimAnswer, PartitionKey, Sku, Timestamp, WarehouseId};
+    use crate::scheduler::{Output, ReplyId, Shard, ShardConfig};
+    let now = Timestamp(0);
+    let mut shard = Shard::new(ShardConfig::default(), now);
+    let by = |w: &str| {
+        PartitionKey::new(
+            WarehouseId::new(&format!("{w}-warehouse-with-a-long-name")).unwrap(),
+            Sku::new("SKU-WITH-A-LONG-NAME-0000000000000000000000000000").unwrap(),
+        )
+    };
+    let mut claims: Vec<Claim> = (0..10_000)
+        .map(|i| Claim {
+            id: OrderId::new(&format!("order-with-a-long-id-from-a-producer-{i:020}")).unwrap(),
+            by: by("ams"),
+        })
+        .collect();
+    claims.push(Claim {
+        id: claims[7].id.clone(),
+        by: by("fra"),
+    });
+    shard.handle_claims(&claims, ReplyId(1), now);
+    let (mut appends, mut answers) = (Vec::new(), None);
+    while let Some(out) = shard.poll_output() {
+        match out {
+            Output::Append(batch) => {
+                let bytes = crate::wire::log::encode_batch(0, appends.len() as u64, &batch.events);
+                assert!(bytes.len() < 1024 * 1024, "append of {} bytes", bytes.len());
+                appends.push(batch.events);
+                shard.handle_appended(appends.len() as u64, now);
+            }
+            Output::Replies(mut replies) => answers = replies.pop().map(|(_, a)| a),
+            _ => {}
+        }
+    }
+    assert!(appends.len() > 1, "the claims went out in several appends");
+    let answers = answers.expect("answered once durable");
+    assert_eq!(answers.len(), 10_001);
+    assert!(answers[..10_000].iter().all(|a| *a == ClaimAnswer::Granted));
+    assert_eq!(answers[10_000], ClaimAnswer::Refused { holder: by("ams") });
+    let recorded: usize = appends
+        .iter()
+        .flatten()
+        .map(|e| match e {
+            Event::IdsClaimed { claims } => claims.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(recorded, 10_000);
+}

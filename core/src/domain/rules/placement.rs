@@ -3,12 +3,19 @@
 //! a producer's id against the dedupe window and the id claims, and
 //! answering other shards' claims.
 
+use rustc_hash::FxHashMap;
+
 use super::{Decider, Known, Origin};
 use crate::domain::dedupe::Fingerprint;
 use crate::domain::messages::{Claim, ClaimAnswer, Event, FieldError, Order, RejectReason};
 use crate::domain::reroute::{is_forwarded_copy, is_forwarded_hop, is_hop_of};
 use crate::domain::state::PartitionIdx;
 use crate::domain::types::{OrderId, PartitionKey};
+
+/// Claims recorded in one `IdsClaimed` event: a request of thousands (a
+/// backlog of batched intake) stays many events an append may be cut
+/// between, each far under the broker's message limit.
+pub const CLAIMS_PER_EVENT: usize = 256;
 
 impl Decider<'_> {
     /// Queues a producer's new order. A known id is not decided again.
@@ -115,10 +122,13 @@ impl Decider<'_> {
     }
 
     /// The owner of these ids answers claims from other shards: each id is
-    /// granted to the first partition that claims it (recorded in one
-    /// `IdsClaimed`), and refused to any other.
+    /// granted to the first partition that claims it (recorded in
+    /// `IdsClaimed` events of at most [`CLAIMS_PER_EVENT`] claims, each a
+    /// whole decision an append may end after), and refused to any other.
     pub fn claim(&mut self, requests: &[Claim]) -> Vec<ClaimAnswer> {
         let mut new: Vec<Claim> = Vec::new();
+        // Ids granted by this request, to their claim in `new`.
+        let mut granted: FxHashMap<&OrderId, usize> = FxHashMap::default();
         let answers = requests
             .iter()
             .map(|c| {
@@ -127,9 +137,10 @@ impl Decider<'_> {
                     .state
                     .ids()
                     .claimed_by(fp)
-                    .or_else(|| new.iter().find(|n| n.id == c.id).map(|n| &n.by));
+                    .or_else(|| granted.get(&c.id).map(|&i| &new[i].by));
                 match holder {
                     None => {
+                        granted.insert(&c.id, new.len());
                         new.push(c.clone());
                         ClaimAnswer::Granted
                     }
@@ -138,8 +149,12 @@ impl Decider<'_> {
                 }
             })
             .collect();
-        if !new.is_empty() {
-            self.emit(Event::IdsClaimed { claims: new });
+        drop(granted);
+        let mut new = new.into_iter().peekable();
+        while new.peek().is_some() {
+            let claims: Vec<Claim> = new.by_ref().take(CLAIMS_PER_EVENT).collect();
+            self.emit(Event::IdsClaimed { claims });
+            self.cuts.push(self.events.len());
         }
         answers
     }
