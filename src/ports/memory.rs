@@ -117,6 +117,11 @@ impl MemIntake {
         q.ready.push_back((ack, item, 0, SystemTime::now()));
     }
 
+    /// Messages submitted and not yet fetched.
+    pub fn unfetched(&self, shard: ShardId) -> usize {
+        self.queues.lock().get(&shard).map_or(0, |q| q.ready.len())
+    }
+
     /// Messages submitted and not yet acked.
     pub fn unacked(&self, shard: ShardId) -> usize {
         self.queues

@@ -124,6 +124,10 @@ pub struct RuntimeConfig {
     pub shard: ShardConfig,
     /// Most intake messages handed to a shard at once.
     pub fetch_batch: usize,
+    /// Most deliveries a shard has in hand (fetched and not yet fed, or
+    /// with workers) before it fetches more: the rest of a backlog waits
+    /// in the stream, not in memory.
+    pub max_in_line: usize,
     /// Wait before fetching again when the intake was empty.
     pub idle_poll: Duration,
     /// Save a snapshot after this many appended events (0: never).
@@ -187,6 +191,7 @@ impl Default for RuntimeConfig {
         Self {
             shard: ShardConfig::default(),
             fetch_batch: 256,
+            max_in_line: 32_768,
             idle_poll: Duration::from_millis(2),
             snapshot_every_events: 100_000,
             snapshot_every: Some(Duration::from_secs(60)),

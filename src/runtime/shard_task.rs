@@ -29,7 +29,7 @@ use crate::saga::{Carts, EnactResult};
 use crate::scheduler::{AckId, Output, ReplyId, Shard};
 use crate::telemetry::CartMetrics;
 use crate::telemetry::{BatchTally, ShardMetrics};
-use lineup::Waiting;
+use lineup::{fetch_loop, InLine, Waiting};
 
 /// How a shard task ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +77,9 @@ struct Task<L, I, S, F> {
     /// Intake not yet fed, in order: what waits for a claim holds up what
     /// came after it, so each partition still sees its orders in order.
     waiting: VecDeque<Waiting>,
+    /// Deliveries fetched and not yet fed, and orders with workers: the
+    /// fetch loop waits while they are over the bound.
+    in_line: Arc<InLine>,
     next_claim: u64,
     /// The owners' answers to claims of `waiting`, by claim key.
     answered: FxHashMap<u64, ClaimAnswer>,
@@ -148,11 +151,12 @@ where
     let (tx, mut rx) = mpsc::channel(1024);
     let fetching = CancellationToken::new();
     let mut spawned = JoinSet::new();
+    let in_line = Arc::new(InLine::default());
     spawned.spawn(fetch_loop(
         id,
         ports.clone(),
         config.clone(),
-        tx.clone(),
+        (tx.clone(), in_line.clone()),
         fetching.clone(),
     ));
     let mut task = Task {
@@ -170,6 +174,7 @@ where
         metrics: ShardMetrics::new(id),
         published: FxHashMap::default(),
         waiting: VecDeque::new(),
+        in_line,
         next_claim: 0,
         answered: FxHashMap::default(),
         replies: FxHashMap::default(),
@@ -238,34 +243,6 @@ where
     Ok(exit)
 }
 
-async fn fetch_loop<L, I: IntakeQueue, S, F>(
-    id: ShardId,
-    ports: Arc<Ports<L, I, S, F>>,
-    config: RuntimeConfig,
-    tx: mpsc::Sender<Msg>,
-    stop: CancellationToken,
-) {
-    loop {
-        // The stop first: a queue with a backlog must not keep a draining
-        // shard fetching.
-        let batch = tokio::select! {
-            biased;
-            () = stop.cancelled() => return,
-            batch = ports.intake.fetch(id, config.fetch_batch) => batch,
-        };
-        if batch.is_empty() {
-            tokio::select! {
-                biased;
-                () = stop.cancelled() => return,
-                () = tokio::time::sleep(config.idle_poll) => continue,
-            }
-        }
-        if tx.send(Msg::Intake(batch)).await.is_err() {
-            return;
-        }
-    }
-}
-
 impl<L, I, S, F> Task<L, I, S, F>
 where
     L: EventLog + 'static,
@@ -288,6 +265,7 @@ where
             }
             Msg::Outcome(id, attempt, outcome) => {
                 self.in_flight_work -= 1;
+                self.in_line.worked(1);
                 shard.handle_outcome(&id, attempt, outcome, now);
             }
             Msg::Appended(Ok(seq)) => {
@@ -322,6 +300,7 @@ where
                 break;
             }
         }
+        self.in_line.unwritten(shard.unwritten_events());
         self.maybe_snapshot(shard);
         self.metrics
             .gauges(shard.state(), self.in_flight_work, false);
@@ -341,6 +320,7 @@ where
                             continue;
                         }
                         self.in_flight_work += 1;
+                        self.in_line.working(1);
                         let (ports, tx) = (self.ports.clone(), self.tx.clone());
                         self.spawned.spawn(async move {
                             let outcome = ports.workers.run(&d.order, d.attempt).await;

@@ -219,3 +219,55 @@ async fn snapshots_by_time_and_recovery_from_them() {
     assert_eq!(at, ports.log.len(0));
     assert_eq!(from_snapshot, full);
 }
+
+/// A sale published faster than its workers enact it stays in the intake
+/// queue, not in the shard's memory: the shard holds at most
+/// `max_in_line` orders fetched ahead or with workers (plus one fetch),
+/// and still decides every order. Fails with the bound taken out: the
+/// whole sale is fetched at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_waits_in_the_intake_queue_not_in_memory() {
+    let latency = Latency {
+        median: Duration::from_millis(20),
+        p99: Duration::from_millis(40),
+    };
+    let ports = Arc::new(Ports {
+        workers: Workers::new(
+            SimulatedFulfiller::new(latency, 0.0, 0.5, 9),
+            |_| 16,
+            Duration::from_secs(5),
+        ),
+        ..Arc::into_inner(ports(0.0)).expect("not shared yet")
+    });
+    sale(&ports, 1_000, 1_000);
+    let config = RuntimeConfig {
+        fetch_batch: 32,
+        max_in_line: 64,
+        ..config()
+    };
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(run_shard(0, ports.clone(), config, stop.clone()));
+    let ids: Vec<OrderId> = (0..1_000).map(|n| order(n).id).collect();
+    // Fetched and not yet confirmed in the log, sampled until the end: at
+    // most 64 in hand (fetched and not fed, decided and not durable, with
+    // workers), one fetch of 32, and outcomes not yet appended.
+    let (mut most, mut backlog_seen) = (0, false);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let unfetched = ports.intake.unfetched(0);
+        let confirmed = audit_of(&ports).finish(&ids).confirmed as usize;
+        most = most.max(1_001 - unfetched - confirmed.min(1_001 - unfetched));
+        backlog_seen |= unfetched > 500 && confirmed > 0;
+        if confirmed == 1_000 || tokio::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(backlog_seen, "the sale never waited in the intake queue");
+    assert!(most <= 64 + 32 + 64, "{most} orders in hand at once");
+    let f = settled(&ports, 1_000).await.finish(&ids);
+    assert!(f.clean(), "{f:?}");
+    assert_eq!(f.confirmed, 1_000, "{f:?}");
+    stop.cancel();
+    assert_eq!(task.await.unwrap().unwrap(), ShardExit::Stopped);
+}

@@ -297,6 +297,11 @@ impl GroupCommit {
         }
     }
 
+    /// Events decided and not yet durable (pending or in flight).
+    pub fn unwritten_events(&self) -> u64 {
+        self.base + self.pending.len() as u64 - self.durable
+    }
+
     pub fn has_pending_events(&self) -> bool {
         !self.pending.is_empty()
     }

@@ -172,6 +172,11 @@ impl Shard {
         self.group.has_unwritten()
     }
 
+    /// How many decided events are not yet durable.
+    pub fn unwritten_events(&self) -> u64 {
+        self.group.unwritten_events()
+    }
+
     /// Sequence of the last durable append.
     pub fn log_seq(&self) -> u64 {
         self.group.log_seq()

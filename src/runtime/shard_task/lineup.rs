@@ -4,16 +4,113 @@
 //! recorded as a refused copy). Also the owner's side: claims other shards
 //! ask of this one.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustc_hash::FxHashMap;
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::{Msg, Task};
+use super::{Msg, Ports, RuntimeConfig, Task};
 use crate::domain::{Claim, ClaimAnswer, OrderId, PartitionKey, Timestamp};
 use crate::ports::{Delivery, EventLog, Fulfiller, Intake, IntakeQueue, ShardId, Snapshots};
 use crate::runtime::claims::ClaimRequest;
 use crate::scheduler::{ReplyId, Shard};
+
+/// What a shard has in hand beyond its state: deliveries fetched and not
+/// yet fed to it, events decided and not yet durable, and orders handed
+/// to workers and not yet back. The fetch
+/// loop takes no more while `max_in_line` are, so a backlog stays in the
+/// stream, not in memory (a flash sale published faster than its workers
+/// enact it).
+#[derive(Default)]
+pub(super) struct InLine {
+    fetched: AtomicUsize,
+    working: AtomicUsize,
+    /// Events the shard decided and has not yet made durable: orders
+    /// taken in and not yet acked or dispatched.
+    unwritten: AtomicUsize,
+    room: Notify,
+}
+
+impl InLine {
+    fn add(&self, n: usize) {
+        self.fetched.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn fed(&self, n: usize) {
+        self.fetched.fetch_sub(n, Ordering::Relaxed);
+        self.room.notify_one();
+    }
+
+    pub(super) fn working(&self, n: usize) {
+        self.working.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(super) fn worked(&self, n: usize) {
+        self.working.fetch_sub(n, Ordering::Relaxed);
+        self.room.notify_one();
+    }
+
+    pub(super) fn unwritten(&self, events: u64) {
+        let events = usize::try_from(events).unwrap_or(usize::MAX);
+        if self.unwritten.swap(events, Ordering::Relaxed) > events {
+            self.room.notify_one();
+        }
+    }
+
+    fn in_hand(&self) -> usize {
+        let load = |n: &AtomicUsize| n.load(Ordering::Relaxed);
+        load(&self.fetched) + load(&self.working) + load(&self.unwritten)
+    }
+
+    /// Waits until fewer than `max` are in hand.
+    async fn wait_for_room(&self, max: usize) {
+        while self.in_hand() >= max {
+            // A notify stored before this wait wakes it at once; the
+            // timeout is a backstop, not the mechanism.
+            let _ = tokio::time::timeout(Duration::from_millis(50), self.room.notified()).await;
+        }
+    }
+}
+
+/// Fetches the shard's intake into its channel until `stop`, while the
+/// shard has fewer than `config.max_in_line` in hand (see [`InLine`]).
+pub(super) async fn fetch_loop<L, I: IntakeQueue, S, F>(
+    id: ShardId,
+    ports: Arc<Ports<L, I, S, F>>,
+    config: RuntimeConfig,
+    (tx, in_line): (mpsc::Sender<Msg>, Arc<InLine>),
+    stop: CancellationToken,
+) {
+    loop {
+        // The stop first: a queue with a backlog must not keep a draining
+        // shard fetching.
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            () = in_line.wait_for_room(config.max_in_line.max(1)) => {}
+        }
+        let batch = tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            batch = ports.intake.fetch(id, config.fetch_batch) => batch,
+        };
+        if batch.is_empty() {
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(config.idle_poll) => continue,
+            }
+        }
+        in_line.add(batch.len());
+        if tx.send(Msg::Intake(batch)).await.is_err() {
+            return;
+        }
+    }
+}
 
 /// Claims asked of an owner shard in one request, at most.
 const CLAIMS_PER_REQUEST: usize = 1_024;
@@ -102,6 +199,7 @@ where
                 },
             };
             let w = self.waiting.pop_front().expect("checked");
+            self.in_line.fed(1);
             match (answer, w.delivery.item) {
                 (Some(ClaimAnswer::Refused { holder }), item) => {
                     let (id, partition) = claim_of(&item).expect("only claims are asked");
