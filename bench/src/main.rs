@@ -83,6 +83,10 @@ struct Args {
     allot: PathBuf,
     #[arg(long, default_value = "nats-server")]
     nats_server: PathBuf,
+    /// nats-server nodes per run: 1, or a loopback cluster (allot with
+    /// R3 streams; allot systems only) for the capacity check.
+    #[arg(long, default_value_t = 1)]
+    nats_nodes: usize,
     #[arg(long, default_value = "config/bench.toml")]
     config: PathBuf,
     /// Simulated fulfiller's median and p99 latency, and failure share.
@@ -205,6 +209,14 @@ fn bench(args: &Args) -> anyhow::Result<Bench> {
         }
         _ => true,
     });
+    anyhow::ensure!(
+        args.nats_nodes <= 1
+            || systems
+                .iter()
+                .all(|s| matches!(s, System::Allot(_) | System::AllotBatched(_))),
+        "--nats-nodes {} runs the allot systems only (allot, allot_always, allot_batch, allot_always_batch)",
+        args.nats_nodes
+    );
     Ok(Bench {
         nats_server: args.nats_server.clone(),
         config: args.config.clone(),
@@ -215,6 +227,7 @@ fn bench(args: &Args) -> anyhow::Result<Bench> {
             latency_p99: args.latency_p99.clone(),
             failure_rate: args.failure_rate,
             batch: 1,
+            nats_nodes: args.nats_nodes.max(1),
         },
         batch: args.allot_batch.max(1),
         pg: args.pg.clone(),

@@ -146,14 +146,94 @@ pub enum NatsSync {
     Always,
 }
 
-/// A nats-server with JetStream on a free loopback port and a temp store.
+/// A nats-server with JetStream on a free loopback port and a temp store,
+/// or a cluster of several on loopback (`peers`: the nodes after the
+/// first; `url` names them all).
 pub struct Nats {
     pub url: String,
     pub proc: Proc,
+    pub peers: Vec<Proc>,
     _store: tempfile::TempDir,
 }
 
+/// The JetStream block of a node's config.
+fn jetstream_block(js: &Path, sync: NatsSync) -> String {
+    let sync = match sync {
+        NatsSync::Default => "",
+        NatsSync::Always => "\n  sync_interval: always",
+    };
+    format!(
+        "jetstream {{\n  store_dir: {:?}{sync}\n}}\n",
+        js.display().to_string()
+    )
+}
+
 impl Nats {
+    /// One server (`nodes` 1) or an R3-capable cluster of `nodes` on
+    /// loopback, ready once its JetStream meta leader is elected.
+    pub fn start_nodes(binary: &Path, sync: NatsSync, nodes: usize) -> anyhow::Result<Nats> {
+        if nodes <= 1 {
+            return Nats::start(binary, sync);
+        }
+        let store = tempfile::tempdir().context("creating a temp dir for the nats stores")?;
+        let keep = std::env::var_os("ALLOT_BENCH_KEEP").is_some();
+        let store = if keep {
+            let mut store = store;
+            store.disable_cleanup(true);
+            eprintln!("keeping {}", store.path().display());
+            store
+        } else {
+            store
+        };
+        let ports: Vec<(u16, u16)> = (0..nodes)
+            .map(|_| Ok((free_port()?, free_port()?)))
+            .collect::<anyhow::Result<_>>()?;
+        let routes: Vec<String> = ports
+            .iter()
+            .map(|(_, c)| format!("\"nats-route://127.0.0.1:{c}\""))
+            .collect();
+        let mut procs = Vec::new();
+        for (i, (port, cport)) in ports.iter().enumerate() {
+            let conf = store.path().join(format!("n{i}.conf"));
+            let text = format!(
+                "server_name: n{i}\nlisten: \"127.0.0.1:{port}\"\n{}cluster {{\n  name: bench\n  listen: \"127.0.0.1:{cport}\"\n  routes: [{}]\n}}\n",
+                jetstream_block(&store.path().join(format!("js{i}")), sync),
+                routes.join(", ")
+            );
+            std::fs::write(&conf, text).with_context(|| format!("writing {}", conf.display()))?;
+            let mut command = Command::new(binary);
+            command.arg("-c").arg(&conf);
+            let log = store.path().join(format!("nats-n{i}.log"));
+            procs.push(Proc::spawn("nats-server", command, log)?);
+        }
+        for p in &mut procs {
+            p.wait_for_log("metadata leader", Duration::from_secs(60))?;
+        }
+        let url = ports
+            .iter()
+            .map(|(p, _)| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut procs = procs.into_iter();
+        Ok(Nats {
+            url,
+            proc: procs.next().expect("nodes > 1"),
+            peers: procs.collect(),
+            _store: store,
+        })
+    }
+
+    /// CPU seconds of every node, summed; peak RSS of the largest.
+    pub fn usage(&self) -> anyhow::Result<Usage> {
+        let mut total = self.proc.usage()?;
+        for p in &self.peers {
+            let u = p.usage()?;
+            total.cpu_secs += u.cpu_secs;
+            total.peak_rss_mib = total.peak_rss_mib.max(u.peak_rss_mib);
+        }
+        Ok(total)
+    }
+
     pub fn start(binary: &Path, sync: NatsSync) -> anyhow::Result<Nats> {
         let mut store = tempfile::tempdir().context("creating a temp dir for the nats store")?;
         if std::env::var_os("ALLOT_BENCH_KEEP").is_some() {
@@ -185,6 +265,7 @@ impl Nats {
         Ok(Nats {
             url: format!("nats://127.0.0.1:{port}"),
             proc,
+            peers: Vec::new(),
             _store: store,
         })
     }
@@ -204,6 +285,8 @@ pub struct AllotSpec {
     pub failure_rate: f64,
     /// Orders per published message (1: one each).
     pub batch: usize,
+    /// nats-server nodes (1, or a loopback cluster with R3 streams).
+    pub nats_nodes: usize,
 }
 
 /// Starts `allot serve` against `nats`, logging next to the nats store.
@@ -219,6 +302,14 @@ pub fn start_allot(spec: &AllotSpec, nats: &Nats) -> anyhow::Result<Proc> {
         .args(["--latency-p50", &spec.latency_p50])
         .args(["--latency-p99", &spec.latency_p99])
         .args(["--failure-rate", &spec.failure_rate.to_string()])
+        .args(if spec.nats_nodes > 1 {
+            vec![
+                "--set".to_owned(),
+                format!("nats.replicas={}", spec.nats_nodes.min(3)),
+            ]
+        } else {
+            Vec::new()
+        })
         .env("RUST_LOG", "warn");
     Proc::spawn("allot serve", command, nats.log_dir().join("allot.log"))
 }

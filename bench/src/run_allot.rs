@@ -33,9 +33,14 @@ pub async fn run(
     workload: &Workload,
     pace: Pace,
 ) -> anyhow::Result<Run> {
-    let nats = Nats::start(nats_bin, sync)?;
+    let nats = Nats::start_nodes(nats_bin, sync, spec.nats_nodes)?;
     let mut allot = start_allot(spec, &nats)?;
-    let client = async_nats::connect(&nats.url).await?;
+    let servers = nats
+        .url
+        .split(',')
+        .map(str::parse::<async_nats::ServerAddr>)
+        .collect::<Result<Vec<_>, _>>()?;
+    let client = async_nats::connect(servers).await?;
     let producer = Producer::new(client.clone());
     let js = producer.jetstream().clone();
     let mut events = producer.wait_for_stream(EVENTS_STREAM).await?;
@@ -56,7 +61,7 @@ pub async fn run(
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let (allot0, nats0) = (allot.usage()?, nats.proc.usage()?);
+    let (allot0, nats0) = (allot.usage()?, nats.usage()?);
     let start = Instant::now();
     // A cart comes alone: never batched.
     let batch = if workload.scenario.carts() {
@@ -66,7 +71,7 @@ pub async fn run(
     };
     let intended = publish(&js, workload, pace, batch).await?;
     let seen = follower.await.context("the EVENTS follower panicked")??;
-    let (allot1, nats1) = (allot.usage()?, nats.proc.usage()?);
+    let (allot1, nats1) = (allot.usage()?, nats.usage()?);
     allot.stop();
     let mut gate = seen.answers.gate(workload, true);
     let f = &seen.findings;
