@@ -22,9 +22,7 @@
 //! [`Intake::Invalid`] with every bad field, which the shard records as a
 //! rejection, so nothing is dropped and nothing blocks the queue.
 
-use serde::Deserialize as _;
-
-use super::cart::CART_KINDS;
+use super::cart::{decode_cart_mail, CART_KINDS, KIND_CART_MAIL};
 pub use super::cart::{encode_cart_item, CartOp};
 use super::order::decode_order_for;
 use super::{decode_command, decode_orders, Limits, ValidatedOrder, WireError, RESERVED_ID_PREFIX};
@@ -171,7 +169,7 @@ impl IntakeDecoder<'_> {
             errors,
             partition: subject_partition(subject).ok(),
         };
-        match kind {
+        let items = match kind {
             Some(KIND_BATCH) => match decode_orders(payload, self.limits) {
                 Ok(orders) => orders
                     .into_iter()
@@ -184,11 +182,14 @@ impl IntakeDecoder<'_> {
                 Ok(orders) => orders.into_iter().map(Intake::Order).collect(),
                 Err(e) => vec![whole(e.problems())],
             },
-            Some(super::cart::KIND_CART_MAIL) => {
-                super::cart::decode_cart_mail(payload, seq, self.limits)
-            }
+            Some(KIND_CART_MAIL) => decode_cart_mail(payload, seq, self.limits),
             _ => vec![self.decode(subject, kind, payload, seq)],
+        };
+        // A batch (or cart mail) of none is bad input, not nothing to do.
+        if items.is_empty() {
+            return vec![whole(vec![FieldError::new("payload", "holds no orders")])];
         }
+        items
     }
 
     /// A batch's order number `i`: routed by its own warehouse or region.
@@ -336,64 +337,9 @@ pub fn reserved_item_id(seq: u64, i: usize) -> OrderId {
     OrderId::new(&format!("{RESERVED_ID_PREFIX}{seq}.{i}")).expect("a reserved id is valid")
 }
 
-/// Routed orders: nesting capped, at most a batch of them, each within the
-/// limits (allot's own message, but anyone allowed on `orders.>` could
-/// send one).
-fn decode_routed(bytes: &[u8], limits: &Limits) -> Result<Vec<Order>, WireError> {
-    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
-    de.set_max_depth(MAX_FORWARD_DEPTH + 1);
-    let orders = Vec::<Order>::deserialize(&mut de).map_err(|e| WireError::Malformed {
-        id: None,
-        field: "payload",
-        why: format!(
-            "unreadable routed orders: {}",
-            super::order::msgpack_why(&e)
-        ),
-    })?;
-    if orders.len() > limits.max_batch_orders.max(1) {
-        return Err(WireError::Malformed {
-            id: None,
-            field: "payload",
-            why: format!("more than {} routed orders", limits.max_batch_orders),
-        });
-    }
-    for order in &orders {
-        check_quantity(order, limits)?;
-    }
-    Ok(orders)
-}
-
-fn check_quantity(order: &Order, limits: &Limits) -> Result<(), WireError> {
-    if order.quantity.get() > limits.max_quantity {
-        return Err(WireError::Invalid {
-            id: Some(order.id.to_string()),
-            problems: vec![FieldError::new(
-                "quantity",
-                format!(
-                    "{} is out of range, must be 1..={}",
-                    order.quantity.get(),
-                    limits.max_quantity
-                ),
-            )],
-        });
-    }
-    Ok(())
-}
-
-/// A forwarded order, nesting capped, quantity within the limits (a
-/// forward is allot's own message, but anyone allowed on `orders.>` could
-/// send one).
-pub(super) fn decode_forward(bytes: &[u8], limits: &Limits) -> Result<Order, WireError> {
-    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
-    de.set_max_depth(MAX_FORWARD_DEPTH);
-    let order = Order::deserialize(&mut de).map_err(|e| WireError::Malformed {
-        id: None,
-        field: "payload",
-        why: super::order::msgpack_why(&e),
-    })?;
-    check_quantity(&order, limits)?;
-    Ok(order)
-}
-
+mod own;
 #[cfg(test)]
 mod tests;
+
+pub(crate) use own::decode_forward;
+use own::decode_routed;

@@ -293,3 +293,18 @@ fn cart_mail_reads_back_item_by_item() {
     let read = decoder.decode_all("orders.0.ams.PEN", mail.kind, &lying, 8);
     assert!(matches!(&read[..], [Intake::Invalid { .. }]), "{read:?}");
 }
+
+/// A batch or routed message of no orders is refused by its payload (one
+/// rejection under the message's reserved id), not read as nothing: the
+/// fuzzer found `routed` `[]` decoding to no items at all.
+#[test]
+fn an_empty_batch_is_refused_by_its_payload() {
+    for kind in [KIND_BATCH, KIND_ROUTED] {
+        let items = intake(kind, &[0x90]);
+        assert_eq!(items.len(), 1, "{kind}: {items:?}");
+        assert!(
+            matches!(&items[0], Intake::Invalid { errors, .. } if errors[0].field == "payload" && errors[0].why == "holds no orders"),
+            "{kind}: {items:?}"
+        );
+    }
+}
