@@ -144,5 +144,16 @@ async fn a_batch_request_answers_each_order_and_files_them() {
     );
     let f = ledger.findings(&ids);
     assert!(f.clean() && f.confirmed == 2, "{f:?}");
+    // A batch of no orders is refused as a whole, naming the field.
+    let empty = http
+        .post(format!("http://{}/v1/order-batches", at.api))
+        .json(&serde_json::json!({"orders": []}))
+        .send()
+        .await
+        .expect("the API answers");
+    assert_eq!(empty.status(), 400);
+    let empty: serde_json::Value = empty.json().await.expect("JSON");
+    assert_eq!(empty["errors"][0]["field"], "orders", "{empty}");
+    assert_eq!(empty["errors"][0]["why"], "holds no orders", "{empty}");
     allot.stop().await.expect("allot stops cleanly");
 }

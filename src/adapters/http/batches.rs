@@ -51,6 +51,9 @@ pub async fn create(
     let bytes = body::json_bytes(&headers, body, api.max_body_bytes).await?;
     let request: Request = body::parse(&bytes)?;
     let max = api.ingress.limits().max_batch_orders;
+    if request.orders.is_empty() {
+        return Err(ApiError::field("orders", "holds no orders".to_owned()));
+    }
     if request.orders.len() > max {
         return Err(ApiError::field(
             "orders",
