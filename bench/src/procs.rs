@@ -156,6 +156,18 @@ pub struct Nats {
     _store: tempfile::TempDir,
 }
 
+/// A temp dir for nats stores and logs, kept (and named) when
+/// `ALLOT_BENCH_KEEP` is set: for a run to look into, the store, the
+/// nats-server logs and allot.log stay.
+fn temp_store() -> anyhow::Result<tempfile::TempDir> {
+    let mut store = tempfile::tempdir().context("creating a temp dir for the nats store")?;
+    if std::env::var_os("ALLOT_BENCH_KEEP").is_some() {
+        store.disable_cleanup(true);
+        eprintln!("keeping {}", store.path().display());
+    }
+    Ok(store)
+}
+
 /// The JetStream block of a node's config.
 fn jetstream_block(js: &Path, sync: NatsSync) -> String {
     let sync = match sync {
@@ -175,16 +187,7 @@ impl Nats {
         if nodes <= 1 {
             return Nats::start(binary, sync);
         }
-        let store = tempfile::tempdir().context("creating a temp dir for the nats stores")?;
-        let keep = std::env::var_os("ALLOT_BENCH_KEEP").is_some();
-        let store = if keep {
-            let mut store = store;
-            store.disable_cleanup(true);
-            eprintln!("keeping {}", store.path().display());
-            store
-        } else {
-            store
-        };
+        let store = temp_store()?;
         let ports: Vec<(u16, u16)> = (0..nodes)
             .map(|_| Ok((free_port()?, free_port()?)))
             .collect::<anyhow::Result<_>>()?;
@@ -235,12 +238,7 @@ impl Nats {
     }
 
     pub fn start(binary: &Path, sync: NatsSync) -> anyhow::Result<Nats> {
-        let mut store = tempfile::tempdir().context("creating a temp dir for the nats store")?;
-        if std::env::var_os("ALLOT_BENCH_KEEP").is_some() {
-            // For a run to look into: the store, nats.log and allot.log stay.
-            store.disable_cleanup(true);
-            eprintln!("keeping {}", store.path().display());
-        }
+        let store = temp_store()?;
         let port = free_port()?;
         let mut command = Command::new(binary);
         command.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
@@ -251,11 +249,7 @@ impl Nats {
             }
             NatsSync::Always => {
                 let conf = store.path().join("nats.conf");
-                let text = format!(
-                    "jetstream {{\n  store_dir: {:?}\n  sync_interval: always\n}}\n",
-                    js.display().to_string()
-                );
-                std::fs::write(&conf, text)
+                std::fs::write(&conf, jetstream_block(&js, sync))
                     .with_context(|| format!("writing {}", conf.display()))?;
                 command.arg("-c").arg(conf);
             }

@@ -64,7 +64,6 @@ struct Task<L, I, S, F> {
     tx: mpsc::Sender<Msg>,
     /// What the outstanding append decides, if one is outstanding.
     appending: Option<BatchTally>,
-    in_flight_work: usize,
     events_since_snapshot: u64,
     last_snapshot: tokio::time::Instant,
     /// A snapshot of the state as of the outstanding append.
@@ -165,7 +164,6 @@ where
         ports,
         tx,
         appending: None,
-        in_flight_work: 0,
         events_since_snapshot: 0,
         last_snapshot: tokio::time::Instant::now(),
         snapshot_after_append: None,
@@ -192,7 +190,7 @@ where
         }
         if let Some(deadline) = drain_until {
             let quiet = task.appending.is_none()
-                && task.in_flight_work == 0
+                && task.in_line.with_workers() == 0
                 && !shard.has_unwritten()
                 && !task.carts.has_unwritten()
                 && task.cart_sends == 0;
@@ -211,7 +209,7 @@ where
         tokio::select! {
             biased;
             () = stop.cancelled(), if drain_until.is_none() => {
-                info!(shard = id, in_flight = task.in_flight_work, "draining");
+                info!(shard = id, in_flight = task.in_line.with_workers(), "draining");
                 fetching.cancel();
                 drain_until = Some(tokio::time::Instant::now() + task.config.drain_deadline);
             }
@@ -233,7 +231,7 @@ where
     match exit {
         ShardExit::Stopped => task
             .metrics
-            .gauges(shard.state(), task.in_flight_work, true),
+            .gauges(shard.state(), task.in_line.with_workers(), true),
         ShardExit::Fenced => task.metrics.disowned(),
     }
     // A fenced shard's intake must not keep taking (and holding) messages
@@ -264,7 +262,6 @@ where
                 self.feed_ready(shard, now);
             }
             Msg::Outcome(id, attempt, outcome) => {
-                self.in_flight_work -= 1;
                 self.in_line.worked(1);
                 shard.handle_outcome(&id, attempt, outcome, now);
             }
@@ -303,7 +300,7 @@ where
         self.in_line.unwritten(shard.unwritten_events());
         self.maybe_snapshot(shard);
         self.metrics
-            .gauges(shard.state(), self.in_flight_work, false);
+            .gauges(shard.state(), self.in_line.with_workers(), false);
     }
 
     /// Carries out every output the shard has now; false if it had none.
@@ -319,7 +316,6 @@ where
                             self.answer_reserved(&d.order);
                             continue;
                         }
-                        self.in_flight_work += 1;
                         self.in_line.working(1);
                         let (ports, tx) = (self.ports.clone(), self.tx.clone());
                         self.spawned.spawn(async move {

@@ -49,6 +49,11 @@ impl InLine {
         self.working.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Orders with workers now (dispatched, outcome not yet handled).
+    pub(super) fn with_workers(&self) -> usize {
+        self.working.load(Ordering::Relaxed)
+    }
+
     pub(super) fn worked(&self, n: usize) {
         self.working.fetch_sub(n, Ordering::Relaxed);
         self.room.notify_one();
@@ -159,14 +164,13 @@ where
         // A request of at most CLAIMS_PER_REQUEST ids: under the broker's
         // message limit (ids and partition names of 64 bytes) when the
         // owner runs in another instance.
-        let asks = asks.into_iter().flat_map(|(owner, (keys, claims))| {
-            let keys = keys.chunks(CLAIMS_PER_REQUEST).map(<[u64]>::to_vec);
-            let claims = claims.chunks(CLAIMS_PER_REQUEST).map(<[Claim]>::to_vec);
-            keys.zip(claims)
-                .map(move |ask| (owner, ask))
-                .collect::<Vec<_>>()
+        let asks = asks.iter().flat_map(|(owner, (keys, claims))| {
+            let parts = keys
+                .chunks(CLAIMS_PER_REQUEST)
+                .zip(claims.chunks(CLAIMS_PER_REQUEST));
+            parts.map(|(keys, claims)| (*owner, keys.to_vec(), claims.to_vec()))
         });
-        for (owner, (keys, claims)) in asks {
+        for (owner, keys, claims) in asks {
             let (ports, tx) = (self.ports.clone(), self.tx.clone());
             self.spawned.spawn(async move {
                 let mut backoff = Duration::from_millis(10);
@@ -190,6 +194,7 @@ where
     /// are looked up by key: a backlog of many thousand lined-up
     /// deliveries (batched intake) must not be scanned once per answer.
     pub(super) fn feed_ready(&mut self, shard: &mut Shard, now: Timestamp) {
+        let mut fed = 0;
         while let Some(w) = self.waiting.front() {
             let answer = match w.claim {
                 None => None,
@@ -199,7 +204,7 @@ where
                 },
             };
             let w = self.waiting.pop_front().expect("checked");
-            self.in_line.fed(1);
+            fed += 1;
             match (answer, w.delivery.item) {
                 (Some(ClaimAnswer::Refused { holder }), item) => {
                     let (id, partition) = claim_of(&item).expect("only claims are asked");
@@ -211,6 +216,9 @@ where
                     self.feed_item(shard, delivery, now);
                 }
             }
+        }
+        if fed > 0 {
+            self.in_line.fed(fed);
         }
     }
 

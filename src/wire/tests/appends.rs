@@ -12,22 +12,11 @@ use crate::domain::{Command, Event};
 /// between carts.
 #[test]
 fn every_append_fits_in_one_broker_message() {
-    use crate::domain::{
-        Attempt, Cart, CartConfig, CartEvent, CartLine, Fill, Order, Outcome, Priority, Quantity,
-        Timestamp,
-    };
-    use crate::scheduler::{Output, Shard, ShardConfig};
-    let now = Timestamp(0);
-    let mut shard = Shard::new(ShardConfig::default(), now);
-    let mut appends: Vec<Vec<Event>> = Vec::new();
-    let drain = |shard: &mut Shard, appends: &mut Vec<Vec<Event>>| {
-        while let Some(out) = shard.poll_output() {
-            if let Output::Append(batch) = out {
-                appends.push(batch.events);
-                shard.handle_appended(appends.len() as u64, now);
-            }
-        }
-    };
+    use crate::domain::{Cart, CartConfig, CartEvent, CartLine, Fill, Order, Priority, Quantity};
+    use crate::scheduler::ShardConfig;
+    use allot_core::testkit::Harness;
+    let mut h = Harness::new(ShardConfig::default());
+    let now = h.now;
     let partition = |sku: &str| {
         crate::domain::PartitionKey::new(
             crate::domain::WarehouseId::new("warehouse-with-a-long-name").unwrap(),
@@ -43,32 +32,16 @@ fn every_append_fits_in_one_broker_message() {
         fallbacks: vec![],
         line: false,
     };
-    shard.handle_command(
-        Command::SetStock {
-            partition: partition("SKU-HOT-0000000000000000"),
-            on_hand: 1,
-            expected_version: None,
-        },
-        None,
-        now,
-    );
-    shard.handle_order(order("first".into()), None, now);
+    h.command(Command::SetStock {
+        partition: partition("SKU-HOT-0000000000000000"),
+        on_hand: 1,
+        expected_version: None,
+    });
+    h.place(order("first".into()));
     for i in 0..30_000 {
-        shard.handle_order(
-            order(format!("queued-order-with-a-long-id-{i:08}")),
-            None,
-            now,
-        );
+        h.place(order(format!("queued-order-with-a-long-id-{i:08}")));
     }
-    drain(&mut shard, &mut appends);
-    let first = OrderId::new("first").unwrap();
-    let live = shard.state().live(&first).unwrap();
-    let attempt = Attempt {
-        ticket: live.ticket,
-        retry: live.attempts,
-    };
-    shard.handle_outcome(&first, attempt, Outcome::Fulfilled, now);
-    drain(&mut shard, &mut appends);
+    h.fulfil_all();
     let carts: Vec<CartEvent> = (0..3_000)
         .flat_map(|n| {
             let lines = (0..20)
@@ -89,9 +62,10 @@ fn every_append_fits_in_one_broker_message() {
             ]
         })
         .collect();
-    let before = appends.len();
-    shard.handle_cart_events(carts, now);
-    drain(&mut shard, &mut appends);
+    let before = h.batches().len();
+    h.shard.handle_cart_events(carts, now);
+    h.flush();
+    let appends = h.batches();
     assert!(appends.len() - before > 1, "the carts were split");
     for (i, events) in appends.iter().enumerate() {
         let bytes = crate::wire::log::encode_batch(0, i as u64, events).len();
@@ -122,10 +96,10 @@ fn every_append_fits_in_one_broker_message() {
 /// owner retried that append forever.
 #[test]
 fn a_large_claims_request_fits_in_broker_messages() {
-    use crate::domain::{Claim, ClaimAnswer, PartitionKey, Sku, Timestamp, WarehouseId};
-    use crate::scheduler::{Output, ReplyId, Shard, ShardConfig};
-    let now = Timestamp(0);
-    let mut shard = Shard::new(ShardConfig::default(), now);
+    use crate::domain::{Claim, ClaimAnswer, PartitionKey, Sku, WarehouseId};
+    use crate::scheduler::{ReplyId, ShardConfig};
+    use allot_core::testkit::Harness;
+    let mut h = Harness::new(ShardConfig::default());
     let by = |w: &str| {
         PartitionKey::new(
             WarehouseId::new(&format!("{w}-warehouse-with-a-long-name")).unwrap(),
@@ -142,22 +116,16 @@ fn a_large_claims_request_fits_in_broker_messages() {
         id: claims[7].id.clone(),
         by: by("fra"),
     });
-    shard.handle_claims(&claims, ReplyId(1), now);
-    let (mut appends, mut answers) = (Vec::new(), None);
-    while let Some(out) = shard.poll_output() {
-        match out {
-            Output::Append(batch) => {
-                let bytes = crate::wire::log::encode_batch(0, appends.len() as u64, &batch.events);
-                assert!(bytes.len() < 1024 * 1024, "append of {} bytes", bytes.len());
-                appends.push(batch.events);
-                shard.handle_appended(appends.len() as u64, now);
-            }
-            Output::Replies(mut replies) => answers = replies.pop().map(|(_, a)| a),
-            _ => {}
-        }
+    let before = h.batches().len();
+    h.shard.handle_claims(&claims, ReplyId(1), h.now);
+    h.flush();
+    let appends = &h.batches()[before..];
+    for events in appends {
+        let bytes = crate::wire::log::encode_batch(0, 1, events).len();
+        assert!(bytes < 1024 * 1024, "append of {bytes} bytes");
     }
     assert!(appends.len() > 1, "the claims went out in several appends");
-    let answers = answers.expect("answered once durable");
+    let (_, answers) = h.replies.last().expect("answered once durable");
     assert_eq!(answers.len(), 10_001);
     assert!(answers[..10_000].iter().all(|a| *a == ClaimAnswer::Granted));
     assert_eq!(answers[10_000], ClaimAnswer::Refused { holder: by("ams") });

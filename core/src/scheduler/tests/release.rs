@@ -265,47 +265,23 @@ fn an_append_holds_whole_decisions() {
 /// 18,000 rejections in one append of 1.07 MB).
 #[test]
 fn a_queue_resolved_at_sell_out_goes_out_in_bounded_appends() {
-    let config = ShardConfig {
+    let mut h = Harness::new(ShardConfig {
         max_batch_events: 100,
         ..ShardConfig::default()
-    };
-    let mut shard = Shard::new(config, Timestamp(0));
-    let now = Timestamp(0);
-    let mut seq = 0;
-    let mut appends = Vec::new();
-    let mut drain = |shard: &mut Shard, appends: &mut Vec<Vec<Event>>| {
-        while let Some(out) = shard.poll_output() {
-            if let Output::Append(batch) = out {
-                appends.push(batch.events);
-                seq += 1;
-                shard.handle_appended(seq, now);
-            }
-        }
-    };
-    shard.handle_command(
-        Command::SetStock {
-            partition: key("w1", "SKU"),
-            on_hand: 1,
-            expected_version: None,
-        },
-        None,
-        now,
-    );
-    shard.handle_order(order("first", "w1", 1), None, now);
+    });
+    h.command(Command::SetStock {
+        partition: key("w1", "SKU"),
+        on_hand: 1,
+        expected_version: None,
+    });
+    h.place(order("first", "w1", 1));
     for i in 0..1_000 {
-        shard.handle_order(order(&format!("q{i}"), "w1", 1), None, now);
+        h.place(order(&format!("q{i}"), "w1", 1));
     }
-    drain(&mut shard, &mut appends);
-    appends.clear();
+    let before = h.batches().len();
     // The first order's worker succeeds: sold out, the queue is rejected.
-    let id = OrderId::new("first").unwrap();
-    let live = shard.state().live(&id).unwrap();
-    let attempt = Attempt {
-        ticket: live.ticket,
-        retry: live.attempts,
-    };
-    shard.handle_outcome(&id, attempt, Outcome::Fulfilled, now);
-    drain(&mut shard, &mut appends);
+    h.fulfil_all();
+    let appends = &h.batches()[before..];
     let rejected: usize = appends
         .iter()
         .flatten()
