@@ -149,6 +149,12 @@ pub struct RuntimeConfig {
     pub clock: Clock,
     /// The limits and retries of the shard's cart coordinator.
     pub carts: CartConfig,
+    /// Shards that may hold a snapshot in memory at once (encoded, not
+    /// yet saved), shared by the instance's shard tasks: a snapshot is the
+    /// size of its shard's state, and shards under one load reach their
+    /// snapshot counts together. A shard whose turn is taken snapshots at
+    /// a later append.
+    pub snapshots_at_once: Arc<tokio::sync::Semaphore>,
 }
 
 /// The shards whose tasks have recovered and are deciding, shared by the
@@ -201,6 +207,7 @@ impl Default for RuntimeConfig {
             owned: Arc::default(),
             clock: Clock::Wall,
             carts: CartConfig::default(),
+            snapshots_at_once: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rustc_hash::FxHashMap;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug_span, error, info, info_span, Instrument};
@@ -66,8 +66,12 @@ struct Task<L, I, S, F> {
     appending: Option<BatchTally>,
     events_since_snapshot: u64,
     last_snapshot: tokio::time::Instant,
-    /// A snapshot of the state as of the outstanding append.
-    snapshot_after_append: Option<Vec<u8>>,
+    /// A snapshot of the state as of the outstanding append, with its
+    /// turn among the instance's shards.
+    snapshot_after_append: Option<(Vec<u8>, OwnedSemaphorePermit)>,
+    /// The last snapshot's size: the next is encoded into a buffer of
+    /// about that size, not one grown by doubling.
+    snapshot_size: usize,
     instance: u64,
     metrics: ShardMetrics,
     /// When each intake message not yet acked was published, by ack id:
@@ -167,6 +171,7 @@ where
         events_since_snapshot: 0,
         last_snapshot: tokio::time::Instant::now(),
         snapshot_after_append: None,
+        snapshot_size: 0,
         instance: rand::random(),
         config,
         metrics: ShardMetrics::new(id),
@@ -271,8 +276,8 @@ where
                     self.metrics.appended(&tally);
                 }
                 shard.handle_appended(seq, now);
-                if let Some(bytes) = self.snapshot_after_append.take() {
-                    self.save_snapshot(seq, bytes);
+                if let Some((bytes, turn)) = self.snapshot_after_append.take() {
+                    self.save_snapshot(seq, bytes, turn);
                 }
             }
             Msg::Appended(Err(e)) => {

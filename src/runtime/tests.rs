@@ -220,6 +220,53 @@ async fn snapshots_by_time_and_recovery_from_them() {
     assert_eq!(from_snapshot, full);
 }
 
+/// Snapshots take turns over the instance's shards
+/// (`snapshots_at_once`): while another holds the turn a shard takes none,
+/// however many are due, and it takes one at a later append once the
+/// turn is free. Fails with the turn not asked for: a snapshot is saved
+/// while it is held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_take_turns_over_the_shards() {
+    let ports = ports(0.0);
+    sale(&ports, 300, 200);
+    let config = RuntimeConfig {
+        snapshot_every_events: 1,
+        snapshot_every: None,
+        ..RuntimeConfig::default()
+    };
+    let held = config
+        .snapshots_at_once
+        .clone()
+        .try_acquire_owned()
+        .unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(run_shard(0, ports.clone(), config, stop.clone()));
+    settled(&ports, 200).await;
+    let load = || crate::ports::now_or_never(crate::ports::Snapshots::load(&ports.snapshots, 0));
+    assert_eq!(
+        load().unwrap(),
+        None,
+        "a snapshot while another held the turn"
+    );
+    drop(held);
+    for n in 200..300 {
+        ports.intake.push(0, Intake::Order(order(n)));
+    }
+    settled(&ports, 300).await;
+    let mut saved = load().unwrap();
+    for _ in 0..200 {
+        if saved.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        saved = load().unwrap();
+    }
+    let (seq, _) = saved.expect("a snapshot once the turn was free");
+    assert!(seq > 0);
+    stop.cancel();
+    assert_eq!(task.await.unwrap().unwrap(), ShardExit::Stopped);
+}
+
 /// A sale published faster than its workers enact it stays in the intake
 /// queue, not in the shard's memory: the shard holds at most
 /// `max_in_line` orders fetched ahead or with workers (plus one fetch),

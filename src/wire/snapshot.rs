@@ -27,18 +27,19 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<ShardState, String> {
     read_capped(bytes, MAX_SNAPSHOT_DEPTH).map_err(|e| why(&e, MAX_SNAPSHOT_DEPTH))
 }
 
-/// A snapshot with the shard's carts: the state, then (a second
-/// MessagePack value) every cart its coordinator holds.
+/// A snapshot with the shard's carts, written to the end of `bytes`: the
+/// state, then (a second MessagePack value) every cart its coordinator
+/// holds.
 pub fn encode_snapshot_with_carts<'a>(
+    bytes: &mut Vec<u8>,
     state: &ShardState,
     carts: impl Iterator<Item = &'a CartState>,
-) -> Vec<u8> {
-    let mut bytes = encode_snapshot(state);
+) {
+    rmp_serde::encode::write_named(bytes, state).expect("a shard state always encodes");
     let carts: Vec<&CartState> = carts.collect();
     if !carts.is_empty() {
-        bytes.extend(rmp_serde::to_vec_named(&carts).expect("carts always encode"));
+        rmp_serde::encode::write_named(bytes, &carts).expect("carts always encode");
     }
-    bytes
 }
 
 /// Reads a snapshot and its carts (none in a snapshot taken without).

@@ -44,12 +44,13 @@ impl NatsSnapshots {
         Ok(Some((seq, bytes.split_off(8))))
     }
 
+    /// Saves `bytes` under `name` after its sequence, read from where they
+    /// are: a snapshot is the size of its shard's state, not copied again.
     async fn save_named(&self, name: &str, seq: u64, bytes: Vec<u8>) -> Result<(), AppendError> {
-        let mut data = Vec::with_capacity(8 + bytes.len());
-        data.extend_from_slice(&seq.to_be_bytes());
-        data.extend_from_slice(&bytes);
+        let header = seq.to_be_bytes();
+        let mut data = header.as_slice().chain(bytes.as_slice());
         self.store
-            .put(name, &mut data.as_slice())
+            .put(name, &mut data)
             .await
             .map(|_| ())
             .map_err(|e| AppendError::Unavailable(format!("saving object {name}: {e}")))

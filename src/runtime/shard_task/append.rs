@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, debug_span, warn, Instrument};
 
 use super::{Msg, Task};
@@ -37,16 +38,22 @@ where
         if !(by_count || by_time) || shard.has_pending_events() || self.carts.has_unwritten() {
             return;
         }
+        let Ok(turn) = self.config.snapshots_at_once.clone().try_acquire_owned() else {
+            return;
+        };
         self.last_snapshot = tokio::time::Instant::now();
-        let bytes = encode_snapshot_with_carts(shard.state(), self.carts.carts());
+        let mut bytes = Vec::with_capacity(self.snapshot_size + self.snapshot_size / 8);
+        encode_snapshot_with_carts(&mut bytes, shard.state(), self.carts.carts());
+        self.snapshot_size = bytes.len();
         self.events_since_snapshot = 0;
         match self.appending {
-            Some(_) => self.snapshot_after_append = Some(bytes),
-            None => self.save_snapshot(shard.log_seq(), bytes),
+            Some(_) => self.snapshot_after_append = Some((bytes, turn)),
+            None => self.save_snapshot(shard.log_seq(), bytes, turn),
         }
     }
 
-    pub(super) fn save_snapshot(&mut self, seq: u64, bytes: Vec<u8>) {
+    /// Saves a snapshot, giving its turn back once it is saved or failed.
+    pub(super) fn save_snapshot(&mut self, seq: u64, bytes: Vec<u8>, turn: OwnedSemaphorePermit) {
         let ports = self.ports.clone();
         let id = self.id;
         self.spawned.spawn(async move {
@@ -54,6 +61,7 @@ where
                 Ok(()) => debug!(shard = id, seq, "snapshot saved"),
                 Err(e) => warn!(shard = id, seq, error = %e, "snapshot not saved; recovery replays more log"),
             }
+            drop(turn);
         });
     }
 
