@@ -10,6 +10,7 @@
 
 mod carts;
 mod history;
+mod lines;
 pub mod projection;
 
 use parking_lot::RwLock;
@@ -18,6 +19,7 @@ use serde::Serialize;
 use crate::domain::{Event, OrderId, PartitionKey};
 use crate::wire::msgpack::{read_capped, why};
 pub use carts::{CartLineStatus, CartStatus};
+pub use lines::History;
 pub use projection::{Happened, OrderView, ShardViews, Stage, StockView};
 
 /// An order as reads show it, merged over every partition it passed
@@ -132,7 +134,7 @@ impl Views {
             .iter()
             .filter_map(|s| s.read().order(id).cloned())
             .collect();
-        let latest = |o: &OrderView| o.history.last().map_or(0, |(seq, _)| *seq);
+        let latest = |o: &OrderView| o.history.last_seq().unwrap_or(0);
         found.sort_by_key(latest);
         // Where it is now: the latest partition that did not hand it on.
         let now = found
@@ -146,6 +148,7 @@ impl Views {
             .flat_map(|o| {
                 let here = o.partition;
                 o.history
+                    .lines()
                     .into_iter()
                     .map(move |(seq, line)| (seq, line.resolved(&here)))
             })

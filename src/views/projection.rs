@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::history::describe;
 pub use super::history::{Happened, Stage};
+use super::lines::History;
 use crate::domain::{Event, OrderId, PartitionKey, WarehouseId};
 use crate::saga::CartState;
 
@@ -23,7 +24,7 @@ pub struct OrderView {
     pub quantity: u32,
     pub stage: Stage,
     /// Every decision, oldest first, with the EVENTS sequence of its batch.
-    pub history: Vec<(u64, Happened)>,
+    pub history: History,
 }
 
 /// A partition's stock.
@@ -127,6 +128,19 @@ impl ShardViews {
         view
     }
 
+    /// `p` as the stock map holds it (made if new), for an order to keep.
+    fn stock_key(&mut self, p: &PartitionKey, seq: u64) -> PartitionKey {
+        self.stock_mut(p, seq);
+        self.known_key(p)
+    }
+
+    /// `p` as the stock map holds it if it is there.
+    fn known_key(&self, p: &PartitionKey) -> PartitionKey {
+        self.stock
+            .get_key_value(p)
+            .map_or_else(|| p.clone(), |(k, _)| k.clone())
+    }
+
     fn event(&mut self, seq: u64, event: &Event) {
         let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         match event {
@@ -156,31 +170,23 @@ impl ShardViews {
                 // A new life in this shard (a reroute may bring an order
                 // back to a shard it passed): earlier lines stay, spelled
                 // out if the partition changes.
+                // The stock's own key: every order of a partition shares
+                // its names, not a copy each.
+                let partition = self.stock_key(&order.partition, seq);
                 let view = self.orders.entry(order.id.clone()).or_insert(OrderView {
-                    partition: order.partition.clone(),
+                    partition: partition.clone(),
                     quantity: order.quantity.get(),
                     stage: Stage::Queued,
-                    // Most orders end after three lines (queued, reserved,
-                    // confirmed).
-                    history: Vec::with_capacity(3),
+                    history: History::default(),
                 });
-                if view.partition != order.partition {
-                    let here = view.partition.clone();
-                    for (_, line) in &mut view.history {
-                        if let Happened::Queued {
-                            partition: p @ None,
-                        } = line
-                        {
-                            *p = Some(Box::new(here.clone()));
-                        }
-                    }
-                    view.partition = order.partition.clone();
+                if view.partition != partition {
+                    view.history.name_partition(&view.partition);
+                    view.partition = partition.clone();
                 }
                 view.quantity = order.quantity.get();
                 view.stage = Stage::Queued;
                 view.history
-                    .push((seq, Happened::Queued { partition: None }));
-                let partition = order.partition.clone();
+                    .push(seq, &Happened::Queued { partition: None });
                 // Any earlier life here ended final, which counts nowhere.
                 self.shift_counts(&partition, seq, Stage::Rejected, Stage::Queued);
                 return;
@@ -195,15 +201,16 @@ impl ShardViews {
                     holder: Box::new(holder.clone()),
                 };
                 match self.orders.get_mut(id) {
-                    Some(view) => view.history.push((seq, line)),
+                    Some(view) => view.history.push(seq, &line),
                     None => {
+                        let partition = self.known_key(partition);
                         self.orders.insert(
                             id.clone(),
                             OrderView {
-                                partition: partition.clone(),
+                                partition,
                                 quantity: 0,
                                 stage: Stage::Duplicate,
-                                history: vec![(seq, line)],
+                                history: History::of(seq, &line),
                             },
                         );
                         self.finals.push_back(id.clone());
@@ -218,19 +225,20 @@ impl ShardViews {
             } if self.orders.get(id).is_none_or(|o| o.stage.is_final()) => {
                 // Rejected before it was queued (invalid): the view keeps
                 // the partition its subject named.
+                let partition = self.known_key(partition);
                 let view = self.orders.entry(id.clone()).or_insert(OrderView {
-                    partition: partition.clone(),
+                    partition,
                     quantity: 0,
                     stage: Stage::Rejected,
-                    history: Vec::new(),
+                    history: History::default(),
                 });
                 view.stage = Stage::Rejected;
-                view.history.push((
+                view.history.push(
                     seq,
-                    Happened::Rejected {
+                    &Happened::Rejected {
                         reason: Box::new(reason.clone()),
                     },
-                ));
+                );
                 self.finals.push_back(id.clone());
                 return;
             }
@@ -248,12 +256,12 @@ impl ShardViews {
                         partition: unknown_partition(),
                         quantity: 0,
                         stage: Stage::Rejected,
-                        history: vec![(
+                        history: History::of(
                             seq,
-                            Happened::Rejected {
+                            &Happened::Rejected {
                                 reason: Box::new(reason.clone()),
                             },
-                        )],
+                        ),
                     },
                 );
                 self.finals.push_back(id.clone());
@@ -263,7 +271,7 @@ impl ShardViews {
         let before = view.stage;
         let after = stage.unwrap_or(before);
         view.stage = after;
-        view.history.push((seq, happened));
+        view.history.push(seq, &happened);
         let (partition, q) = (view.partition.clone(), i64::from(view.quantity));
         if after.is_final() && !before.is_final() {
             self.finals.push_back(id.clone());
