@@ -155,6 +155,9 @@ pub struct RuntimeConfig {
     /// snapshot counts together. A shard whose turn is taken snapshots at
     /// a later append.
     pub snapshots_at_once: Arc<tokio::sync::Semaphore>,
+    /// The instance's views, fed by each append as it lands (None: the
+    /// views only follow EVENTS).
+    pub views: Option<views::OwnAppends>,
 }
 
 /// The shards whose tasks have recovered and are deciding, shared by the
@@ -208,6 +211,7 @@ impl Default for RuntimeConfig {
             clock: Clock::Wall,
             carts: CartConfig::default(),
             snapshots_at_once: Arc::new(tokio::sync::Semaphore::new(1)),
+            views: None,
         }
     }
 }

@@ -38,6 +38,40 @@ impl Default for ViewsConfig {
     }
 }
 
+/// This instance's views fed by its own shards' appends as each lands:
+/// a batch is visible the moment it is durable, and the EVENTS reader
+/// skips it without decoding it (it was ~13% of allot's CPU one order per
+/// message). Each batch is still applied once and in order: only when
+/// the views are at exactly the batch's `prev`, else the reader does.
+#[derive(Clone)]
+pub struct OwnAppends {
+    views: Arc<Views>,
+    metrics: ViewMetrics,
+}
+
+impl OwnAppends {
+    pub fn new(views: Arc<Views>) -> Self {
+        Self {
+            views,
+            metrics: ViewMetrics::new(),
+        }
+    }
+
+    /// `shard`'s batch after `prev` landed at `seq`.
+    pub fn landed(&self, shard: ShardId, prev: u64, seq: u64, events: &[Event]) {
+        let at = std::time::Instant::now();
+        if self.views.apply_next(shard, prev, seq, events) {
+            self.metrics.applied(at.elapsed());
+        }
+    }
+}
+
+impl std::fmt::Debug for OwnAppends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnAppends").finish_non_exhaustive()
+    }
+}
+
 /// The checkpoint name of a shard's views.
 pub fn checkpoint_name(shard: ShardId) -> String {
     format!("views.{shard}")
@@ -123,7 +157,10 @@ pub async fn follow_views<F, C, D>(
                     events,
                     stored,
                 } = entry;
-                views.apply(shard, seq, &events);
+                // Not if this instance's append fed it already.
+                if !views.apply_unless_applied(shard, seq, &events) {
+                    continue;
+                }
                 metrics.applied(SystemTime::now().duration_since(stored).unwrap_or_default());
                 if config.publish_decisions && owned.contains(shard) {
                     let decisions = decisions(&views, shard, &events);

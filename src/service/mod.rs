@@ -29,7 +29,7 @@ use crate::ports::LeaseError;
 use crate::ports::{IntakeQueue as _, Latency, SimulatedFulfiller};
 use crate::runtime::claims::ClaimRouter;
 use crate::runtime::coordinator::{Coordinator, ShardOutcome, StartShard};
-use crate::runtime::views::{follow_views, restore_views, CaughtUp, ViewsConfig};
+use crate::runtime::views::{follow_views, restore_views, CaughtUp, OwnAppends, ViewsConfig};
 use crate::runtime::{run_shard, Ports, RuntimeConfig, ShardExit, Workers};
 use crate::views::Views;
 use crate::wire::Limits;
@@ -207,10 +207,13 @@ pub async fn serve(
     let views = Arc::new(Views::new(router.shard_count(), config.views.max_orders));
     let checkpoints = Arc::new(NatsSnapshots::new(streams.snapshots.clone()));
     let at = restore_views(&views, &*checkpoints).await;
+    // Appends feed the views as they land, unless the reader publishes decisions.
+    let own = !config.views.publish_decisions;
+    runtime.views = own.then(|| OwnAppends::new(views.clone()));
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(
         follow_views(
-            NatsFeed::new(streams.events.clone(), &at),
+            NatsFeed::for_views(streams.events.clone(), &at, &views, own),
             views.clone(),
             checkpoints,
             Arc::new(NatsDecisions::new(client.clone())),

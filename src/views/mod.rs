@@ -98,6 +98,35 @@ impl Views {
         }
     }
 
+    /// Applies the batch of `shard` stored at `seq` unless it already was
+    /// (fed by this instance's own append): false if it was.
+    pub fn apply_unless_applied(&self, shard: u32, seq: u64, events: &[Event]) -> bool {
+        let Some(s) = self.shards.get(shard as usize) else {
+            return false;
+        };
+        let mut s = s.write();
+        if s.last_seq >= seq {
+            return false;
+        }
+        s.apply(seq, events, self.max_orders);
+        true
+    }
+
+    /// Applies the batch of `shard` stored at `seq` after `prev` if the
+    /// views are at exactly `prev` (an append of this instance that just
+    /// landed); otherwise leaves it to the reader: false.
+    pub fn apply_next(&self, shard: u32, prev: u64, seq: u64, events: &[Event]) -> bool {
+        let Some(s) = self.shards.get(shard as usize) else {
+            return false;
+        };
+        let mut s = s.write();
+        if s.last_seq != prev {
+            return false;
+        }
+        s.apply(seq, events, self.max_orders);
+        true
+    }
+
     /// Replaces a shard's views (a checkpoint loaded at start).
     pub fn restore(&self, shard: u32, views: ShardViews) {
         if let Some(s) = self.shards.get(shard as usize) {

@@ -52,6 +52,9 @@ pub struct ReadStats {
     pub unreadable: u64,
     /// Consumers (re)created.
     pub consumers: u64,
+    /// Batches skipped undecoded: already applied by their writer
+    /// ([`EventsReader::skipping`]).
+    pub applied_elsewhere: u64,
 }
 
 /// Why reading EVENTS stopped.
@@ -85,7 +88,13 @@ pub struct EventsReader {
     stats: ReadStats,
     /// The gap being retried and how often.
     retrying: Option<(u32, u64, u32)>,
+    /// The last sequence of each shard already applied where this reader's
+    /// batches go, if something else feeds it too.
+    applied: Option<Applied>,
 }
+
+/// The last sequence of a shard already applied.
+pub type Applied = Box<dyn Fn(u32) -> u64 + Send + Sync>;
 
 /// Gaps at one place read again this often before giving up.
 const GAP_TRIES: u32 = 5;
@@ -102,7 +111,16 @@ impl EventsReader {
             messages: None,
             stats: ReadStats::default(),
             retrying: None,
+            applied: None,
         }
+    }
+
+    /// Skips, without decoding, each batch at or before what `applied`
+    /// says its shard's destination already holds (the views, fed by
+    /// this instance's own appends): the chain moves on to it.
+    pub fn skipping(mut self, applied: Applied) -> Self {
+        self.applied = Some(applied);
+        self
     }
 
     pub fn stats(&self) -> ReadStats {
@@ -167,6 +185,16 @@ impl EventsReader {
                 .map_err(|e| ReadError::Broker(e.to_string()))?;
             let (seq, stored) = (info.stream_sequence, SystemTime::from(info.published));
             self.next = self.next.max(seq + 1);
+            if let Some(shard) = self.applied_already(&message.subject, seq) {
+                self.stats.applied_elsewhere += 1;
+                if self.chains.last(shard) < seq {
+                    self.chains.resume(shard, seq);
+                }
+                if self.next > until {
+                    return Ok(None);
+                }
+                continue;
+            }
             let batch = match decode_batch(seq, &message.payload) {
                 Ok(batch) => batch,
                 Err(e) => {
@@ -203,6 +231,14 @@ impl EventsReader {
                 }
             }
         }
+    }
+
+    /// The shard of the batch at `seq` on `subject` if its destination
+    /// holds it already.
+    fn applied_already(&self, subject: &str, seq: u64) -> Option<u32> {
+        let applied = self.applied.as_ref()?;
+        let shard = super::events_shard(subject)?;
+        (applied(shard) >= seq).then_some(shard)
     }
 
     /// Every batch to apply up to stream sequence `until` (inclusive).

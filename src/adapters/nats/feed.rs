@@ -2,6 +2,7 @@
 //! once, in order: [`EventsReader`] checks the chains) and core NATS as
 //! their [`DecisionSink`] (`decisions.<warehouse>.<sku>`, best effort).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::stream::Stream;
@@ -10,6 +11,7 @@ use tracing::warn;
 
 use super::events::EventsReader;
 use crate::ports::{AppendError, DecisionSink, FeedEntry, LogFeed, ShardId};
+use crate::views::Views;
 use crate::wire::log::Chains;
 use crate::wire::{decision_subject, DecisionMessage};
 
@@ -29,6 +31,28 @@ impl NatsFeed {
         let from = at.iter().map(|(_, last)| *last).min().unwrap_or(0) + 1;
         Self {
             reader: EventsReader::new(events, "events.*", chains, from),
+        }
+    }
+
+    /// The views' feed from `at`; with `own_appends` (this instance's
+    /// appends feed `views` as they land,
+    /// [`crate::runtime::views::OwnAppends`]) it skips undecoded the
+    /// batches they hold already.
+    pub fn for_views(
+        events: Stream,
+        at: &[(ShardId, u64)],
+        views: &Arc<Views>,
+        own_appends: bool,
+    ) -> Self {
+        let feed = Self::new(events, at);
+        if !own_appends {
+            return feed;
+        }
+        let views = views.clone();
+        Self {
+            reader: feed
+                .reader
+                .skipping(Box::new(move |shard| views.last_seq(shard))),
         }
     }
 }

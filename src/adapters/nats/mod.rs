@@ -64,6 +64,11 @@ pub fn events_subject(shard: u32) -> String {
     format!("events.{shard}")
 }
 
+/// The shard an EVENTS subject is of.
+pub(crate) fn events_shard(subject: &str) -> Option<u32> {
+    subject.strip_prefix("events.")?.parse().ok()
+}
+
 /// The subject of the intake stream for a shard's partition.
 pub fn shard_order_subject(shard: u32, partition: &crate::domain::PartitionKey) -> String {
     format!("orders.{shard}.{}.{}", partition.warehouse, partition.sku)

@@ -73,6 +73,7 @@ where
         self.appending = Some(tally);
         let (ports, tx, id) = (self.ports.clone(), self.tx.clone(), self.id);
         let timeout = self.config.append_timeout;
+        let views = self.config.views.clone();
         let batch_id = format!("{:016x}-{id}-{}", self.instance, batch.expected_last);
         let (duration, retries) = (
             self.metrics.append_duration.clone(),
@@ -108,6 +109,9 @@ where
                 if let Ok(seq) = result {
                     duration.record(elapsed.as_secs_f64());
                     debug!(seq, ?elapsed, "appended");
+                    if let Some(views) = views {
+                        views.landed(id, batch.expected_last, seq, &batch.events);
+                    }
                 }
                 let _ = tx.send(Msg::Appended(result)).await;
             }
