@@ -29,8 +29,9 @@ pub struct Decided {
 
 /// The last `capacity` decided order ids in full, so a repeated id is
 /// answered with its decision and a rerouted order's hand-off recognised.
-/// About 100 bytes per id; older ids are still refused by the shard's
-/// [`IdTable`](super::IdTable) of decided ids, only without saying what was decided.
+/// About 150 bytes of heap per id (heaptrack, big_sale); older ids are
+/// still refused by the shard's [`IdTable`](super::IdTable) of decided
+/// ids, only without saying what was decided.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Horizon {
     pub(in crate::domain) capacity: usize,
