@@ -13,6 +13,9 @@ use crate::scheduler::{AppendBatch, Shard};
 use crate::telemetry::BatchTally;
 use crate::wire::snapshot::encode_snapshot_with_carts;
 
+/// Longest a snapshot save may take before its turn goes to another shard.
+const SNAPSHOT_SAVE_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl<L, I, S, F> Task<L, I, S, F>
 where
     L: EventLog + 'static,
@@ -57,9 +60,13 @@ where
         let ports = self.ports.clone();
         let id = self.id;
         self.spawned.spawn(async move {
-            match ports.snapshots.save(id, seq, bytes).await {
-                Ok(()) => debug!(shard = id, seq, "snapshot saved"),
-                Err(e) => warn!(shard = id, seq, error = %e, "snapshot not saved; recovery replays more log"),
+            // Bounded: a save that never ends must not keep every other
+            // shard's turn.
+            let saved = ports.snapshots.save(id, seq, bytes);
+            match tokio::time::timeout(SNAPSHOT_SAVE_TIMEOUT, saved).await {
+                Ok(Ok(())) => debug!(shard = id, seq, "snapshot saved"),
+                Ok(Err(e)) => warn!(shard = id, seq, error = %e, "snapshot not saved; recovery replays more log"),
+                Err(_) => warn!(shard = id, seq, "snapshot save unanswered for {SNAPSHOT_SAVE_TIMEOUT:?}; recovery replays more log"),
             }
             drop(turn);
         });
