@@ -101,26 +101,30 @@ impl Views {
     /// Applies the batch of `shard` stored at `seq` unless it already was
     /// (fed by this instance's own append): false if it was.
     pub fn apply_unless_applied(&self, shard: u32, seq: u64, events: &[Event]) -> bool {
-        let Some(s) = self.shards.get(shard as usize) else {
-            return false;
-        };
-        let mut s = s.write();
-        if s.last_seq >= seq {
-            return false;
-        }
-        s.apply(seq, events, self.max_orders);
-        true
+        self.apply_if(shard, |last| last < seq, seq, events)
     }
 
     /// Applies the batch of `shard` stored at `seq` after `prev` if the
     /// views are at exactly `prev` (an append of this instance that just
     /// landed); otherwise leaves it to the reader: false.
     pub fn apply_next(&self, shard: u32, prev: u64, seq: u64, events: &[Event]) -> bool {
+        self.apply_if(shard, |last| last == prev, seq, events)
+    }
+
+    /// Applies the batch iff `due` holds of the shard's last sequence,
+    /// checked and applied under one lock.
+    fn apply_if(
+        &self,
+        shard: u32,
+        due: impl FnOnce(u64) -> bool,
+        seq: u64,
+        events: &[Event],
+    ) -> bool {
         let Some(s) = self.shards.get(shard as usize) else {
             return false;
         };
         let mut s = s.write();
-        if s.last_seq != prev {
+        if !due(s.last_seq) {
             return false;
         }
         s.apply(seq, events, self.max_orders);

@@ -48,15 +48,21 @@ fn harness() -> Harness {
     Harness::new(ShardConfig::default())
 }
 
+/// A harness whose partition `p` was set to `on_hand` units.
+fn stocked(p: &PartitionKey, on_hand: u64) -> Harness {
+    let mut h = harness();
+    h.command(Command::SetStock {
+        partition: p.clone(),
+        on_hand,
+        expected_version: None,
+    });
+    h
+}
+
 #[test]
 fn cancelling_a_confirmed_order_returns_its_units_in_the_views() {
     let mug = key("ams", "MUG");
-    let mut h = harness();
-    h.command(Command::SetStock {
-        partition: mug.clone(),
-        on_hand: 10,
-        expected_version: None,
-    });
+    let mut h = stocked(&mug, 10);
     h.place(order("a", &mug, 10));
     h.fulfil_all();
     h.command(Command::CancelOrder {
@@ -90,12 +96,7 @@ fn cancelling_a_confirmed_order_returns_its_units_in_the_views() {
 #[test]
 fn a_cancel_while_the_worker_enacts_ends_with_the_units_back() {
     let mug = key("ams", "MUG");
-    let mut h = harness();
-    h.command(Command::SetStock {
-        partition: mug.clone(),
-        on_hand: 5,
-        expected_version: None,
-    });
+    let mut h = stocked(&mug, 5);
     h.place(order("a", &mug, 2));
     h.command(Command::CancelOrder {
         id: id("a"),
@@ -230,12 +231,7 @@ fn the_oldest_final_orders_go_first_when_over_the_limit() {
 #[test]
 fn a_checkpoint_restores_the_same_views() {
     let mug = key("ams", "MUG");
-    let mut h = harness();
-    h.command(Command::SetStock {
-        partition: mug.clone(),
-        on_hand: 3,
-        expected_version: None,
-    });
+    let mut h = stocked(&mug, 3);
     h.place(order("a", &mug, 1));
     let views = views_of(&h);
     let (seq, bytes) = views.checkpoint(0).unwrap();
@@ -327,12 +323,7 @@ fn bytes_per_order_at_a_million_orders() {
 #[test]
 fn each_batch_is_applied_once_whether_its_append_or_the_reader_comes_first() {
     let mug = key("ams", "MUG");
-    let mut h = harness();
-    h.command(Command::SetStock {
-        partition: mug.clone(),
-        on_hand: 5,
-        expected_version: None,
-    });
+    let mut h = stocked(&mug, 5);
     for n in 0..8 {
         h.place(order(&format!("o-{n}"), &mug, 1));
     }

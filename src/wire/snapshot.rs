@@ -18,7 +18,9 @@ pub const MAX_SNAPSHOT_DEPTH: usize = 24;
 
 /// A snapshot as the shard task saves it.
 pub fn encode_snapshot(state: &ShardState) -> Vec<u8> {
-    rmp_serde::to_vec_named(state).expect("a shard state always encodes")
+    let mut bytes = Vec::new();
+    encode_snapshot_with_carts(&mut bytes, state, std::iter::empty());
+    bytes
 }
 
 /// Reads a snapshot back; the error says why it is not a state this build

@@ -52,9 +52,6 @@ pub struct ReadStats {
     pub unreadable: u64,
     /// Consumers (re)created.
     pub consumers: u64,
-    /// Batches skipped undecoded: already applied by their writer
-    /// ([`EventsReader::skipping`]).
-    pub applied_elsewhere: u64,
 }
 
 /// Why reading EVENTS stopped.
@@ -186,7 +183,6 @@ impl EventsReader {
             let (seq, stored) = (info.stream_sequence, SystemTime::from(info.published));
             self.next = self.next.max(seq + 1);
             if let Some(shard) = self.applied_already(&message.subject, seq) {
-                self.stats.applied_elsewhere += 1;
                 if self.chains.last(shard) < seq {
                     self.chains.resume(shard, seq);
                 }
